@@ -1,0 +1,278 @@
+"""ComfyUI AUDIO -> mono 16 kHz -> Wav2Lip's mel -> one 80x16 mel window per output frame.
+
+Plain NumPy/SciPy/torch; no ComfyUI import. The numbers here come from how the released
+Wav2Lip weights were trained (design.md section 3) and must not drift: a different STFT
+padding or filter bank silently ruins lip sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from scipy.signal import resample_poly
+
+logger = logging.getLogger("HaloLipsy")
+
+MODEL_SAMPLE_RATE = 16000
+N_FFT = 800
+HOP = 200
+N_MELS = 80
+FMIN = 55.0
+FMAX = 7600.0
+PREEMPHASIS = 0.97
+MEL_FRAMES_PER_SECOND = MODEL_SAMPLE_RATE / HOP  # 80
+MEL_WINDOW = 16  # mel frames the generator sees per video frame (200 ms)
+SILENCE = -4.0  # normalised mel value of digital silence
+_STFT_CHUNK_FRAMES = 16384  # bounds the complex STFT buffer to ~50 MB for any audio length
+
+
+class AudioInputError(ValueError):
+    """The AUDIO input cannot be used; the message says what to connect or change."""
+
+
+# ---------------------------------------------------------------------------- reading AUDIO
+
+
+def read_audio(audio) -> tuple[np.ndarray, int]:
+    """Return (samples [C, T] float32 in [-1, 1], sample_rate) from a ComfyUI AUDIO value.
+
+    Accepts any Mapping with `waveform` ([B, C, T], [C, T] or [T]; torch or NumPy; float or
+    integer samples) and `sample_rate`. Of a batch, the first item is used.
+    """
+    if audio is None:
+        raise AudioInputError(
+            "No audio: connect an AUDIO output (LoadAudio, or the audio of GetVideoComponents "
+            "/ VHS Load Video) to the Halo-Lipsy 'audio' input.")
+    if not isinstance(audio, Mapping) and not hasattr(audio, "__getitem__"):
+        raise AudioInputError(
+            f"The 'audio' input is a {type(audio).__name__}, not ComfyUI AUDIO "
+            "({'waveform': tensor, 'sample_rate': int}); connect an AUDIO output.")
+    try:
+        waveform = audio["waveform"]
+    except (KeyError, TypeError, IndexError):
+        raise AudioInputError(
+            "The 'audio' input has no 'waveform': it is not ComfyUI AUDIO. Connect an AUDIO "
+            "output (LoadAudio or GetVideoComponents).") from None
+    try:
+        rate = audio["sample_rate"]
+    except (KeyError, TypeError, IndexError):
+        raise AudioInputError(
+            "The 'audio' input has no 'sample_rate': it is not ComfyUI AUDIO. Connect an AUDIO "
+            "output (LoadAudio or GetVideoComponents).") from None
+    if waveform is None:
+        raise AudioInputError("The 'audio' waveform is None: the audio source produced nothing; "
+                              "check the file has an audio track.")
+    rate = _check_rate(rate)
+
+    if hasattr(waveform, "detach"):  # torch.Tensor, any dtype or device
+        if waveform.dtype.is_floating_point:
+            data = waveform.detach().float().cpu().numpy()
+        else:
+            data = waveform.detach().cpu().numpy()
+    else:
+        data = np.asarray(waveform)
+
+    if data.ndim == 3:
+        if data.shape[0] > 1:
+            logger.info("Halo-Lipsy: the AUDIO batch holds %d clips; using the first.", data.shape[0])
+        if data.shape[0] == 0:
+            data = data.reshape(0, 0)
+        else:
+            data = data[0]
+    elif data.ndim == 1:
+        data = data[None, :]
+    elif data.ndim != 2:
+        raise AudioInputError(
+            f"The 'audio' waveform has shape {tuple(data.shape)}; expected [batch, channels, "
+            "samples], [channels, samples] or [samples].")
+    if data.shape[-1] == 0 or data.shape[0] == 0:
+        raise AudioInputError(
+            "The audio is empty (0 samples): the source has no audio track or was trimmed to "
+            "nothing. Connect audio with speech in it.")
+
+    data = _to_float32(data)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        raise AudioInputError(
+            f"The audio holds {int(bad.sum())} NaN or infinite samples out of {data.size}; the "
+            "node upstream produced invalid audio. Fix or replace that node's output.")
+    return data, rate
+
+
+def _check_rate(rate) -> int:
+    if hasattr(rate, "item") and getattr(rate, "ndim", 0) == 0:
+        rate = rate.item()
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise AudioInputError(
+            f"The audio sample_rate is {rate!r}; it must be a positive whole number of Hz "
+            "such as 16000, 44100 or 48000.")
+    if not math.isfinite(float(rate)) or float(rate) != int(rate) or int(rate) <= 0:
+        raise AudioInputError(
+            f"The audio sample_rate is {rate!r}; it must be a positive whole number of Hz "
+            "such as 16000, 44100 or 48000.")
+    return int(rate)
+
+
+def _to_float32(data: np.ndarray) -> np.ndarray:
+    if data.dtype == np.bool_:
+        raise AudioInputError("The audio waveform is boolean; expected float or integer samples.")
+    if np.issubdtype(data.dtype, np.unsignedinteger):  # unsigned PCM is centred on mid-scale
+        mid = (np.iinfo(data.dtype).max + 1) / 2
+        return ((data.astype(np.float64) - mid) / mid).astype(np.float32)
+    if np.issubdtype(data.dtype, np.integer):
+        return (data.astype(np.float32) / np.float32(-np.iinfo(data.dtype).min))
+    if not np.issubdtype(data.dtype, np.floating):
+        raise AudioInputError(f"The audio waveform has dtype {data.dtype}; expected float or "
+                              "integer samples.")
+    return data.astype(np.float32, copy=False)
+
+
+def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Average [C, T] to mono and resample to 16 kHz with a band-limited polyphase filter."""
+    mono = samples.mean(axis=0, dtype=np.float32) if samples.shape[0] > 1 else samples[0]
+    if rate == MODEL_SAMPLE_RATE:
+        return np.ascontiguousarray(mono, dtype=np.float32)
+    g = math.gcd(MODEL_SAMPLE_RATE, rate)
+    return resample_poly(mono, MODEL_SAMPLE_RATE // g, rate // g).astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------- mel
+
+
+def _hz_to_mel(hz):
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3)
+    log_step = math.log(6.4) / 27.0
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / log_step, mel)
+
+
+def _mel_to_hz(mel):
+    mel = np.asarray(mel, dtype=np.float64)
+    log_step = math.log(6.4) / 27.0
+    return np.where(mel >= 15.0, 1000.0 * np.exp(log_step * (mel - 15.0)), mel * (200.0 / 3))
+
+
+def mel_filter_bank() -> np.ndarray:
+    """The (80, 401) Slaney-normalised triangular filter bank Wav2Lip was trained with
+    (librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600))."""
+    fft_hz = np.linspace(0.0, MODEL_SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(FMIN), _hz_to_mel(FMAX), N_MELS + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    bank = np.maximum(0.0, np.minimum(rising, falling))
+    bank *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per band
+    return bank
+
+
+_MEL_BANK = None
+
+
+def melspectrogram(samples_16k: np.ndarray) -> np.ndarray:
+    """Wav2Lip's normalised log-mel spectrogram of mono 16 kHz audio: (80, 1 + len // 200) float32."""
+    global _MEL_BANK
+    if _MEL_BANK is None:
+        _MEL_BANK = mel_filter_bank()
+    x = np.asarray(samples_16k, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise AudioInputError("The audio is empty (0 samples); connect audio with speech in it.")
+    emphasised = np.empty_like(x)
+    emphasised[0] = x[0]
+    np.subtract(x[1:], PREEMPHASIS * x[:-1], out=emphasised[1:])
+    padded = np.pad(emphasised, N_FFT // 2, mode="reflect")  # librosa's centred, reflect-padded frames
+    del emphasised
+    n_frames = 1 + x.size // HOP
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic Hann
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
+    out = np.empty((N_MELS, n_frames), dtype=np.float32)
+    for start in range(0, n_frames, _STFT_CHUNK_FRAMES):
+        chunk = frames[start:start + _STFT_CHUNK_FRAMES] * window
+        magnitude = np.abs(np.fft.rfft(chunk, axis=1))
+        mel = _MEL_BANK @ magnitude.T
+        db = 20.0 * np.log10(np.maximum(1e-5, mel)) - 20.0
+        out[:, start:start + chunk.shape[0]] = np.clip(8.0 * (db + 100.0) / 100.0 - 4.0, -4.0, 4.0)
+    return out
+
+
+# ---------------------------------------------------------------------------- frames and windows
+
+
+def check_fps(fps) -> float:
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise AudioInputError(
+            f"fps is {fps!r}; it must be a positive frame rate such as 25 or 29.97. Wire the "
+            "fps output of GetVideoComponents (or VHS Video Info) into it.")
+    return value
+
+
+def frames_for_audio(num_samples: int, sample_rate: int, fps: float) -> int:
+    """ceil(duration * fps), computed so float noise never adds a frame (4.4 s at 25 fps -> 110)."""
+    exact = num_samples * float(fps) / sample_rate
+    nearest = round(exact)
+    if abs(exact - nearest) <= 1e-9 * max(1.0, exact):
+        return int(nearest)
+    return int(math.ceil(exact))
+
+
+def window_starts(frame_indices, fps: float, sync_offset: float = 0.0,
+                  mel_step_multiplier: float = 1.0) -> np.ndarray:
+    """start(i) = int((i * mel_step_multiplier - sync_offset) * 80 / fps), element-wise."""
+    i = np.asarray(frame_indices, dtype=np.float64)
+    return np.trunc((i * mel_step_multiplier - sync_offset) * MEL_FRAMES_PER_SECOND / fps).astype(np.int64)
+
+
+def mel_windows(mel: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(len(starts), 80, 16) float32 windows; columns before or after the audio are silence (-4)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    if starts.size == 0:
+        return np.empty((0, mel.shape[0], MEL_WINDOW), dtype=np.float32)
+    # Copy only the stretch the windows touch, silence-filled where it lies outside the audio,
+    # so a far sync offset or a short clip never needs a special case.
+    lo, hi = int(starts.min()), int(starts.max()) + MEL_WINDOW
+    region = np.full((mel.shape[0], hi - lo), SILENCE, dtype=np.float32)
+    a, b = max(lo, 0), min(hi, mel.shape[1])
+    if b > a:
+        region[:, a - lo:b - lo] = mel[:, a:b]
+    view = np.lib.stride_tricks.sliding_window_view(region, MEL_WINDOW, axis=1)  # (80, n, 16), no copy
+    return np.ascontiguousarray(view[:, starts - lo].transpose(1, 0, 2))
+
+
+class AudioFeatures:
+    """Everything the node needs from one AUDIO input: the mel, the frame count it drives,
+    and per-frame windows on demand (so an hour of audio never materialises all windows)."""
+
+    def __init__(self, audio, fps: float):
+        self.fps = check_fps(fps)
+        self.samples, self.sample_rate = read_audio(audio)
+        self.num_samples = self.samples.shape[1]
+        self.n_frames = frames_for_audio(self.num_samples, self.sample_rate, self.fps)
+        self.mel = melspectrogram(to_model_rate(self.samples, self.sample_rate))
+
+    def windows(self, frame_indices: np.ndarray, sync_offset: float = 0.0,
+                mel_step_multiplier: float = 1.0) -> np.ndarray:
+        return mel_windows(self.mel, window_starts(frame_indices, self.fps, sync_offset,
+                                                   mel_step_multiplier))
+
+    def fitted_audio(self, n_frames: int) -> dict:
+        return fit_audio(self.samples, self.sample_rate, n_frames, self.fps)
+
+
+def fit_audio(samples: np.ndarray, sample_rate: int, n_frames: int, fps: float) -> dict:
+    """ComfyUI AUDIO of `samples` ([C, T], own rate and channels) cut or padded with silence to
+    exactly n_frames / fps seconds, ready for CreateVideo or VHS Video Combine."""
+    import torch
+
+    target = int(round(n_frames * sample_rate / float(fps)))
+    out = np.zeros((1, samples.shape[0], target), dtype=np.float32)
+    keep = min(target, samples.shape[1])
+    out[0, :, :keep] = samples[:, :keep]
+    return {"waveform": torch.from_numpy(out), "sample_rate": int(sample_rate)}

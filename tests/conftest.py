@@ -1,0 +1,44 @@
+"""Loads the pack the way ComfyUI does: from its __init__.py by file path, under a package
+name with a hyphen, so relative imports are exercised and the folder name never matters."""
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = "Halo-Lipsy-under-test"
+FIXTURES = Path(os.environ.get("HALO_LIPSY_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+
+
+def load_pack():
+    if PACK not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            PACK, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[PACK] = module
+        spec.loader.exec_module(module)
+    return sys.modules[PACK]
+
+
+def pack_module(name):
+    load_pack()
+    return importlib.import_module(f"{PACK}.{name}")
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir():
+    if not FIXTURES.is_dir():
+        pytest.fail(f"reference fixtures not found at {FIXTURES}; set HALO_LIPSY_FIXTURES")
+    return FIXTURES
+
+
+def read_wav_int16(path):
+    import wave
+    with wave.open(str(path)) as w:
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        return data.reshape(-1, w.getnchannels()).T.copy(), w.getframerate()
