@@ -42,3 +42,17 @@ def read_wav_int16(path):
     with wave.open(str(path)) as w:
         data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
         return data.reshape(-1, w.getnchannels()).T.copy(), w.getframerate()
+
+
+@pytest.fixture(scope="session")
+def fixture_state(fixtures_dir):
+    from fixture_weights import fixture_state_dict
+    return fixture_state_dict(fixtures_dir / "wav2lip_state_dict.tsv")
+
+
+@pytest.fixture(scope="session")
+def fixture_checkpoint(tmp_path_factory, fixture_state):
+    """A released-layout checkpoint built from the architecture fixture, in its own folder."""
+    from fixture_weights import save_released_layout
+    folder = tmp_path_factory.mktemp("checkpoints")
+    return save_released_layout(fixture_state, folder / "wav2lip_gan.pth")

@@ -1,0 +1,16 @@
+"""The Wav2Lip generator and everything around it: safe checkpoint loading and discovery,
+device choice, batched inference, and compositing the generated mouth back into the frame.
+Plain torch/NumPy/OpenCV; no ComfyUI import."""
+
+from .checkpoint import (CheckpointError, find_checkpoints, load_generator, read_state_dict,
+                         release_generators, resolve_checkpoint)
+from .composite import clip_box, face_input, paste
+from .device import pick_device, pick_dtype, pick_memory_format
+from .inference import BatchedGenerator, GeneratorOutOfMemory
+from .model import Wav2Lip
+
+__all__ = [
+    "BatchedGenerator", "CheckpointError", "GeneratorOutOfMemory", "Wav2Lip", "clip_box",
+    "face_input", "find_checkpoints", "load_generator", "paste", "pick_device", "pick_dtype",
+    "pick_memory_format", "read_state_dict", "release_generators", "resolve_checkpoint",
+]

@@ -1,0 +1,207 @@
+"""Finding, safely loading, checking and caching Wav2Lip generator checkpoints.
+
+A checkpoint is never unpickled freely: `.pth` files go through `torch.load(weights_only=True)`
+(which refuses anything but tensors and plain containers) and `.safetensors` through
+safetensors. Every key and shape is checked against the network before use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import threading
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .model import Wav2Lip
+
+logger = logging.getLogger("HaloLipsy")
+
+CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt", ".safetensors")
+PREFERRED = ("wav2lip_gan.pth", "wav2lip.pth")
+RELEASED_SIZE_TEXT = ("about 416 MB for the released wav2lip_gan.pth / wav2lip.pth (weights with "
+                      "optimizer state), or about 145 MB for the weights alone")
+WEIGHTS_HELP = ("Download wav2lip_gan.pth (or wav2lip.pth) from the Wav2Lip authors' release "
+                "(github.com/Rudrabha/Wav2Lip, 'Getting the weights') and put it in one of "
+                "those folders.")
+
+
+class CheckpointError(ValueError):
+    """The chosen checkpoint cannot be used; the message says why and what to do."""
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+def _is_generator_candidate(path: Path) -> bool:
+    name = path.name.lower()
+    # the S3FD detector weights share the folders but are never a generator
+    return path.is_file() and name.endswith(CHECKPOINT_EXTENSIONS) and not name.startswith("s3fd")
+
+
+def find_checkpoints(search_dirs) -> dict[str, Path]:
+    """{file name: path} over the folders in order; an earlier folder wins a name clash."""
+    found: dict[str, Path] = {}
+    for folder in search_dirs:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if _is_generator_candidate(path) and path.name not in found:
+                found[path.name] = path
+    return found
+
+
+def resolve_checkpoint(name: str, search_dirs) -> Path:
+    """The file for the node's `checkpoint` choice; "auto" prefers wav2lip_gan.pth, then
+    wav2lip.pth, then any other checkpoint found."""
+    search_dirs = [Path(d) for d in search_dirs]
+    found = find_checkpoints(search_dirs)
+    if name and name != "auto":
+        if name in found:
+            return found[name]
+        candidate = Path(name)
+        if candidate.is_absolute() and candidate.is_file():
+            return candidate
+        raise CheckpointError(
+            f"Checkpoint '{name}' was not found in: {_folders_text(search_dirs)}. Pick one from "
+            "the list (refresh ComfyUI after adding files) or choose 'auto'.")
+    for preferred in PREFERRED:
+        if preferred in found:
+            return found[preferred]
+    if found:
+        return found[sorted(found)[0]]
+    raise CheckpointError(
+        f"No Wav2Lip checkpoint found. Searched: {_folders_text(search_dirs)}. {WEIGHTS_HELP}")
+
+
+def _folders_text(dirs) -> str:
+    return ", ".join(str(d) for d in dirs) or "(no folders)"
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def read_state_dict(path) -> dict[str, torch.Tensor]:
+    """The tensors in a checkpoint file, unwrapped from {"state_dict": ...} and "module." prefixes.
+
+    Raises CheckpointError for files that would need code to load, or are truncated or corrupt.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+            raw = load_file(str(path), device="cpu")
+        else:
+            raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        culprit = next((line.strip() for line in str(err).splitlines() if "global" in line.lower()), "")
+        if not culprit:  # not a pickle at all, or a damaged one
+            raise CheckpointError(_corrupt_text(path, size, "not a readable checkpoint")) from None
+        raise CheckpointError(
+            f"Refused to load {path.name}: it contains Python objects beyond tensors, which could "
+            f"run code when unpickled ({culprit[:200]}). Use the original Wav2Lip weights or a "
+            ".safetensors copy.") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(_corrupt_text(path, size, str(err).splitlines()[0][:200]
+                                            if str(err) else type(err).__name__)) from None
+    return _unwrap(raw, path)
+
+
+def _corrupt_text(path: Path, size: int, detail: str) -> str:
+    return (f"{path.name} is truncated or corrupt ({size:,} bytes; expected {RELEASED_SIZE_TEXT}): "
+            f"{detail}. Download it again.")
+
+
+def _unwrap(raw, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
+        raw = raw["state_dict"]
+    if not isinstance(raw, dict) or not raw:
+        raise CheckpointError(f"{path.name} holds no state dict of tensors; it is not a Wav2Lip "
+                              f"checkpoint. {WEIGHTS_HELP}")
+    tensors = {}
+    for key, value in raw.items():
+        if isinstance(key, str) and isinstance(value, torch.Tensor):
+            tensors[key[len("module."):] if key.startswith("module.") else key] = value
+    return tensors
+
+
+def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], name: str):
+    """Raise CheckpointError naming the first mismatches when `state` is not a Wav2Lip generator."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+             for k in expected if k in state and state[k].shape != expected[k].shape]
+    if not (missing or unexpected or wrong):
+        return
+    problems = []
+    if wrong:
+        problems.append("wrong shapes: " + ", ".join(wrong[:3]))
+    if missing:
+        problems.append(f"{len(missing)} missing keys, first: " + ", ".join(missing[:3]))
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys, first: " + ", ".join(unexpected[:3]))
+    raise CheckpointError(
+        f"{name} is not a Wav2Lip generator checkpoint{_what_it_looks_like(state)}: "
+        + "; ".join(problems) + f". {WEIGHTS_HELP}")
+
+
+def _what_it_looks_like(state) -> str:
+    keys = list(state)
+    if any(k.startswith("conv1_1") or k.startswith("conv3_3_norm") for k in keys):
+        return " (it looks like the S3FD face detector, s3fd.pth)"
+    if any(k.startswith("face_encoder.") for k in keys) and not any(
+            k.startswith("face_encoder_blocks") for k in keys):
+        return " (it looks like the SyncNet lip-sync expert, lipsync_expert.pth)"
+    return ""
+
+
+def build_generator(state: dict[str, torch.Tensor], name: str = "checkpoint") -> Wav2Lip:
+    model = Wav2Lip()
+    check_state_dict(state, model.state_dict(), name)
+    model.load_state_dict(state)
+    return model.eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------- cache
+
+_cache_lock = threading.Lock()
+_cache: dict[tuple, Wav2Lip] = {}
+
+
+def _cache_key(path: Path, device, dtype, memory_format) -> tuple:
+    stat = path.stat()
+    return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, str(device), str(dtype),
+            str(memory_format))
+
+
+def load_generator(path, device="cpu", dtype=torch.float32,
+                   memory_format=torch.contiguous_format) -> Wav2Lip:
+    """The generator for `path` on `device`, loaded once and reused until the file changes
+    or `release_generators()` is called. Only the most recent checkpoint is kept."""
+    path = Path(path)
+    key = _cache_key(path, device, dtype, memory_format)
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is not None:
+            return model
+        _cache.clear()  # one generator at a time: a switched checkpoint frees the old one
+        model = build_generator(read_state_dict(path), path.name)
+        model = model.to(device=device, dtype=dtype, memory_format=memory_format)
+        _cache[key] = model
+        logger.info("Halo-Lipsy: loaded %s on %s (%s)", path.name, device, dtype)
+        return model
+
+
+def cached_generator_count() -> int:
+    return len(_cache)
+
+
+def release_generators():
+    """Forget cached generators (called when ComfyUI asks custom nodes to free memory)."""
+    with _cache_lock:
+        _cache.clear()

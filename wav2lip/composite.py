@@ -1,0 +1,86 @@
+"""Crop -> 96x96 BGR model input, and the generated face -> back into the frame.
+
+Frames are float32 RGB in [0, 1] (ComfyUI's layout); the model was trained on BGR, so the
+channels are swapped on the way in and out. Nothing outside the face box is ever written, and
+with blending on, nothing outside the feathered lower-face mask either.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+FACE_SIZE = 96
+MIN_FACE_SIDE = 8  # smaller boxes carry no usable mouth; their frames pass through unchanged
+
+
+def clip_box(box, height: int, width: int):
+    """(x1, y1, x2, y2) ints inside the frame, or None when less than MIN_FACE_SIDE remains."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    x1, y1 = max(0, x1), max(0, y1)
+    x2, y2 = min(width, x2), min(height, y2)
+    if x2 - x1 < MIN_FACE_SIDE or y2 - y1 < MIN_FACE_SIDE:
+        return None
+    return x1, y1, x2, y2
+
+
+def face_input(frame: np.ndarray, box) -> np.ndarray:
+    """(6, 96, 96) float32: the lower-half-masked BGR crop, then the full BGR crop."""
+    x1, y1, x2, y2 = box
+    crop_bgr = np.ascontiguousarray(frame[y1:y2, x1:x2, 2::-1], dtype=np.float32)
+    face = cv2.resize(crop_bgr, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
+    chw = face.transpose(2, 0, 1)
+    out = np.empty((6, FACE_SIZE, FACE_SIZE), dtype=np.float32)
+    out[3:] = chw
+    out[:3] = chw
+    out[:3, FACE_SIZE // 2:] = 0.0
+    return out
+
+
+@lru_cache(maxsize=64)
+def lower_face_mask(height: int, width: int, radius: int) -> np.ndarray:
+    """(h, w, 1) weights: 1 over the mouth and jaw, 0 over the upper half (eyes and brows keep
+    the frame's own resolution), feathered over `radius` px at the sides, bottom and mid-line."""
+    radius = max(0, min(int(radius), height // 4, width // 4))
+    ys = np.arange(height, dtype=np.float64) + 0.5
+    xs = np.arange(width, dtype=np.float64) + 0.5
+    top = height / 2.0
+    if radius == 0:
+        wy = (ys >= top).astype(np.float64)
+        wx = np.ones(width)
+    else:
+        wy = np.clip((ys - top) / radius, 0, 1) * np.clip((height - ys) / radius, 0, 1)
+        wx = np.clip(np.minimum(xs, width - xs) / radius, 0, 1)
+        wy, wx = _smoothstep(wy), _smoothstep(wx)
+    mask = (wy[:, None] * wx[None, :]).astype(np.float32)
+    mask.setflags(write=False)
+    return mask[:, :, None]
+
+
+def _smoothstep(t):
+    return t * t * (3.0 - 2.0 * t)
+
+
+def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool = True,
+          blend_radius: int = 5):
+    """Write the generated (3, 96, 96) BGR face into `frame` (H, W, C float32, RGB[A]) in place.
+
+    blend_edges=False is Wav2Lip's rectangular paste of the whole box; True replaces only the
+    lower face through a feathered mask. Alpha (a 4th channel) is never touched.
+    """
+    x1, y1, x2, y2 = box
+    h, w = y2 - y1, x2 - x1
+    face_rgb = np.ascontiguousarray(generated_bgr[::-1].transpose(1, 2, 0))
+    face_rgb = cv2.resize(face_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+    np.clip(face_rgb, 0.0, 1.0, out=face_rgb)
+    region = frame[y1:y2, x1:x2, :3]
+    if not blend_edges:
+        region[...] = face_rgb
+        return
+    mask = lower_face_mask(h, w, blend_radius)
+    rows = slice(h // 2, h)  # the mask is exactly 0 above the mid-line: leave those pixels alone
+    sub_mask = mask[rows]
+    sub = region[rows]
+    sub[...] = np.where(sub_mask > 0, sub + (face_rgb[rows] - sub) * sub_mask, sub)

@@ -1,0 +1,71 @@
+"""Batched generator inference that survives running out of memory.
+
+Batches are assembled on the CPU, moved in one transfer per tensor, and the results come back
+with `.float().cpu()`. On an out-of-memory error the batch is halved and the same frames are
+retried, so no frame is ever dropped; the smaller size is kept for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from .device import empty_cache, is_out_of_memory
+
+logger = logging.getLogger("HaloLipsy")
+
+# On a CPU, slices of 16 frames ran ~30% faster per frame than 64 (the activations stay in
+# cache); larger user batches are run in such slices there.
+CPU_SLICE = 16
+
+
+class GeneratorOutOfMemory(RuntimeError):
+    pass
+
+
+class BatchedGenerator:
+    def __init__(self, model, device, dtype=torch.float32, batch_size: int = 64,
+                 memory_format=torch.contiguous_format):
+        self.model = model
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.memory_format = memory_format
+        self.batch_size = max(1, int(batch_size))
+        if self.device.type == "cpu":
+            self.batch_size = min(self.batch_size, CPU_SLICE)
+
+    def __call__(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """mels (N, 80, 16) and faces (N, 6, 96, 96) float32 -> (N, 3, 96, 96) float32 BGR in [0, 1]."""
+        n = len(faces)
+        out = np.empty((n, 3, 96, 96), dtype=np.float32)
+        done = 0
+        while done < n:
+            size = min(self.batch_size, n - done)
+            try:
+                out[done:done + size] = self._forward(mels[done:done + size], faces[done:done + size])
+            except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
+                if not is_out_of_memory(err):
+                    raise
+                empty_cache(self.device)
+                if size == 1:
+                    raise GeneratorOutOfMemory(
+                        f"Out of memory on {self.device} even for one frame. Free memory (unload "
+                        "other models), or set force_cpu to run the generator on the CPU.") from err
+                self.batch_size = max(1, size // 2)
+                logger.warning("Halo-Lipsy: out of memory on %s with %d frames; retrying with %d.",
+                               self.device, size, self.batch_size)
+                continue
+            done += size
+        return out
+
+    def _forward(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        mel_t = torch.from_numpy(np.ascontiguousarray(mels))[:, None]
+        face_t = torch.from_numpy(np.ascontiguousarray(faces))
+        with torch.inference_mode():
+            mel_t = mel_t.to(self.device, self.dtype, non_blocking=True)
+            face_t = face_t.to(self.device, self.dtype, non_blocking=True)
+            face_t = face_t.contiguous(memory_format=self.memory_format)
+            pred = self.model(mel_t, face_t)
+            return pred.float().cpu().numpy()
