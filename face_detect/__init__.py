@@ -1,0 +1,56 @@
+"""Per-frame face boxes for the frames of a clip.
+
+Two sources: a detector (S3FD on the CPU, driven by the tracking strategy in tracker.py) or a
+MASK the user supplies. Either way the raw boxes then go through the same finishing steps:
+short gaps filled, a centred temporal smoothing window, padding below the chin, clipping to the
+frame. The result is an int array (n, 4) of x1, y1, x2, y2 with -1 rows for "no face".
+Plain Python/torch/OpenCV; no ComfyUI import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import DetectionRequest, FaceDetector, TensorFrames
+from .boxes import fill_gaps, pad_and_clip, smooth
+from .mask import MaskInputError, boxes_from_mask
+from .tracker import DetectionStats, FaceTracker, TrackerConfig
+
+
+@dataclass
+class BoxSettings:
+    face_padding: int = 10  # pixels added below the box (the chin side), as Wav2Lip's --pads 0 10 0 0
+    smooth_box_frames: int = 5  # centred window; 0 or 1 is off
+    max_gap: int = 5  # faceless runs up to this long between two faces are interpolated
+
+
+def finish_boxes(raw: np.ndarray, height: int, width: int, settings: BoxSettings,
+                 shot_starts=(), fill: bool = True) -> np.ndarray:
+    boxes = fill_gaps(raw, settings.max_gap, shot_starts) if fill else raw
+    boxes = smooth(boxes, settings.smooth_box_frames, shot_starts)
+    return pad_and_clip(boxes, height, width, pad_bottom=max(0, int(settings.face_padding)))
+
+
+def detect_boxes(images, count: int, detector: FaceDetector, settings: BoxSettings,
+                 config: TrackerConfig | None = None, on_progress=None, check_interrupt=None,
+                 frames=None):
+    """Boxes for images[0:count] found by `detector`; returns (int boxes, DetectionStats).
+    `frames` may replace the IMAGE tensor with any source offering TensorFrames' methods."""
+    frames = TensorFrames(images) if frames is None else frames
+    tracker = FaceTracker(detector, config, on_progress, check_interrupt)
+    raw, shot_starts = tracker.track(frames, count)
+    return finish_boxes(raw, frames.height, frames.width, settings, shot_starts), tracker.stats
+
+
+def mask_boxes(mask, n_frames: int, height: int, width: int, settings: BoxSettings) -> np.ndarray:
+    """Boxes from a face_mask; an empty mask frame stays "no face" (no gap filling)."""
+    raw = boxes_from_mask(mask, n_frames, height, width)
+    return finish_boxes(raw, height, width, settings, fill=False)
+
+
+__all__ = [
+    "BoxSettings", "DetectionRequest", "DetectionStats", "FaceDetector", "FaceTracker",
+    "MaskInputError", "TensorFrames", "TrackerConfig", "detect_boxes", "finish_boxes", "mask_boxes",
+]

@@ -1,0 +1,98 @@
+"""The small contract every face detector backend meets, and the frames it looks at.
+
+The tracker asks for faces in *requests*: a region of one frame (possibly the whole frame, possibly
+reaching past its edge) rendered at some scale into a BGR uint8 image. A backend answers with
+boxes in that image's pixels; the tracker maps them back. A real detector (S3FD) only looks at
+the image; a test stand-in may answer from the request's frame, region and scale instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class DetectionRequest:
+    frame_index: int
+    region: tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels shown by the image
+    size: tuple[int, int]  # (height, width) of the rendered image
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Image pixels per frame pixel, (x, y)."""
+        x1, y1, x2, y2 = self.region
+        return self.size[1] / (x2 - x1), self.size[0] / (y2 - y1)
+
+    def to_frame(self, boxes: np.ndarray) -> np.ndarray:
+        """Boxes (k, 4+) in image pixels -> frame pixels."""
+        sx, sy = self.scale
+        out = np.array(boxes, dtype=np.float64, copy=True)
+        out[:, [0, 2]] = out[:, [0, 2]] / sx + self.region[0]
+        out[:, [1, 3]] = out[:, [1, 3]] / sy + self.region[1]
+        return out
+
+
+class FaceDetector:
+    """Base class of detection backends. Subclasses implement `detect_images`."""
+
+    batch_size = 4
+
+    def detect_images(self, images: np.ndarray) -> list[np.ndarray]:
+        """images (B, H, W, 3) uint8 BGR, all one size -> per image an array (k, 5) of
+        x1, y1, x2, y2, score in image pixels, faces above the detector's threshold."""
+        raise NotImplementedError
+
+    def detect(self, requests: list[DetectionRequest], images: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for start in range(0, len(requests), max(1, self.batch_size)):
+            out.extend(self.detect_images(images[start:start + self.batch_size]))
+        return out
+
+
+class TensorFrames:
+    """Read-only access to a ComfyUI IMAGE tensor [N, H, W, C] for detection.
+
+    Frames are converted per request (cast with .float() whatever the dtype), so no copy of the
+    whole clip is ever made."""
+
+    THUMB = (18, 32)
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+        self.count, self.height, self.width = int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
+
+    def render(self, request: DetectionRequest) -> np.ndarray:
+        """The request's region as (h, w, 3) uint8 BGR; parts outside the frame are black."""
+        x1, y1, x2, y2 = request.region
+        h, w = request.size
+        sx, sy = request.scale
+        cx1, cy1 = max(0, x1), max(0, y1)
+        cx2, cy2 = min(self.width, x2), min(self.height, y2)
+        canvas = np.zeros((h, w, 3), dtype=np.uint8)
+        if cx2 <= cx1 or cy2 <= cy1:
+            return canvas
+        crop = self.crop(request.frame_index, cx1, cy1, cx2, cy2)
+        ox1, oy1 = int(round((cx1 - x1) * sx)), int(round((cy1 - y1) * sy))
+        ox2, oy2 = min(w, int(round((cx2 - x1) * sx))), min(h, int(round((cy2 - y1) * sy)))
+        if ox2 <= ox1 or oy2 <= oy1:
+            return canvas
+        crop = np.ascontiguousarray(crop[:, :, ::-1])  # RGB -> BGR
+        shrink = (ox2 - ox1) < crop.shape[1]
+        resized = cv2.resize(crop, (ox2 - ox1, oy2 - oy1),
+                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        canvas[oy1:oy2, ox1:ox2] = np.clip(resized * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return canvas
+
+    def crop(self, index: int, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+        """(h, w, 3) float32 RGB pixels of one frame (a view when the input is float32)."""
+        return self.images[index, y1:y2, x1:x2, :3].float().cpu().numpy()
+
+    def thumbnails(self, start: int, stop: int) -> np.ndarray:
+        """(k, 18, 32) grey thumbnails of frames [start, stop) for shot-cut detection."""
+        chunk = self.images[start:stop, :, :, :3].float().cpu().mean(dim=-1)
+        return F.adaptive_avg_pool2d(chunk[:, None], self.THUMB)[:, 0].numpy()

@@ -1,0 +1,47 @@
+"""Face boxes from a MASK instead of a detector (design.md: the face_mask path).
+
+The box of a mask frame is the bounding box of its nonzero pixels as (min_x, min_y, max_x + 1,
+max_y + 1), so the mask covers exactly the box's pixels; an empty frame means no face.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .boxes import empty_boxes
+
+
+class MaskInputError(ValueError):
+    pass
+
+
+def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
+    """(n_frames, 4) float boxes; a single mask frame applies to every image."""
+    m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim == 4 and m.shape[-1] == 1:  # a MASK that went through an IMAGE-shaped node
+        m = m[..., 0]
+    if m.ndim != 3:
+        raise MaskInputError(
+            f"face_mask has shape {tuple(m.shape)}; expected a MASK [frames, height, width].")
+    if tuple(m.shape[1:]) != (height, width):
+        raise MaskInputError(
+            f"face_mask is {m.shape[2]}x{m.shape[1]} but the images are {width}x{height}; make "
+            "the mask from the same frames (or resize it to the frame size).")
+    if m.shape[0] not in (1, n_frames):
+        raise MaskInputError(
+            f"face_mask has {m.shape[0]} frames but there are {n_frames} images; give one mask "
+            "frame per image, or a single frame to use for all of them.")
+    boxes = empty_boxes(n_frames)
+    for start in range(0, m.shape[0], 64):
+        chunk = m[start:start + 64].detach().float().cpu() > 0  # NaN compares False: not face
+        rows, cols = chunk.any(dim=2).numpy(), chunk.any(dim=1).numpy()
+        for k in range(chunk.shape[0]):
+            ys, xs = np.flatnonzero(rows[k]), np.flatnonzero(cols[k])
+            if ys.size:
+                boxes[start + k] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+    if m.shape[0] == 1:
+        boxes[:] = boxes[0]
+    return boxes

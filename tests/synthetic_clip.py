@@ -1,0 +1,158 @@
+"""Synthetic talking-head clips with known face boxes, made from scikit-image's astronaut photo.
+
+Frames are drawn on demand (a 10 s 720p clip would be 2.8 GB as float32), so the same clip serves
+the tracking tests, the node tests (small sizes, materialised) and the benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+# The astronaut's head in skimage.data.astronaut(), and her face box inside that patch, measured
+# once by eye on the 512x512 photo.
+HEAD_ROWS, HEAD_COLS = slice(10, 220), slice(135, 315)
+FACE_IN_HEAD = (35, 55, 145, 185)  # x1, y1, x2, y2 in head-patch pixels
+
+
+def astronaut_head() -> np.ndarray:
+    from skimage import data
+    return data.astronaut()[HEAD_ROWS, HEAD_COLS].astype(np.float32) / 255.0
+
+
+class Clip:
+    """`scenario` "tracking": moving and scaling face, a hard cut at 3 s, no face from 5 s to 6 s,
+    a larger second face entering at 7.6 s. "gentle": one face with slow head motion."""
+
+    def __init__(self, width=1280, height=720, fps=25.0, seconds=10.0, scenario="gentle", seed=0):
+        self.width, self.height, self.fps = int(width), int(height), float(fps)
+        self.count = int(round(seconds * fps))
+        self.scenario = scenario
+        self.unit = self.height / 720.0  # positions are scripted for 720p and scaled
+        rng = np.random.default_rng(seed)
+        ys, xs = np.mgrid[0:self.height, 0:self.width].astype(np.float32)
+        base = 0.35 + 0.25 * (xs / self.width) + 0.1 * np.sin(ys / (40 * self.unit))
+        texture = cv2.resize(rng.random((45, 80)).astype(np.float32), (self.width, self.height))
+        self.background = np.stack([base * 0.9, base, base * 0.8 + 0.1 * texture], axis=-1)
+        self.background = np.clip(self.background, 0, 1).astype(np.float32)
+        self.head = astronaut_head()
+        self._scaled: dict[int, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ script
+
+    def faces(self, i: int):
+        """[(cx, cy, face_height)] in frame pixels, the tracked face first."""
+        t = i / self.fps
+        u = self.unit
+        if self.scenario == "gentle":
+            return [(640 * u + 40 * u * math.sin(2 * math.pi * t / 4.0),
+                     340 * u + 12 * u * math.sin(2 * math.pi * t / 3.0),
+                     260 * u + 10 * u * math.sin(2 * math.pi * t / 5.0))]
+        if t < 3.0:
+            return [(400 * u + 60 * u * math.sin(2 * math.pi * t / 4.0),
+                     360 * u + 20 * u * math.sin(2 * math.pi * t / 2.8), (220 + 40 * t / 3.0) * u)]
+        if t < 5.0:
+            return [(900 * u + 50 * u * math.sin(2 * math.pi * t / 3.0), 380 * u, 180 * u)]
+        if t < 6.0:
+            return []
+        first = (500 * u + 40 * u * math.sin(2 * math.pi * t / 4.0), 360 * u, 200 * u)
+        if t < 7.6:
+            return [first]
+        entering = min(1.0, (t - 7.6) / 1.2)
+        return [first, ((1350 - 350 * entering) * u, 330 * u, 300 * u)]
+
+    def _placement(self, cx, cy, face_h):
+        scale = face_h / (FACE_IN_HEAD[3] - FACE_IN_HEAD[1])
+        ph, pw = int(round(self.head.shape[0] * scale)), int(round(self.head.shape[1] * scale))
+        fcx = (FACE_IN_HEAD[0] + FACE_IN_HEAD[2]) / 2 * pw / self.head.shape[1]
+        fcy = (FACE_IN_HEAD[1] + FACE_IN_HEAD[3]) / 2 * ph / self.head.shape[0]
+        return int(round(cx - fcx)), int(round(cy - fcy)), pw, ph
+
+    def truth(self, i: int) -> list[np.ndarray]:
+        """The face boxes (x1, y1, x2, y2) in frame i, the tracked face first."""
+        boxes = []
+        for cx, cy, face_h in self.faces(i):
+            x, y, pw, ph = self._placement(cx, cy, face_h)
+            sx, sy = pw / self.head.shape[1], ph / self.head.shape[0]
+            boxes.append(np.array([x + FACE_IN_HEAD[0] * sx, y + FACE_IN_HEAD[1] * sy,
+                                   x + FACE_IN_HEAD[2] * sx, y + FACE_IN_HEAD[3] * sy]))
+        return boxes
+
+    # ------------------------------------------------------------------ pixels
+
+    def frame(self, i: int) -> np.ndarray:
+        out = self.background.copy()
+        for cx, cy, face_h in self.faces(i):
+            x, y, pw, ph = self._placement(cx, cy, face_h)
+            patch = cv2.resize(self.head, (pw, ph), interpolation=cv2.INTER_AREA)
+            x1, y1 = max(0, x), max(0, y)
+            x2, y2 = min(self.width, x + pw), min(self.height, y + ph)
+            if x2 > x1 and y2 > y1:
+                out[y1:y2, x1:x2] = patch[y1 - y:y2 - y, x1 - x:x2 - x]
+        return out
+
+    def images(self, count=None, dtype=torch.float32) -> torch.Tensor:
+        count = self.count if count is None else count
+        out = torch.empty((count, self.height, self.width, 3), dtype=dtype)
+        for i in range(count):
+            out[i] = torch.from_numpy(self.frame(i))
+        return out
+
+
+class LazyFrames:
+    """A clip seen through the face_detect frame-source interface, drawing frames on demand."""
+
+    def __init__(self, clip: Clip, frames_cls):
+        self.clip = clip
+        self.count, self.height, self.width = clip.count, clip.height, clip.width
+        self._render = frames_cls.render
+        self._cached = (None, None)
+
+    def frame(self, i):
+        if self._cached[0] != i:
+            self._cached = (i, self.clip.frame(i))
+        return self._cached[1]
+
+    def crop(self, index, x1, y1, x2, y2):
+        return self.frame(index)[y1:y2, x1:x2]
+
+    def render(self, request):
+        return self._render(self, request)
+
+    def thumbnails(self, start, stop):
+        return np.stack([cv2.resize(self.frame(i).mean(axis=-1), (32, 18), interpolation=cv2.INTER_AREA)
+                         for i in range(start, stop)])
+
+
+class TruthDetector:
+    """A detector stand-in that answers with the clip's true boxes for whatever frame, region and
+    resolution it is asked about: faces at least 60% inside the region and at least 10 px tall
+    in the rendered image, mapped into that image's pixels."""
+
+    def __init__(self, clip: Clip, batch_size=4, network=None):
+        self.clip = clip
+        self.batch_size = batch_size
+        self.network = network  # optional: run a real network on the images for honest cost
+        self.requests = []
+
+    def detect(self, requests, images):
+        if self.network is not None:
+            self.network(images)
+        out = []
+        for request in requests:
+            self.requests.append(request)
+            x1, y1, x2, y2 = request.region
+            sx, sy = request.scale
+            found = []
+            for box in self.clip.truth(request.frame_index):
+                ix1, iy1 = max(box[0], x1), max(box[1], y1)
+                ix2, iy2 = min(box[2], x2), min(box[3], y2)
+                inside = max(0, ix2 - ix1) * max(0, iy2 - iy1) / ((box[2] - box[0]) * (box[3] - box[1]))
+                if inside < 0.6 or (box[3] - box[1]) * sy < 10:
+                    continue
+                found.append([(ix1 - x1) * sx, (iy1 - y1) * sy, (ix2 - x1) * sx, (iy2 - y1) * sy, 0.99])
+            out.append(np.array(found, dtype=np.float64).reshape(-1, 5))
+        return out

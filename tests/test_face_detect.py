@@ -1,0 +1,245 @@
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import pack_module
+from synthetic_clip import Clip, LazyFrames, TruthDetector
+
+fd = pack_module("face_detect")
+boxes_mod = pack_module("face_detect.boxes")
+s3fd = pack_module("face_detect.s3fd")
+weights = pack_module("face_detect.s3fd.weights")
+
+
+# ------------------------------------------------------------------ tracking strategy
+
+
+@pytest.fixture(scope="module")
+def tracked():
+    clip = Clip(scenario="tracking")  # 10 s, 1280x720, 25 fps
+    detector = TruthDetector(clip, batch_size=4)
+    boxes, stats = fd.detect_boxes(None, clip.count, detector, fd.BoxSettings(face_padding=0),
+                                   frames=LazyFrames(clip, fd.TensorFrames))
+    return clip, detector, boxes, stats
+
+
+def test_tracking_follows_the_true_boxes(tracked):
+    clip, _, boxes, _ = tracked
+    overlaps = [boxes_mod.iou(boxes[i], clip.truth(i)[0]) for i in range(clip.count) if clip.truth(i)]
+    assert len(overlaps) == clip.count - 25
+    assert np.mean(overlaps) >= 0.95
+    assert min(overlaps) >= 0.8  # no frame is badly off, not even at the hard cut
+
+
+def test_no_box_where_there_is_no_face(tracked):
+    clip, _, boxes, _ = tracked
+    empty = [i for i in range(clip.count) if not clip.truth(i)]
+    assert empty == list(range(125, 150))
+    assert (boxes[empty] == -1).all()
+
+
+def test_the_same_face_is_kept_when_a_larger_one_enters(tracked):
+    clip, _, boxes, _ = tracked
+    both = [i for i in range(clip.count) if len(clip.truth(i)) == 2]
+    assert len(both) > 40
+    for i in both:
+        first, second = clip.truth(i)
+        assert boxes_mod.area(second) > boxes_mod.area(first)
+        assert boxes_mod.iou(boxes[i], first) > 0.9
+
+
+def test_detection_costs_a_small_fraction_of_per_frame_full_resolution(tracked):
+    clip, detector, _, stats = tracked
+    assert stats.image_count == len(detector.requests)
+    assert sum(n for n in stats.images.values()) < clip.count / 2
+    largest = max(h * w for h, w in stats.images)
+    assert largest <= 480 * 270  # never a full-resolution look
+    assert stats.cost_vs_full(clip.count, clip.height, clip.width) <= 0.10
+    assert stats.calls <= stats.image_count and "detector calls" in stats.summary()
+
+
+def test_requests_are_batched():
+    clip = Clip(scenario="gentle", seconds=4)
+    detector = TruthDetector(clip, batch_size=4)
+    calls = []
+    inner = detector.detect
+    detector.detect = lambda requests, images: calls.append(len(images)) or inner(requests, images)
+    fd.detect_boxes(None, clip.count, detector, fd.BoxSettings(),
+                    frames=LazyFrames(clip, fd.TensorFrames))
+    assert max(calls) == 4 and sum(calls) == len(detector.requests)
+
+
+def test_a_global_hard_cut_is_found_from_thumbnails():
+    images = torch.zeros(20, 36, 64, 3)
+    images[:8] = 0.2
+    images[8:] = 0.8
+    images[:, :, :, 0] += torch.linspace(0, 0.05, 20)[:, None, None]  # slow drift is no cut
+    tracker = fd.FaceTracker(detector=None)
+    assert tracker.find_cuts(fd.TensorFrames(images), 20) == [8]
+
+
+def test_tracking_over_a_real_tensor_matches_the_lazy_source():
+    clip = Clip(width=320, height=180, scenario="tracking", seconds=3, fps=10)
+    images = clip.images()
+    a, _ = fd.detect_boxes(images, clip.count, TruthDetector(clip), fd.BoxSettings())
+    b, _ = fd.detect_boxes(None, clip.count, TruthDetector(clip), fd.BoxSettings(),
+                           frames=LazyFrames(clip, fd.TensorFrames))
+    np.testing.assert_array_equal(a, b)
+    assert (a[:, 0] >= 0).all()
+
+
+# ------------------------------------------------------------------ finishing boxes
+
+
+def test_padding_reproduces_wav2lips_default_crop():
+    raw = np.array([[100.0, 50.0, 200.0, 170.0], [0.0, 0.0, 60.0, 295.0]])
+    out = fd.finish_boxes(raw, 300, 400, fd.BoxSettings(face_padding=10, smooth_box_frames=0))
+    # Wav2Lip: y1 = max(0, y1 - 0), y2 = min(H, y2 + 10), x1 = max(0, x1 - 0), x2 = min(W, x2 + 0)
+    assert out.tolist() == [[100, 50, 200, 180], [0, 0, 60, 300]]
+
+
+def test_smoothing_is_centred_and_keeps_linear_motion_in_place():
+    raw = np.stack([np.arange(20.0) * 3, np.full(20, 10.0), np.arange(20.0) * 3 + 50, np.full(20, 80.0)], 1)
+    np.testing.assert_allclose(boxes_mod.smooth(raw, 5), raw)  # a forward window would lag
+    jitter = raw.copy()
+    jitter[10, 0] += 10
+    smoothed = boxes_mod.smooth(jitter, 5)
+    assert smoothed[10, 0] == pytest.approx(raw[10, 0] + 2) and smoothed[8, 0] == pytest.approx(raw[8, 0] + 2)
+    assert smoothed[7, 0] == raw[7, 0]
+    np.testing.assert_array_equal(boxes_mod.smooth(jitter, 1), jitter)
+    np.testing.assert_array_equal(boxes_mod.smooth(jitter, 0), jitter)
+
+
+def test_smoothing_never_crosses_a_cut_or_a_gap():
+    raw = np.zeros((10, 4))
+    raw[:, 2:] = 50
+    raw[5:] += 300
+    out = boxes_mod.smooth(raw, 5, shot_starts=[5])
+    np.testing.assert_array_equal(out, raw)
+    raw[4] = np.nan
+    np.testing.assert_array_equal(boxes_mod.smooth(raw, 5)[:4], raw[:4])
+
+
+def test_short_gaps_are_filled_and_long_or_open_ones_are_not():
+    raw = np.tile(np.array([[10.0, 10, 50, 50]]), (30, 1))
+    raw[:, [0, 2]] += np.arange(30)[:, None]
+    holes = raw.copy()
+    holes[[0, 1]] = np.nan  # leading
+    holes[5:8] = np.nan  # short: filled
+    holes[12:20] = np.nan  # long: kept empty
+    holes[28:] = np.nan  # trailing
+    out = boxes_mod.fill_gaps(holes, max_gap=5)
+    np.testing.assert_allclose(out[5:8], raw[5:8])
+    assert np.isnan(out[[0, 1, 28, 29]]).all() and np.isnan(out[12:20]).all()
+    assert np.isnan(boxes_mod.fill_gaps(holes, max_gap=5, shot_starts=[6])[5:8]).all()
+
+
+# ------------------------------------------------------------------ face_mask path
+
+
+def test_mask_box_is_the_bounding_box_of_its_pixels():
+    mask = torch.zeros(3, 40, 60)
+    mask[0, 5:15, 10:30] = 1.0
+    mask[2, 0, 59] = 0.3
+    raw = pack_module("face_detect.mask").boxes_from_mask(mask, 3, 40, 60)
+    assert raw[0].tolist() == [10, 5, 30, 15] and np.isnan(raw[1]).all() and raw[2].tolist() == [59, 0, 60, 1]
+    out = fd.mask_boxes(mask, 3, 40, 60, fd.BoxSettings(face_padding=0, smooth_box_frames=0))
+    assert out.tolist() == [[10, 5, 30, 15], [-1, -1, -1, -1], [59, 0, 60, 1]]
+    padded = fd.mask_boxes(mask, 3, 40, 60, fd.BoxSettings(face_padding=10, smooth_box_frames=0))
+    assert padded[0].tolist() == [10, 5, 30, 25]
+
+
+def test_a_single_mask_frame_applies_to_every_image():
+    mask = torch.zeros(1, 40, 60)
+    mask[0, 10:20, 20:40] = 1
+    out = fd.mask_boxes(mask, 4, 40, 60, fd.BoxSettings(face_padding=0, smooth_box_frames=5))
+    assert out.tolist() == [[20, 10, 40, 20]] * 4
+
+
+@pytest.mark.parametrize("shape, words", [
+    ((2, 40, 60), "has 2 frames but there are 3 images"),
+    ((3, 30, 60), "face_mask is 60x30 but the images are 60x40"),
+    ((3, 40, 60, 2), "expected a MASK"),
+])
+def test_a_mask_that_does_not_fit_gets_a_clear_message(shape, words):
+    with pytest.raises(fd.MaskInputError, match=words):
+        fd.mask_boxes(torch.ones(shape), 3, 40, 60, fd.BoxSettings())
+
+
+# ------------------------------------------------------------------ S3FD through face-alignment
+
+
+@pytest.fixture(scope="module")
+def random_s3fd_file(tmp_path_factory):
+    from face_alignment.detection.sfd.net_s3fd import s3fd as S3FDNet
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("s3fd") / "s3fd.pth"
+    torch.save(S3FDNet().state_dict(), path)
+    return path
+
+
+def test_s3fd_loads_and_detects_batches_with_the_bgr_quirk(random_s3fd_file):
+    detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=2)
+    seen = []
+    detector.network.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    red = torch.zeros(3, 64, 64, 3)
+    red[..., 0] = 1.0  # pure red in ComfyUI's RGB
+    frames = fd.TensorFrames(red)
+    request = fd.DetectionRequest(0, (0, 0, 64, 64), (64, 64))
+    image = frames.render(request)
+    assert image[0, 0].tolist() == [0, 0, 255]  # handed over as BGR
+    found = detector.detect([request] * 3, np.stack([image] * 3))
+    assert len(found) == 3 and [len(x) for x in seen] == [2, 1]  # batches of face_detect_batch
+    net_input = seen[0][0]
+    # face-alignment flips to BGR and subtracts its means: the network sees red first, like Wav2Lip's S3FD
+    assert float(net_input[0, 0, 0]) == pytest.approx(255 - 104)
+    assert float(net_input[2, 0, 0]) == pytest.approx(0 - 123)
+    for boxes in found:
+        assert boxes.shape[1] == 5 and (boxes[:, 4] > 0.5).all()
+
+
+def test_the_tracker_drives_a_real_s3fd(random_s3fd_file):
+    clip = Clip(width=96, height=64, scenario="gentle", seconds=1, fps=8)
+    detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=4)
+    boxes, stats = fd.detect_boxes(clip.images(), clip.count, detector, fd.BoxSettings())
+    assert boxes.shape == (8, 4) and boxes.dtype == np.int64
+    assert stats.calls >= 1 and (64, 96) in stats.images  # whole frame, not upscaled
+
+
+def test_weights_found_in_a_given_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "s3fd.pth").write_bytes(b"any")
+    assert weights.find_s3fd_weights([tmp_path / "empty", tmp_path / "models"]) == tmp_path / "models" / "s3fd.pth"
+
+
+def test_a_file_with_the_wrong_hash_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    (tmp_path / "s3fd-619a316812.pth").write_bytes(b"not the detector")
+    with pytest.raises(s3fd.DetectorWeightsError, match="SHA-256 does not start with 619a316812"):
+        weights.find_s3fd_weights([tmp_path])
+
+
+def test_a_download_with_the_wrong_hash_is_refused_and_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(weights, "_download", lambda url, dst: dst.write_bytes(b"captive portal page"))
+    with pytest.raises(s3fd.DetectorWeightsError, match="SHA-256"):
+        weights.find_s3fd_weights([tmp_path / "pack"])
+    assert not (tmp_path / "hub" / "checkpoints" / "s3fd-619a316812.pth").exists()
+
+
+def test_no_weights_and_no_network_says_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(url, dst):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(weights, "_download", offline)
+    with pytest.raises(s3fd.DetectorWeightsError) as err:
+        weights.find_s3fd_weights([tmp_path / "pack" / "checkpoints", tmp_path / "models" / "wav2lip"])
+    text = str(err.value)
+    assert "could not be downloaded" in text and "s3fd-619a316812.pth" in text
+    assert str(tmp_path / "pack" / "checkpoints") in text and str(tmp_path / "models" / "wav2lip") in text
+    assert "face_mask" in text
