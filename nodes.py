@@ -1,2 +1,418 @@
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
+"""The Halo-Lipsy node: inputs, validation, ComfyUI glue and the orchestration of the stages.
+
+    IMAGE + AUDIO -> audio.py (mel windows) + face_detect (boxes) -> wav2lip (crop, generate,
+    paste) -> IMAGE (+ AUDIO)
+
+This is the only module that knows ComfyUI. `comfy.*` and `folder_paths` are imported lazily and
+are optional, so the node also runs (and is tested) without a ComfyUI checkout. Heavy libraries
+(torch, OpenCV, face-alignment) load on the first run, not when ComfyUI starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger("HaloLipsy")
+
+PACK_DIR = Path(__file__).resolve().parent
+PACK_CHECKPOINTS = PACK_DIR / "checkpoints"
+MODEL_FOLDER = "wav2lip"  # ComfyUI/models/wav2lip, also configurable in extra_model_paths.yaml
+MODES = ("sequential", "repetitive", "pingpong")
+MAX_GAP_SECONDS = 0.2  # faceless stretches up to this long between two faces are bridged
+
+
+class HaloLipsyError(ValueError):
+    """Bad input or setup; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------- ComfyUI glue
+
+
+def _comfy():
+    """(folder_paths, model_management, model_patcher, utils) or None outside ComfyUI."""
+    try:
+        import comfy.model_management as model_management
+        import comfy.model_patcher as model_patcher
+        import comfy.utils as utils
+        import folder_paths
+    except Exception:  # noqa: BLE001 - any failure means "not inside ComfyUI"
+        return None
+    return folder_paths, model_management, model_patcher, utils
+
+
+def register_model_folder():
+    """Make models/wav2lip a ComfyUI model folder (extra_model_paths.yaml may add more)."""
+    comfy = _comfy()
+    if comfy is None:
+        return
+    folder_paths = comfy[0]
+    default = str(Path(folder_paths.models_dir) / MODEL_FOLDER)
+    known = folder_paths.folder_names_and_paths.get(MODEL_FOLDER)
+    if known is None:
+        folder_paths.folder_names_and_paths[MODEL_FOLDER] = (
+            [default], {".pth", ".pt", ".ckpt", ".safetensors"})
+    elif default not in known[0]:
+        known[0].append(default)
+
+
+def model_search_dirs() -> list[Path]:
+    """Where checkpoints and the S3FD weights are looked for: the pack's checkpoints/ first,
+    then every ComfyUI models/wav2lip folder."""
+    dirs = [PACK_CHECKPOINTS]
+    comfy = _comfy()
+    if comfy is not None:
+        register_model_folder()
+        dirs += [Path(p) for p in comfy[0].get_folder_paths(MODEL_FOLDER)]
+    return dirs
+
+
+def checkpoint_choices() -> list[str]:
+    try:
+        from .wav2lip.checkpoint import find_checkpoints
+        return ["auto"] + sorted(find_checkpoints(model_search_dirs()))
+    except Exception:  # noqa: BLE001 - an unreadable folder must not break the node list
+        return ["auto"]
+
+
+class _Progress:
+    """Detection fills the first `detect_share` of the bar, generation the rest."""
+
+    STEPS = 1000
+
+    def __init__(self, detect_share: float):
+        comfy = _comfy()
+        self.bar = comfy[3].ProgressBar(self.STEPS) if comfy is not None else None
+        self.detect_share = detect_share
+
+    def _set(self, fraction):
+        if self.bar is not None:
+            self.bar.update_absolute(int(round(min(1.0, max(0.0, fraction)) * self.STEPS)))
+
+    def detection(self, fraction):
+        self._set(self.detect_share * fraction)
+
+    def generation(self, fraction):
+        self._set(self.detect_share + (1.0 - self.detect_share) * fraction)
+
+
+def _check_interrupt():
+    comfy = _comfy()
+    if comfy is not None:
+        comfy[1].throw_exception_if_processing_interrupted()
+
+
+_patchers: dict = {}
+
+
+def _generator_on_device(path, force_cpu: bool):
+    """The cached generator, placed through ComfyUI's model management when present (so ComfyUI
+    frees VRAM for it and can evict it next to a big video model), else on torch's best device."""
+    import torch
+
+    from .wav2lip import load_generator, pick_device, pick_dtype, pick_memory_format
+
+    comfy = _comfy()
+    if comfy is None or force_cpu:
+        device = pick_device(force_cpu)
+        dtype = pick_dtype(device)
+        fmt = pick_memory_format(device)
+        return load_generator(path, device, dtype, fmt), device, dtype, fmt
+    _, model_management, model_patcher, _ = comfy
+    device = model_management.get_torch_device()
+    dtype = pick_dtype(device)
+    fmt = pick_memory_format(device)
+    offload = model_management.unet_offload_device()
+    model = load_generator(path, offload, dtype, fmt)
+    patcher = _patchers.get(id(model))
+    if patcher is None or patcher.model is not model:
+        _patchers.clear()
+        patcher = model_patcher.ModelPatcher(model, load_device=device, offload_device=offload)
+        _patchers[id(model)] = patcher
+    model_management.load_models_gpu([patcher], force_full_load=True)
+    return model, torch.device(device), dtype, fmt
+
+
+_detectors: dict = {}
+
+
+def _s3fd_detector(batch_size: int, search_dirs):
+    from .face_detect.s3fd import S3FDDetector, find_s3fd_weights
+
+    path = find_s3fd_weights(search_dirs)
+    detector = _detectors.get(path)
+    if detector is None:
+        _detectors.clear()
+        detector = _detectors[path] = S3FDDetector(path, batch_size)
+    detector.batch_size = max(1, int(batch_size))
+    return detector
+
+
+def release_models():
+    """Drop cached generator and detector (ComfyUI frees node instances on 'free memory')."""
+    from .wav2lip import release_generators
+
+    release_generators()
+    _patchers.clear()
+    _detectors.clear()
+
+
+# ---------------------------------------------------------------------------- plain logic
+
+
+def frame_schedule(mode: str, n_video: int, n_audio: int) -> np.ndarray:
+    """For each output frame, the input frame it is made from (design.md section 3)."""
+    if mode == "sequential":
+        return np.minimum(np.arange(max(n_video, n_audio)), n_video - 1)
+    i = np.arange(n_audio)
+    if mode == "repetitive" or n_video == 1:
+        return i % n_video
+    if mode == "pingpong":
+        period = 2 * (n_video - 1)
+        j = i % period
+        return np.where(j < n_video, j, period - j)
+    raise HaloLipsyError(f"Halo-Lipsy: mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
+
+
+def _validate_images(images):
+    import torch
+
+    if images is None:
+        raise HaloLipsyError("Halo-Lipsy: no images: connect an IMAGE output (frames of a video, "
+                             "or a single image) to the 'images' input.")
+    if not isinstance(images, torch.Tensor):
+        raise HaloLipsyError(f"Halo-Lipsy: 'images' is a {type(images).__name__}, not a ComfyUI "
+                             "IMAGE tensor; connect an IMAGE output.")
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] not in (3, 4):
+        raise HaloLipsyError(f"Halo-Lipsy: 'images' has shape {tuple(images.shape)}; expected an "
+                             "IMAGE [frames, height, width, 3 or 4 channels].")
+    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+        raise HaloLipsyError(f"Halo-Lipsy: 'images' is empty (shape {tuple(images.shape)}); the "
+                             "video loader produced no frames. Check its path and frame limits.")
+    if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
+        raise HaloLipsyError(f"Halo-Lipsy: 'images' has dtype {images.dtype}; expected float "
+                             "pixels in [0, 1].")
+    return images
+
+
+def _positive_int(name, value, minimum=1):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number != value or number < minimum:
+        raise HaloLipsyError(f"Halo-Lipsy: {name} is {value!r}; it must be a whole number "
+                             f">= {minimum}.")
+    return number
+
+
+def _finite(name, value, positive=False):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number) or (positive and number <= 0):
+        raise HaloLipsyError(f"Halo-Lipsy: {name} is {value!r}; it must be a "
+                             f"{'positive ' if positive else ''}finite number.")
+    return number
+
+
+def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
+                face_detect_batch=4, inference_batch=64, force_cpu=False, sync_offset=0,
+                mel_step_multiplier=1.0, face_padding=10, smooth_box_frames=5, blend_edges=True,
+                blend_radius=5, face_mask=None, detector=None, search_dirs=None):
+    """Lip-sync `images` to `audio`; returns (IMAGE float32 on the CPU, AUDIO).
+
+    `detector` and `search_dirs` replace S3FD and the model folders (tests, benchmarks)."""
+    import torch
+
+    from . import audio as audio_mod
+    from . import face_detect as fd
+    from .face_detect.s3fd import DetectorWeightsError
+    from .wav2lip import (BatchedGenerator, CheckpointError, clip_box, face_input, paste,
+                          resolve_checkpoint)
+
+    started = time.perf_counter()
+    images = _validate_images(images)
+    if mode not in MODES:
+        raise HaloLipsyError(f"Halo-Lipsy: mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
+    face_detect_batch = _positive_int("face_detect_batch", face_detect_batch)
+    inference_batch = _positive_int("inference_batch", inference_batch)
+    face_padding = _positive_int("face_padding", face_padding, 0)
+    smooth_box_frames = _positive_int("smooth_box_frames", smooth_box_frames, 0)
+    blend_radius = _positive_int("blend_radius", blend_radius, 0)
+    sync_offset = _finite("sync_offset", sync_offset)
+    mel_step_multiplier = _finite("mel_step_multiplier", mel_step_multiplier, positive=True)
+
+    try:
+        features = audio_mod.AudioFeatures(audio, fps)
+    except audio_mod.AudioInputError as err:
+        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    fps = features.fps
+    n_video, height, width, channels = (int(v) for v in images.shape)
+    schedule = frame_schedule(mode, n_video, features.n_frames)
+    n_out = len(schedule)
+    used = int(schedule.max()) + 1  # a prefix of the input frames is ever shown
+
+    dirs = model_search_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
+    try:
+        model, device, dtype, fmt = _generator_on_device(resolve_checkpoint(checkpoint, dirs), force_cpu)
+    except CheckpointError as err:
+        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    mel_s = time.perf_counter() - started
+
+    # -- face boxes, one row per input frame shown
+    settings = fd.BoxSettings(face_padding=face_padding, smooth_box_frames=smooth_box_frames,
+                              max_gap=max(1, int(round(MAX_GAP_SECONDS * fps))))
+    progress = _Progress(detect_share=0.0 if face_mask is not None else 0.3)
+    t0 = time.perf_counter()
+    stats = None
+    try:
+        if face_mask is not None:
+            boxes = fd.mask_boxes(face_mask, n_video, height, width, settings)[:used]
+        else:
+            if detector is None:
+                detector = _s3fd_detector(face_detect_batch, dirs)
+            boxes, stats = fd.detect_boxes(images, used, detector, settings,
+                                           on_progress=progress.detection,
+                                           check_interrupt=_check_interrupt)
+    except (fd.MaskInputError, DetectorWeightsError) as err:
+        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    detect_s = time.perf_counter() - t0
+    usable = [clip_box(b, height, width) if b[0] >= 0 else None for b in boxes]
+
+    # -- generation, streamed in chunks into one preallocated output
+    t0 = time.perf_counter()
+    generator = BatchedGenerator(model, device, dtype, inference_batch, fmt)
+    out = torch.empty((n_out, height, width, channels), dtype=torch.float32)
+    out_np = out.numpy()  # shares memory: pasting writes straight into the output tensor
+    scale_uint8 = images.dtype == torch.uint8
+    synced = 0
+    for start in range(0, n_out, inference_batch):
+        _check_interrupt()
+        stop = min(n_out, start + inference_batch)
+        for i in range(start, stop):
+            out[i].copy_(images[schedule[i]])
+        if scale_uint8:
+            out[start:stop] /= 255.0
+        faced = [i for i in range(start, stop) if usable[schedule[i]] is not None]
+        if faced:
+            faces = np.stack([face_input(out_np[i], usable[schedule[i]]) for i in faced])
+            mels = features.windows(faced, sync_offset, mel_step_multiplier)
+            generated = generator(mels, faces)
+            for k, i in enumerate(faced):
+                paste(out_np[i], usable[schedule[i]], generated[k], blend_edges, blend_radius)
+            synced += len(faced)
+        progress.generation(stop / n_out)
+    generate_s = time.perf_counter() - t0
+
+    faces_found = sum(u is not None for u in usable)
+    logger.info(
+        "Halo-Lipsy: %d frames in -> %d out (%s, %.3g fps), faces in %d/%d input frames, %d frames "
+        "lip-synced; audio+model %.2fs, detection %.2fs%s, generation %.2fs on %s (%s)",
+        n_video, n_out, mode, fps, faces_found, used, synced, mel_s, detect_s,
+        f" ({stats.summary()})" if stats else " (face_mask)", generate_s, device,
+        str(dtype).replace("torch.", ""))
+    if faces_found == 0:
+        logger.warning("Halo-Lipsy: no face found in any frame; the frames pass through unchanged. "
+                       "Check the face is visible and not tiny, or connect a face_mask.")
+    return out, features.fitted_audio(n_out)
+
+
+# ---------------------------------------------------------------------------- the node
+
+
+class HaloLipsy:
+    """Lip-sync video frames to speech with Wav2Lip."""
+
+    CATEGORY = "Halo-Lipsy"
+    RETURN_TYPES = ("IMAGE", "AUDIO")
+    RETURN_NAMES = ("images", "audio")
+    OUTPUT_TOOLTIPS = ("The lip-synced frames (same size as the input; length set by mode).",
+                       "The input audio cut or padded to exactly the output's length, for "
+                       "CreateVideo or Video Combine.")
+    FUNCTION = "lipsync"
+    DESCRIPTION = ("Lip-syncs the faces in a video (or a single image) to speech with Wav2Lip. "
+                   "Face detection runs on the CPU; the generator on your GPU (CUDA, ROCm, MPS) "
+                   "or the CPU.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Video frames (or one image) with a face to lip-sync."}),
+                "audio": ("AUDIO", {"tooltip": "The speech to sync to (any rate, mono or stereo)."}),
+                "checkpoint": (checkpoint_choices(), {
+                    "default": "auto",
+                    "tooltip": "Wav2Lip weights from checkpoints/ in this pack or models/wav2lip. "
+                               "auto prefers wav2lip_gan.pth, then wav2lip.pth."}),
+                "mode": (list(MODES), {
+                    "default": "sequential",
+                    "tooltip": "sequential: frames in order, the last held while audio remains. "
+                               "repetitive: the clip loops to the audio's length. pingpong: the "
+                               "clip plays forward then backward (no jump cut)."}),
+                "fps": ("FLOAT", {
+                    "default": 25.0, "min": 0.01, "max": 240.0, "step": 0.001,
+                    "tooltip": "Frame rate of the images. Wire it from GetVideoComponents or VHS "
+                               "Video Info; a wrong fps drifts out of sync."}),
+                "face_detect_batch": ("INT", {
+                    "default": 4, "min": 1, "max": 64,
+                    "tooltip": "Images per face-detector call (CPU)."}),
+                "inference_batch": ("INT", {
+                    "default": 64, "min": 1, "max": 1024,
+                    "tooltip": "Frames per generator batch; halved automatically on out-of-memory."}),
+                "force_cpu": ("BOOLEAN", {
+                    "default": False, "tooltip": "Run the generator on the CPU even if a GPU is present."}),
+                "sync_offset": ("INT", {
+                    "default": 0, "min": -10, "max": 10,
+                    "tooltip": "Shift the mouth by whole frames: positive makes the lips later, "
+                               "negative earlier (lips behind the audio: try -2)."}),
+                "mel_step_multiplier": ("FLOAT", {
+                    "default": 1.0, "min": 0.1, "max": 4.0, "step": 0.01,
+                    "tooltip": "Audio advanced per frame relative to the frame rate; 1.0 is exact sync."}),
+                "face_padding": ("INT", {
+                    "default": 10, "min": 0, "max": 200,
+                    "tooltip": "Pixels added below the face box (the chin side), as Wav2Lip's default "
+                               "pads 0 10 0 0."}),
+                "smooth_box_frames": ("INT", {
+                    "default": 5, "min": 0, "max": 61,
+                    "tooltip": "Average face boxes over this many frames (centred) against jitter; 0 or 1 is off."}),
+                "blend_edges": ("BOOLEAN", {
+                    "default": True,
+                    "tooltip": "Blend only the mouth and jaw through a feathered mask, keeping the "
+                               "eyes sharp. Off: Wav2Lip's plain rectangular paste."}),
+                "blend_radius": ("INT", {
+                    "default": 5, "min": 0, "max": 64,
+                    "tooltip": "Feather width of the blend mask in pixels."}),
+            },
+            "optional": {
+                "face_mask": ("MASK", {
+                    "tooltip": "Optional: marks the face per frame (or one frame for all) and "
+                               "replaces face detection; the box is the mask's bounding box."}),
+            },
+        }
+
+    def lipsync(self, images, audio, checkpoint="auto", mode="sequential", fps=25.0,
+                face_detect_batch=4, inference_batch=64, force_cpu=False, sync_offset=0,
+                mel_step_multiplier=1.0, face_padding=10, smooth_box_frames=5, blend_edges=True,
+                blend_radius=5, face_mask=None):
+        return run_lipsync(images, audio, checkpoint, mode, fps, face_detect_batch,
+                           inference_batch, force_cpu, sync_offset, mel_step_multiplier,
+                           face_padding, smooth_box_frames, blend_edges, blend_radius, face_mask)
+
+    def __del__(self):
+        # ComfyUI drops node instances when asked to free memory: let the models go with them.
+        try:
+            release_models()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+NODE_CLASS_MAPPINGS = {"HaloLipsy": HaloLipsy}
+NODE_DISPLAY_NAME_MAPPINGS = {"HaloLipsy": "Halo-Lipsy"}
