@@ -1,0 +1,119 @@
+import ast
+import json
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from comfy_workflow import workflow_to_prompt
+from conftest import ROOT, pack_module
+
+nodes = pack_module("nodes")
+PACK_SOURCES = [p for p in ROOT.rglob("*.py")
+                if not {"tests", "bench", ".venv", "venv"} & set(p.relative_to(ROOT).parts)]
+
+
+def requirement_lines(path):
+    return [line.strip() for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith(("#", "-r"))]
+
+
+def test_requirements_never_install_torch_and_match_pyproject():
+    runtime = requirement_lines(ROOT / "requirements.txt")
+    for line in runtime:
+        name = re.split(r"[<>=!~\[; ]", line)[0].lower()
+        assert name not in {"torch", "torchvision", "torchaudio"}, line
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["dependencies"] == runtime
+    assert project["project"]["name"] == "halo-lipsy" and project["project"]["urls"]
+    comfy = project["tool"]["comfy"]
+    assert comfy["DisplayName"] == "Halo-Lipsy" and comfy["PublisherId"] and comfy["Icon"]
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+
+
+def test_the_pack_source_has_no_eval_exec_subprocess_or_runtime_pip():
+    assert len(PACK_SOURCES) >= 10
+    for path in PACK_SOURCES:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in {"eval", "exec", "compile", "__import__"}, path
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in {"subprocess", "pip"} for n in names), path
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in {"system", "popen", "spawnv"}, path
+
+
+def test_loading_the_pack_imports_nothing_heavy():
+    code = (
+        "import importlib.util, sys\n"
+        f"root = {str(ROOT)!r}\n"
+        "spec = importlib.util.spec_from_file_location('Halo-Lipsy', root + '/__init__.py',"
+        " submodule_search_locations=[root])\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['Halo-Lipsy'] = m\n"
+        "spec.loader.exec_module(m)\n"
+        "assert 'HaloLipsy' in m.NODE_CLASS_MAPPINGS\n"
+        "heavy = [n for n in ('torch', 'cv2', 'face_alignment', 'scipy') if n in sys.modules]\n"
+        "print(heavy)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def workflows():
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in (ROOT / "example_workflows").glob("*.json")}
+
+
+def check_links(workflow):
+    by_id = {n["id"]: n for n in workflow["nodes"]}
+    for link_id, origin, origin_slot, target, target_slot, kind in workflow["links"]:
+        assert link_id in by_id[origin]["outputs"][origin_slot]["links"]
+        target_input = by_id[target]["inputs"][target_slot]
+        assert target_input["link"] == link_id and target_input["type"] == kind
+        assert by_id[origin]["outputs"][origin_slot]["type"] == kind
+    assert workflow["last_link_id"] >= max(link[0] for link in workflow["links"])
+    assert workflow["last_node_id"] >= max(by_id)
+
+
+def test_example_workflows_are_consistent(workflows):
+    assert set(workflows) == {"halo_lipsy_core_video.json", "halo_lipsy_videohelpersuite.json"}
+    spec = nodes.HaloLipsy.INPUT_TYPES()["required"]
+    widget_count = sum(1 for v in spec.values() if isinstance(v[0], list) or v[0] in {"INT", "FLOAT", "BOOLEAN"})
+    for name, workflow in workflows.items():
+        check_links(workflow)
+        node = next(n for n in workflow["nodes"] if n["type"] == "HaloLipsy")
+        assert len(node["widgets_values"]) == widget_count, name
+        fed = {slot["name"] for slot in node["inputs"] if slot["link"] is not None}
+        assert fed == {"images", "audio", "fps"}, name
+
+
+def test_core_workflow_uses_core_nodes_and_wires_fps_and_audio(workflows):
+    workflow = workflows["halo_lipsy_core_video.json"]
+    types = {n["id"]: n["type"] for n in workflow["nodes"]}
+    assert set(types.values()) == {"LoadVideo", "GetVideoComponents", "HaloLipsy", "CreateVideo", "SaveVideo"}
+    wires = {(types[o], os_, types[t], ts) for _, o, os_, t, ts, _ in workflow["links"]}
+    assert ("GetVideoComponents", 2, "HaloLipsy", 3) in wires  # fps -> Halo-Lipsy
+    assert ("GetVideoComponents", 2, "CreateVideo", 2) in wires  # fps -> CreateVideo
+    assert ("HaloLipsy", 1, "CreateVideo", 1) in wires  # synced audio -> CreateVideo
+
+
+def test_workflow_converts_to_an_api_prompt(workflows):
+    info = {
+        "LoadVideo": {"input": {"required": {"file": [["talking_head.mp4"], {"video_upload": True}]}}},
+        "GetVideoComponents": {"input": {"required": {"video": ["VIDEO"]}}},
+        "HaloLipsy": {"input": nodes.HaloLipsy.INPUT_TYPES()},
+        "CreateVideo": {"input": {"required": {"images": ["IMAGE"], "fps": ["FLOAT", {}]},
+                                  "optional": {"audio": ["AUDIO"]}}},
+        "SaveVideo": {"input": {"required": {"video": ["VIDEO"], "filename_prefix": ["STRING", {}],
+                                             "format": [["auto", "mp4"]], "codec": [["auto", "h264"]]}}},
+    }
+    prompt = workflow_to_prompt(workflows["halo_lipsy_core_video.json"], info)
+    lipsy = prompt["3"]["inputs"]
+    assert lipsy["images"] == ["2", 0] and lipsy["audio"] == ["2", 1] and lipsy["fps"] == ["2", 2]
+    assert lipsy["checkpoint"] == "auto" and lipsy["blend_radius"] == 5 and lipsy["force_cpu"] is False
+    assert prompt["1"]["inputs"] == {"file": "talking_head.mp4"}
+    assert prompt["4"]["inputs"]["audio"] == ["3", 1]
