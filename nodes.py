@@ -26,6 +26,9 @@ MODES = ("sequential", "repetitive", "pingpong")
 MAX_GAP_SECONDS = 0.2  # faceless stretches up to this long between two faces are bridged
 
 
+LAST_RUN: dict = {}  # the numbers of the most recent run (the summary line, for tools and benchmarks)
+
+
 class HaloLipsyError(ValueError):
     """Bad input or setup; the message says what to do."""
 
@@ -293,14 +296,16 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
     out = torch.empty((n_out, height, width, channels), dtype=torch.float32)
     out_np = out.numpy()  # shares memory: pasting writes straight into the output tensor
     scale_uint8 = images.dtype == torch.uint8
-    synced = 0
+    synced, copy_s = 0, 0.0
     for start in range(0, n_out, inference_batch):
         _check_interrupt()
         stop = min(n_out, start + inference_batch)
+        t1 = time.perf_counter()
         for i in range(start, stop):
-            out[i].copy_(images[schedule[i]])
+            out[i].copy_(images[int(schedule[i])])
         if scale_uint8:
             out[start:stop] /= 255.0
+        copy_s += time.perf_counter() - t1
         faced = [i for i in range(start, stop) if usable[schedule[i]] is not None]
         if faced:
             faces = np.stack([face_input(out_np[i], usable[schedule[i]]) for i in faced])
@@ -313,6 +318,11 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
     generate_s = time.perf_counter() - t0
 
     faces_found = sum(u is not None for u in usable)
+    LAST_RUN.clear()
+    LAST_RUN.update(frames_in=n_video, frames_out=n_out, faces_found=faces_found, frames_shown=used,
+                    frames_synced=synced, audio_and_model_s=mel_s, detection_s=detect_s,
+                    generation_s=generate_s, frame_copy_s=copy_s, detection_stats=stats,
+                    device=str(device))
     logger.info(
         "Halo-Lipsy: %d frames in -> %d out (%s, %.3g fps), faces in %d/%d input frames, %d frames "
         "lip-synced; audio+model %.2fs, detection %.2fs%s, generation %.2fs on %s (%s)",

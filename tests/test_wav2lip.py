@@ -315,3 +315,14 @@ def test_boxes_at_the_edge_are_clipped_and_tiny_ones_rejected():
     frame = np.random.default_rng(3).random((100, 100, 3)).astype(np.float32)
     face = w2l.face_input(frame, w2l.clip_box((80, 90, 130, 140), 100, 100))
     assert face.shape == (6, 96, 96) and np.isfinite(face).all()
+
+
+def test_folding_batchnorm_for_inference_keeps_the_output(fixture_state, model_io):
+    mels, faces, expected = model_io
+    fused = checkpoint.build_generator(fixture_state).fuse_for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    out = run_model(fused, mels, faces)
+    np.testing.assert_allclose(out, expected, atol=1e-3)
+    assert np.abs(out - expected).mean() < 1e-5
+    loaded = checkpoint.build_generator(fixture_state)
+    assert list(loaded.state_dict()) == list(fixture_state)  # unfused: the released layout

@@ -181,8 +181,9 @@ def _cache_key(path: Path, device, dtype, memory_format) -> tuple:
 
 def load_generator(path, device="cpu", dtype=torch.float32,
                    memory_format=torch.contiguous_format) -> Wav2Lip:
-    """The generator for `path` on `device`, loaded once and reused until the file changes
-    or `release_generators()` is called. Only the most recent checkpoint is kept."""
+    """The generator for `path` on `device`, ready for inference (BatchNorm folded into the
+    convolutions), loaded once and reused until the file changes or `release_generators()` is
+    called. Only the most recent checkpoint is kept."""
     path = Path(path)
     key = _cache_key(path, device, dtype, memory_format)
     with _cache_lock:
@@ -190,7 +191,7 @@ def load_generator(path, device="cpu", dtype=torch.float32,
         if model is not None:
             return model
         _cache.clear()  # one generator at a time: a switched checkpoint frees the old one
-        model = build_generator(read_state_dict(path), path.name)
+        model = build_generator(read_state_dict(path), path.name).fuse_for_inference()
         model = model.to(device=device, dtype=dtype, memory_format=memory_format)
         _cache[key] = model
         logger.info("Halo-Lipsy: loaded %s on %s (%s)", path.name, device, dtype)

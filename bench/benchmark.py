@@ -1,0 +1,281 @@
+"""End-to-end speed and memory of Halo-Lipsy, side by side with per-frame S3FD detection.
+
+    python bench/benchmark.py                 # 1280x720, 25 fps, 10 s clip, ~16.5 s of speech
+    python bench/benchmark.py --size 1920x1080
+
+Inputs are made here, nothing is downloaded: scikit-image's astronaut photo animated with gentle
+head motion, and speech from espeak-ng when installed (else a synthetic voiced signal).
+
+The real S3FD and Wav2Lip weights are not needed: both networks run with random weights on
+exactly the inputs they would get (the cost is the same); the face boxes come from the clip's
+known truth. The baseline (S3FD on every frame at full resolution, as Wav2Lip and the other
+ComfyUI wrappers do) is timed on a sample of frames and extrapolated to the whole clip.
+
+Prints a table, writes a PNG bar chart, and ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from synthetic_clip import Clip, TruthDetector  # noqa: E402
+
+PACK = "HaloLipsyBench"
+
+
+def load_pack():
+    spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK] = module
+    spec.loader.exec_module(module)
+    return lambda name: importlib.import_module(f"{PACK}.{name}")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def speech_audio(seconds: float, workdir: Path) -> tuple[dict, str]:
+    text = ("Halo Lipsy turns any voice into moving lips. It runs inside ComfyUI, on the graphics "
+            "card or on the processor, and it finds the face only where it has to. Every frame of "
+            "the clip gets a mouth that follows the words, from the first syllable to the last.")
+    espeak = shutil.which("espeak-ng")
+    if espeak:
+        path = workdir / "speech.wav"
+        subprocess.run([espeak, "-s", "140", "-w", str(path), text], check=True, capture_output=True)
+        with wave.open(str(path)) as w:
+            rate = w.getframerate()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768
+        target = int(seconds * rate)
+        pcm = np.concatenate([pcm] * (target // len(pcm) + 1))[:target]
+        source = "espeak-ng"
+    else:
+        rate = 16000
+        t = np.arange(int(seconds * rate)) / rate
+        pitch = 120 + 20 * np.sin(2 * np.pi * 0.3 * t)
+        phase = 2 * np.pi * np.cumsum(pitch) / rate
+        voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+        syllables = np.clip(np.sin(2 * np.pi * 3.7 * t), 0, None) ** 0.5
+        pcm = (0.2 * voiced * syllables).astype(np.float32)
+        source = "synthetic voiced signal"
+    return {"waveform": torch.from_numpy(pcm[None, None].copy()), "sample_rate": rate}, source
+
+
+class RandomS3FD:
+    """S3FD's network with random weights, run as face-alignment runs it (BGR in, flipped, mean
+    subtracted, softmax over the class maps). Post-processing is skipped: with random weights
+    every anchor is a candidate, which real weights never produce."""
+
+    def __init__(self):
+        from face_alignment.detection.sfd.net_s3fd import s3fd
+        torch.manual_seed(0)
+        self.net = s3fd().eval()
+        self.mean = torch.tensor([104.0, 117.0, 123.0]).view(1, 3, 1, 1)
+        self.seconds = 0.0
+
+    def __call__(self, images: np.ndarray):
+        start = time.perf_counter()
+        batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+        with torch.inference_mode():
+            out = self.net(batch.flip(-3) - self.mean)
+            for i in range(0, len(out), 2):
+                torch.softmax(out[i], dim=1)
+        self.seconds += time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------- measurements
+
+
+def run_node(mod, images, audio, clip, checkpoint_dir, fps):
+    nodes = mod("nodes")
+    inference = mod("wav2lip.inference")
+    network = RandomS3FD()
+    detector = TruthDetector(clip, batch_size=4, network=network)
+    model_time = [0.0]
+    original = inference.BatchedGenerator._forward
+
+    def timed_forward(self, mels, faces):
+        start = time.perf_counter()
+        try:
+            return original(self, mels, faces)
+        finally:
+            model_time[0] += time.perf_counter() - start
+
+    inference.BatchedGenerator._forward = timed_forward
+    try:
+        start = time.perf_counter()
+        out, audio_out = nodes.run_lipsync(images, audio, fps=fps, detector=detector,
+                                           search_dirs=[checkpoint_dir], force_cpu=True)
+        total = time.perf_counter() - start
+    finally:
+        inference.BatchedGenerator._forward = original
+    run = dict(nodes.LAST_RUN)
+    run.update(total_s=total, model_s=model_time[0], s3fd_s=network.seconds,
+               output_bytes=out.element_size() * out.nelement())
+    return run, out
+
+
+def generator_only(mod, frames: int, checkpoint_dir) -> float:
+    """The floor: the generator alone on the same number of frames, batched as the node does."""
+    w2l = mod("wav2lip")
+    device = torch.device("cpu")
+    fmt = w2l.pick_memory_format(device)
+    model = w2l.load_generator(Path(checkpoint_dir) / "wav2lip_gan.pth", device, torch.float32, fmt)
+    gen = w2l.BatchedGenerator(model, device, torch.float32, 64, fmt)
+    rng = np.random.default_rng(0)
+    mels = rng.standard_normal((64, 80, 16)).astype(np.float32)
+    faces = rng.random((64, 6, 96, 96)).astype(np.float32)
+    gen(mels[:4], faces[:4])  # warm-up
+    start = time.perf_counter()
+    for done in range(0, frames, 64):
+        n = min(64, frames - done)
+        gen(mels[:n], faces[:n])
+    return time.perf_counter() - start
+
+
+def baseline_detection(clip, sample: int) -> tuple[float, float]:
+    """Seconds per full-resolution S3FD frame, measured on `sample` frames; and the clip total."""
+    network = RandomS3FD()
+    first = (clip.frame(0)[:, :, ::-1] * 255).astype(np.uint8)[None]
+    network(first)  # warm-up
+    network.seconds = 0.0
+    for i in np.linspace(0, clip.count - 1, sample).astype(int):
+        network((clip.frame(int(i))[:, :, ::-1] * 255).astype(np.uint8)[None])
+    per_frame = network.seconds / sample
+    return per_frame, per_frame * clip.count
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def bar_chart(path: Path, rows, title: str):
+    """A horizontal bar chart drawn with OpenCV (log-free: long bars are clipped and labelled)."""
+    width, bar_h, left = 980, 34, 330
+    height = 70 + bar_h * len(rows) + 20
+    img = np.full((height, width, 3), 255, np.uint8)
+    cv2.putText(img, title, (14, 32), cv2.FONT_HERSHEY_SIMPLEX, 0.62, (20, 20, 20), 1, cv2.LINE_AA)
+    scale_max = max(v for _, v, _ in rows if v > 0) if rows else 1.0
+    clip_at = min(scale_max, 4 * sorted(v for _, v, _ in rows)[-2]) if len(rows) > 1 else scale_max
+    for k, (label, seconds, colour) in enumerate(rows):
+        y = 60 + k * bar_h
+        cv2.putText(img, label, (14, y + 21), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (30, 30, 30), 1, cv2.LINE_AA)
+        length = int((width - left - 110) * min(seconds, clip_at) / clip_at)
+        cv2.rectangle(img, (left, y + 6), (left + max(1, length), y + bar_h - 6), colour, -1)
+        text = f"{seconds:.1f} s" + (" (bar clipped)" if seconds > clip_at else "")
+        cv2.putText(img, text, (left + length + 8, y + 21), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (30, 30, 30), 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), img)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the clip")
+    parser.add_argument("--seconds", type=float, default=10.0, help="clip length")
+    parser.add_argument("--speech", type=float, default=16.44, help="seconds of speech (longer than the clip)")
+    parser.add_argument("--fps", type=float, default=25.0)
+    parser.add_argument("--baseline-sample", type=int, default=3,
+                        help="frames timed for the per-frame baseline (then extrapolated)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out"), help="folder for the chart")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    mod = load_pack()
+    workdir = Path(tempfile.mkdtemp(prefix="halo-lipsy-bench-"))
+    try:
+        torch.manual_seed(0)
+        torch.save({"state_dict": mod("wav2lip").Wav2Lip().state_dict()}, workdir / "wav2lip_gan.pth")
+        clip = Clip(width=width, height=height, fps=args.fps, seconds=args.seconds, scenario="gentle")
+        started = time.perf_counter()
+        images = clip.images()
+        audio, audio_source = speech_audio(args.speech, workdir)
+        make_s = time.perf_counter() - started
+        input_bytes = images.element_size() * images.nelement()
+
+        run, out = run_node(mod, images, audio, clip, workdir, args.fps)
+        rss = peak_rss_mb()
+        input_output_mb = (input_bytes + run["output_bytes"]) / 2**20
+        del out
+        floor = generator_only(mod, run["frames_out"], workdir)
+        per_frame, baseline_det = baseline_detection(clip, args.baseline_sample)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    stats = run["detection_stats"]
+    composite_s = run["generation_s"] - run["model_s"] - run["frame_copy_s"]
+    baseline_total = baseline_det + floor
+    rows = [
+        ("audio -> mel, load generator", run["audio_and_model_s"]),
+        ("face detection (our strategy)", run["detection_s"]),
+        ("  of which S3FD network", run["s3fd_s"]),
+        ("generator (in the node)", run["model_s"]),
+        ("input frames copied into the output", run["frame_copy_s"]),
+        ("crop, resize, paste", composite_s),
+        ("end to end (node)", run["total_s"]),
+        ("generator alone (floor)", floor),
+        ("baseline: per-frame S3FD detection", baseline_det),
+        ("baseline: end to end", baseline_total),
+    ]
+    print(f"Halo-Lipsy benchmark: {width}x{height}, {clip.count} frames at {args.fps:g} fps, "
+          f"{args.speech:g} s of speech ({audio_source}); inputs made in {make_s:.1f} s")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
+          "random weights for S3FD and Wav2Lip, boxes from the clip's truth")
+    print()
+    print(f"| {'stage':<38} | {'seconds':>9} |")
+    print(f"| {'-' * 38} | {'-' * 9}:|")
+    for label, seconds in rows:
+        print(f"| {label:<38} | {seconds:>9.2f} |")
+    print()
+    print(f"frames out: {run['frames_out']}, output frames per second: {run['frames_out'] / run['total_s']:.1f}")
+    print(f"detector: {stats.summary()}; {100 * stats.cost_vs_full(clip.count, height, width):.2f}% of the "
+          f"pixels per-frame full-resolution detection sees")
+    print(f"baseline: {per_frame:.2f} s per full-resolution S3FD frame, measured on "
+          f"{args.baseline_sample} frames and extrapolated to {clip.count}")
+    print(f"end-to-end / generator floor: {run['total_s'] / floor:.2f}x; speed-up over the per-frame "
+          f"baseline: {baseline_total / run['total_s']:.1f}x (detection alone: "
+          f"{baseline_det / max(1e-9, run['detection_s']):.0f}x)")
+    print(f"peak RSS {rss:.0f} MB; input + output tensors {input_output_mb:.0f} MB; "
+          f"overhead {rss - input_output_mb:.0f} MB")
+
+    chart = out_dir / f"stages_{width}x{height}.png"
+    colours = [(200, 160, 90), (90, 180, 90), (140, 210, 140), (200, 120, 60), (190, 190, 190), (160, 160, 160),
+               (60, 60, 200), (120, 120, 120), (80, 80, 230), (40, 40, 180)]
+    bar_chart(chart, [(label, s, c) for (label, s), c in zip(rows, colours)],
+              f"Halo-Lipsy vs per-frame S3FD, {width}x{height}, {run['frames_out']} frames out (2-core CPU)")
+    print(f"chart: {chart}")
+    print(json.dumps({
+        "size": f"{width}x{height}", "frames_in": clip.count, "frames_out": run["frames_out"],
+        "end_to_end_s": round(run["total_s"], 3), "generator_only_s": round(floor, 3),
+        "baseline_s": round(baseline_total, 3), "baseline_detection_s": round(baseline_det, 3),
+        "detection_s": round(run["detection_s"], 3), "detector_images": stats.image_count,
+        "detector_pixel_fraction": round(stats.cost_vs_full(clip.count, height, width), 5),
+        "peak_rss_mb": round(rss, 1), "input_output_mb": round(input_output_mb, 1),
+        "audio": audio_source,
+    }))
+
+
+if __name__ == "__main__":
+    main()
