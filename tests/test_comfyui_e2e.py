@@ -1,0 +1,150 @@
+"""End to end through a real ComfyUI: start the server with this pack, queue example workflow 1
+(LoadVideo -> GetVideoComponents -> Halo-Lipsy -> CreateVideo -> SaveVideo) over the HTTP API
+with a generated talking clip, and check the saved video's frame count and duration.
+
+Runs when COMFYUI_DIR points at a ComfyUI checkout whose requirements are installed in this
+environment (python main.py must work); skipped otherwise. The server listens on 127.0.0.1 only.
+"""
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from comfy_workflow import workflow_to_prompt
+from conftest import ROOT
+from fixture_weights import save_released_layout
+from synthetic_clip import Clip
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+pytestmark = pytest.mark.skipif(
+    not COMFYUI_DIR, reason="COMFYUI_DIR is not set: no ComfyUI checkout to run end to end")
+
+FPS, VIDEO_SECONDS, SPEECH_SECONDS = 25, 1.0, 1.6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(url, payload=None, timeout=10):
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def write_talking_clip(path: Path):
+    import av
+
+    clip = Clip(width=160, height=128, fps=FPS, seconds=VIDEO_SECONDS, scenario="gentle")
+    rate = 44100
+    t = np.arange(int(SPEECH_SECONDS * rate)) / rate
+    voice = (0.3 * np.sin(2 * np.pi * 170 * t) * np.clip(np.sin(2 * np.pi * 3 * t), 0, 1)).astype(np.float32)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = clip.width, clip.height, "yuv420p"
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = "mono"
+        for i in range(clip.count):
+            rgb = (clip.frame(i) * 255).astype(np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode())
+        step = 1024
+        for start in range(0, len(voice), step):
+            frame = av.AudioFrame.from_ndarray(voice[None, start:start + step], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = start
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+    return clip
+
+
+def probe(path: Path):
+    import av
+
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        rate = float(video.average_rate)
+    with av.open(str(path)) as container:
+        audio_samples = sum(f.samples for f in container.decode(audio=0))
+        audio_rate = container.streams.audio[0].rate
+    return frames, rate, audio_samples / audio_rate
+
+
+@pytest.fixture
+def comfy_base(tmp_path, fixture_state):
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+
+    base = tmp_path / "comfy"
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / "Halo-Lipsy").symlink_to(ROOT, target_is_directory=True)
+    models = base / "models" / "wav2lip"
+    models.mkdir(parents=True)
+    save_released_layout(fixture_state, models / "wav2lip_gan.pth")
+    torch.manual_seed(0)
+    torch.save(s3fd().state_dict(), models / "s3fd.pth")  # random weights: the wiring, offline
+    (base / "input").mkdir()
+    write_talking_clip(base / "input" / "talking_head.mp4")
+    return base
+
+
+def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "comfyui.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+         "--base-directory", str(comfy_base), "--disable-auto-launch"],
+        cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 240
+        info = None
+        while time.time() < deadline and server.poll() is None:
+            try:
+                info = http(f"{url}/object_info")
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(1)
+        assert info is not None, (tmp_path / "comfyui.log").read_text()[-3000:]
+        assert "HaloLipsy" in info, "the pack did not load: " + (tmp_path / "comfyui.log").read_text()[-3000:]
+        assert "wav2lip_gan.pth" in info["HaloLipsy"]["input"]["required"]["checkpoint"][0]
+
+        workflow = json.loads((ROOT / "example_workflows" / "halo_lipsy_core_video.json").read_text())
+        prompt = workflow_to_prompt(workflow, info)
+        prompt_id = http(f"{url}/prompt", {"prompt": prompt, "client_id": "halo-lipsy-e2e"})["prompt_id"]
+        history = {}
+        deadline = time.time() + 300
+        while time.time() < deadline and prompt_id not in history:
+            time.sleep(1)
+            history = http(f"{url}/history/{prompt_id}")
+        assert prompt_id in history, (tmp_path / "comfyui.log").read_text()[-3000:]
+        status = history[prompt_id]["status"]
+        assert status["status_str"] == "success", json.dumps(status["messages"])[-3000:]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+    saved = sorted((comfy_base / "output" / "video").glob("halo-lipsy*.mp4"))
+    assert len(saved) == 1
+    frames, rate, audio_seconds = probe(saved[0])
+    _, _, input_audio_seconds = probe(comfy_base / "input" / "talking_head.mp4")
+    expected = max(int(VIDEO_SECONDS * FPS), math.ceil(round(input_audio_seconds * FPS, 6)))
+    assert rate == pytest.approx(FPS)
+    assert abs(frames - expected) <= 1 and frames >= SPEECH_SECONDS * FPS  # the whole speech
+    assert audio_seconds == pytest.approx(frames / FPS, abs=0.05)  # audio matches the frames
+    assert "Halo-Lipsy:" in (tmp_path / "comfyui.log").read_text()  # the run's summary line
