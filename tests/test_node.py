@@ -339,3 +339,15 @@ def test_the_node_method_runs_end_to_end(frames, face_mask, fixture_checkpoint, 
     monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", fixture_checkpoint.parent)
     out, audio_out = nodes.HaloLipsy().lipsync(frames, speech(0.4), face_mask=face_mask)
     assert out.shape == frames.shape and audio_out["waveform"].shape[-1] == 6400
+
+
+def test_dropping_the_node_releases_the_cached_models(frames, face_mask, fixture_checkpoint, monkeypatch):
+    import gc
+    checkpoint = pack_module("wav2lip.checkpoint")
+    monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", fixture_checkpoint.parent)
+    node = nodes.HaloLipsy()
+    node.lipsync(frames[:2], speech(0.08), face_mask=face_mask[:2])
+    assert checkpoint.cached_generator_count() == 1
+    del node  # what ComfyUI does with node instances when asked to free memory
+    gc.collect()
+    assert checkpoint.cached_generator_count() == 0
