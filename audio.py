@@ -46,22 +46,7 @@ def read_audio(audio) -> tuple[np.ndarray, int]:
         raise AudioInputError(
             "No audio: connect an AUDIO output (LoadAudio, or the audio of GetVideoComponents "
             "/ VHS Load Video) to the Halo-Lipsy 'audio' input.")
-    if not isinstance(audio, Mapping) and not hasattr(audio, "__getitem__"):
-        raise AudioInputError(
-            f"The 'audio' input is a {type(audio).__name__}, not ComfyUI AUDIO "
-            "({'waveform': tensor, 'sample_rate': int}); connect an AUDIO output.")
-    try:
-        waveform = audio["waveform"]
-    except (KeyError, TypeError, IndexError):
-        raise AudioInputError(
-            "The 'audio' input has no 'waveform': it is not ComfyUI AUDIO. Connect an AUDIO "
-            "output (LoadAudio or GetVideoComponents).") from None
-    try:
-        rate = audio["sample_rate"]
-    except (KeyError, TypeError, IndexError):
-        raise AudioInputError(
-            "The 'audio' input has no 'sample_rate': it is not ComfyUI AUDIO. Connect an AUDIO "
-            "output (LoadAudio or GetVideoComponents).") from None
+    waveform, rate = _field(audio, "waveform"), _field(audio, "sample_rate")
     if waveform is None:
         raise AudioInputError("The 'audio' waveform is None: the audio source produced nothing; "
                               "check the file has an audio track.")
@@ -100,6 +85,17 @@ def read_audio(audio) -> tuple[np.ndarray, int]:
             f"The audio holds {int(bad.sum())} NaN or infinite samples out of {data.size}; the "
             "node upstream produced invalid audio. Fix or replace that node's output.")
     return data, rate
+
+
+def _field(audio, key):
+    """audio[key], for a dict or any lazy Mapping (VideoHelperSuite hands over one)."""
+    try:
+        return audio[key]
+    except (KeyError, TypeError, IndexError):
+        kind = "" if isinstance(audio, Mapping) else f" (it is a {type(audio).__name__})"
+        raise AudioInputError(
+            f"The 'audio' input has no '{key}'{kind}: it is not ComfyUI AUDIO. Connect an AUDIO "
+            "output (LoadAudio or GetVideoComponents).") from None
 
 
 def _check_rate(rate) -> int:
