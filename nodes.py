@@ -172,13 +172,17 @@ def frame_schedule(mode: str, n_video: int, n_audio: int) -> np.ndarray:
     if mode == "sequential":
         return np.minimum(np.arange(max(n_video, n_audio)), n_video - 1)
     i = np.arange(n_audio)
-    if mode == "repetitive" or n_video == 1:
+    if _check_mode(mode) == "repetitive" or n_video == 1:
         return i % n_video
-    if mode == "pingpong":
-        period = 2 * (n_video - 1)
-        j = i % period
-        return np.where(j < n_video, j, period - j)
-    raise HaloLipsyError(f"Halo-Lipsy: mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
+    period = 2 * (n_video - 1)  # pingpong
+    j = i % period
+    return np.where(j < n_video, j, period - j)
+
+
+def _check_mode(mode):
+    if mode not in MODES:
+        raise HaloLipsyError(f"Halo-Lipsy: mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
+    return mode
 
 
 def _validate_images(images):
@@ -243,8 +247,7 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
 
     started = time.perf_counter()
     images = _validate_images(images)
-    if mode not in MODES:
-        raise HaloLipsyError(f"Halo-Lipsy: mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
+    _check_mode(mode)
     face_detect_batch = _positive_int("face_detect_batch", face_detect_batch)
     inference_batch = _positive_int("inference_batch", inference_batch)
     face_padding = _positive_int("face_padding", face_padding, 0)
@@ -293,7 +296,14 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
     # -- generation, streamed in chunks into one preallocated output
     t0 = time.perf_counter()
     generator = BatchedGenerator(model, device, dtype, inference_batch, fmt)
-    out = torch.empty((n_out, height, width, channels), dtype=torch.float32)
+    try:
+        out = torch.empty((n_out, height, width, channels), dtype=torch.float32)
+    except (RuntimeError, MemoryError):
+        need = n_out * height * width * channels * 4 / 2**30
+        raise HaloLipsyError(
+            f"Halo-Lipsy: not enough memory for the output ({n_out} frames of {width}x{height}, "
+            f"{need:.1f} GB as float32). Use shorter audio or video, or downscale the frames "
+            "first.") from None
     out_np = out.numpy()  # shares memory: pasting writes straight into the output tensor
     scale_uint8 = images.dtype == torch.uint8
     synced, copy_s = 0, 0.0

@@ -351,3 +351,16 @@ def test_dropping_the_node_releases_the_cached_models(frames, face_mask, fixture
     del node  # what ComfyUI does with node instances when asked to free memory
     gc.collect()
     assert checkpoint.cached_generator_count() == 0
+
+
+def test_an_output_too_large_for_memory_says_how_large(run, frames, face_mask, monkeypatch):
+    real_empty = torch.empty
+
+    def no_room(*shape, **kw):
+        if shape and shape[0] == (25, H, W, 3):
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+        return real_empty(*shape, **kw)
+
+    monkeypatch.setattr(torch, "empty", no_room)
+    with pytest.raises(nodes.HaloLipsyError, match=r"not enough memory for the output \(25 frames of 160x120"):
+        run(frames, speech(1.0), face_mask=face_mask)
