@@ -122,6 +122,15 @@ def test_a_truncated_file_says_so_and_gives_the_expected_size(tmp_path, fixture_
     assert "truncated or corrupt" in text and f"{len(data) // 2:,} bytes" in text and "416 MB" in text
 
 
+def test_a_truncated_safetensors_file_says_so(tmp_path, fixture_state):
+    from safetensors.torch import save_file
+    path = tmp_path / "wav2lip.safetensors"
+    save_file({k: v.contiguous() for k, v in fixture_state.items()}, str(path))
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(checkpoint.CheckpointError, match="wav2lip.safetensors is truncated or corrupt"):
+        checkpoint.read_state_dict(path)
+
+
 def test_a_file_that_is_not_a_checkpoint_says_so(tmp_path):
     path = tmp_path / "notes.pth"
     path.write_text("not a checkpoint")

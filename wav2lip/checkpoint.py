@@ -95,7 +95,10 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
-            raw = load_file(str(path), device="cpu")
+            try:
+                raw = load_file(str(path), device="cpu")
+            except Exception as err:  # noqa: BLE001 - SafetensorError has no importable base
+                raise ValueError(str(err) or type(err).__name__) from None
         else:
             raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
