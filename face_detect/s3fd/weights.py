@@ -63,7 +63,7 @@ def _download(url: str, destination: Path):
                                    progress=False)
 
 
-def find_s3fd_weights(extra_dirs=(), allow_download: bool = True) -> Path:
+def find_s3fd_weights(extra_dirs=()) -> Path:
     """The S3FD weights file: first found in the given folders, then the torch hub cache, else
     downloaded once into the torch hub cache (hash checked)."""
     dirs = search_dirs(extra_dirs)
@@ -77,8 +77,6 @@ def find_s3fd_weights(extra_dirs=(), allow_download: bool = True) -> Path:
     places = ", ".join(str(d) for d in dirs)
     offline_help = (f"Put {S3FD_FILENAME} (86 MB, from {S3FD_URL}) in one of: {places}. Or connect "
                     "a face_mask to the node, which skips face detection.")
-    if not allow_download:
-        raise DetectorWeightsError(f"S3FD face detector weights not found. {offline_help}")
     target = hub_checkpoint_dir() / S3FD_FILENAME
     logger.info("Halo-Lipsy: downloading the S3FD face detector weights to %s", target)
     try:
