@@ -64,6 +64,7 @@ class TensorFrames:
 
     def __init__(self, images: torch.Tensor):
         self.images = images
+        self._unit = 1.0 / 255.0 if images.dtype == torch.uint8 else 1.0  # to [0, 1]
         self.count, self.height, self.width = int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
 
     def render(self, request: DetectionRequest) -> np.ndarray:
@@ -90,7 +91,8 @@ class TensorFrames:
 
     def crop(self, index: int, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
         """(h, w, 3) float32 RGB pixels of one frame (a view when the input is float32)."""
-        return self.images[index, y1:y2, x1:x2, :3].float().cpu().numpy()
+        pixels = self.images[index, y1:y2, x1:x2, :3].float().cpu()
+        return (pixels * self._unit if self._unit != 1.0 else pixels).numpy()
 
     def thumbnails(self, start: int, stop: int) -> np.ndarray:
         """(k, 18, 32) grey thumbnails of frames [start, stop) for shot-cut detection."""
@@ -98,5 +100,5 @@ class TensorFrames:
         # a few percent of each frame
         step_y = max(1, self.height // (self.THUMB[0] * 4))
         step_x = max(1, self.width // (self.THUMB[1] * 4))
-        chunk = self.images[start:stop, ::step_y, ::step_x, :3].float().cpu().mean(dim=-1)
+        chunk = self.images[start:stop, ::step_y, ::step_x, :3].float().cpu().mean(dim=-1) * self._unit
         return F.adaptive_avg_pool2d(chunk[:, None], self.THUMB)[:, 0].numpy()

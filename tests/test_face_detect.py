@@ -80,6 +80,19 @@ def test_a_global_hard_cut_is_found_from_thumbnails():
     assert tracker.find_cuts(fd.TensorFrames(images), 20) == [8]
 
 
+def test_frames_render_the_same_from_float_half_and_uint8_images():
+    clip = Clip(width=160, height=120, scenario="gentle", seconds=0.2)
+    images = clip.images()
+    request = fd.DetectionRequest(2, (-20, 10, 100, 130), (64, 64))
+    want = fd.TensorFrames(images).render(request)
+    assert want.max() > 100 and (want[:, :10] == 0).all()  # the part left of the frame is black
+    for variant in (images.half(), (images * 255).round().to(torch.uint8)):
+        got = fd.TensorFrames(variant).render(request)
+        assert np.abs(got.astype(int) - want).max() <= 2
+        np.testing.assert_allclose(fd.TensorFrames(variant).thumbnails(0, 5),
+                                   fd.TensorFrames(images).thumbnails(0, 5), atol=0.01)
+
+
 def test_tracking_over_a_real_tensor_matches_the_lazy_source():
     clip = Clip(width=320, height=180, scenario="tracking", seconds=3, fps=10)
     images = clip.images()

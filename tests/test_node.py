@@ -364,3 +364,14 @@ def test_an_output_too_large_for_memory_says_how_large(run, frames, face_mask, m
     monkeypatch.setattr(torch, "empty", no_room)
     with pytest.raises(nodes.HaloLipsyError, match=r"not enough memory for the output \(25 frames of 160x120"):
         run(frames, speech(1.0), face_mask=face_mask)
+
+
+def test_uint8_images_are_scaled_to_float(run, frames, face_mask):
+    pixels = (frames * 255).round().to(torch.uint8)
+    out, _ = run(pixels, speech(0.4), face_mask=face_mask, blend_edges=False, face_padding=0,
+                 smooth_box_frames=0)
+    x1, y1, x2, y2 = mask_box(face_mask[0])
+    outside = torch.ones(H, W, dtype=torch.bool)
+    outside[y1:y2, x1:x2] = False
+    assert out.dtype == torch.float32 and float(out.max()) <= 1.0
+    assert torch.allclose(out[0][outside], pixels[0].float()[outside] / 255.0)
