@@ -119,16 +119,12 @@ def _generator_on_device(path, force_cpu: bool):
 
     from .wav2lip import load_generator, pick_device, pick_dtype, pick_memory_format
 
-    comfy = _comfy()
-    if comfy is None or force_cpu:
-        device = pick_device(force_cpu)
-        dtype = pick_dtype(device)
-        fmt = pick_memory_format(device)
+    comfy = None if force_cpu else _comfy()
+    device = torch.device(pick_device(force_cpu) if comfy is None else comfy[1].get_torch_device())
+    dtype, fmt = pick_dtype(device), pick_memory_format(device)
+    if comfy is None:
         return load_generator(path, device, dtype, fmt), device, dtype, fmt
     _, model_management, model_patcher, _ = comfy
-    device = model_management.get_torch_device()
-    dtype = pick_dtype(device)
-    fmt = pick_memory_format(device)
     offload = model_management.unet_offload_device()
     model = load_generator(path, offload, dtype, fmt)
     patcher = _patchers.get(id(model))
@@ -137,7 +133,7 @@ def _generator_on_device(path, force_cpu: bool):
         patcher = model_patcher.ModelPatcher(model, load_device=device, offload_device=offload)
         _patchers[id(model)] = patcher
     model_management.load_models_gpu([patcher], force_full_load=True)
-    return model, torch.device(device), dtype, fmt
+    return model, device, dtype, fmt
 
 
 _detectors: dict = {}
@@ -208,7 +204,7 @@ def _validate_images(images):
     return images
 
 
-def _positive_int(name, value, minimum=1):
+def _whole_number(name, value, minimum=1):
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -248,11 +244,11 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
     started = time.perf_counter()
     images = _validate_images(images)
     _check_mode(mode)
-    face_detect_batch = _positive_int("face_detect_batch", face_detect_batch)
-    inference_batch = _positive_int("inference_batch", inference_batch)
-    face_padding = _positive_int("face_padding", face_padding, 0)
-    smooth_box_frames = _positive_int("smooth_box_frames", smooth_box_frames, 0)
-    blend_radius = _positive_int("blend_radius", blend_radius, 0)
+    face_detect_batch = _whole_number("face_detect_batch", face_detect_batch)
+    inference_batch = _whole_number("inference_batch", inference_batch)
+    face_padding = _whole_number("face_padding", face_padding, 0)
+    smooth_box_frames = _whole_number("smooth_box_frames", smooth_box_frames, 0)
+    blend_radius = _whole_number("blend_radius", blend_radius, 0)
     sync_offset = _finite("sync_offset", sync_offset)
     mel_step_multiplier = _finite("mel_step_multiplier", mel_step_multiplier, positive=True)
 

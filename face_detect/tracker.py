@@ -187,7 +187,7 @@ class FaceTracker:
         if not jobs:
             return []
         results: list = [None] * len(jobs)
-        roi = [(n, self._roi_request(frames, k, hint)) for n, (k, hint) in enumerate(jobs)
+        roi = [(n, self._roi_request(k, hint)) for n, (k, hint) in enumerate(jobs)
                if hint is not None]
         full = [n for n, (k, hint) in enumerate(jobs) if hint is None]
         for (n, request), candidates in zip(roi, self._run(frames, [r for _, r in roi])):
@@ -221,7 +221,7 @@ class FaceTracker:
                     out[n] = requests[n].to_frame(found)
         return out
 
-    def _roi_request(self, frames, index, box) -> DetectionRequest:
+    def _roi_request(self, index, box) -> DetectionRequest:
         cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
         side = max(8, int(round(self.config.roi_context * max(box[2] - box[0], box[3] - box[1]))))
         x1, y1 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))

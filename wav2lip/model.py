@@ -23,6 +23,7 @@ class ConvBlock(nn.Module):
         self.conv_block = nn.Sequential(conv, nn.BatchNorm2d(cout))
         self.act = nn.ReLU()
         self.residual = residual
+        self.fused = False  # set by fuse(): BatchNorm folded into the conv
 
     def forward(self, x):
         out = self.conv_block(x)
@@ -33,8 +34,6 @@ class ConvBlock(nn.Module):
         if self.residual:
             out = out + x
         return self.act(out)
-
-    fused = False
 
     @torch.no_grad()
     def fuse(self):
