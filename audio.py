@@ -1,7 +1,8 @@
 """ComfyUI AUDIO -> mono 16 kHz -> Wav2Lip's mel -> one 80x16 mel window per output frame.
 
 Plain NumPy/SciPy/torch; no ComfyUI import. The numbers here come from how the released
-Wav2Lip weights were trained (design.md section 3) and must not drift: a different STFT
+Wav2Lip weights were trained (hparams of the original Wav2Lip: 16 kHz, n_fft 800, hop 200,
+80 Slaney mel bands 55-7600 Hz, pre-emphasis 0.97) and must not drift: a different STFT
 padding or filter bank silently ruins lip sync.
 """
 

@@ -164,7 +164,8 @@ def release_models():
 
 
 def frame_schedule(mode: str, n_video: int, n_audio: int) -> np.ndarray:
-    """For each output frame, the input frame it is made from (design.md section 3)."""
+    """For each output frame, the input frame it is made from (the mode table in
+    the README)."""
     if mode == "sequential":
         return np.minimum(np.arange(max(n_video, n_audio)), n_video - 1)
     i = np.arange(n_audio)

@@ -1,4 +1,4 @@
-"""Face boxes from a MASK instead of a detector (design.md: the face_mask path).
+"""Face boxes from a MASK instead of a detector (the node's face_mask input).
 
 The box of a mask frame is the bounding box of its nonzero pixels as (min_x, min_y, max_x + 1,
 max_y + 1), so the mask covers exactly the box's pixels; an empty frame means no face.

@@ -1,5 +1,7 @@
-"""The architecture fixture of design.md section 5: a Wav2Lip state dict filled, key by key in
-the TSV's order, from one seeded generator. Saved in the layouts real checkpoints come in."""
+"""The architecture fixture: a Wav2Lip state dict filled, key by key in the order of
+tests/fixtures/wav2lip_state_dict.tsv, from one seeded generator (running_var 0.5 + |r|,
+running_mean 0.1 r, conv weights r * sqrt(2 / fan_in), other weights 1 + 0.1 r, the rest 0.1 r).
+Saved in the layouts real checkpoints come in."""
 
 import math
 from pathlib import Path

@@ -1,7 +1,7 @@
 """The Wav2Lip generator, written here from the published architecture.
 
 Parameter names and shapes are exactly those of the released checkpoints (see
-shared/fixtures/wav2lip_state_dict.tsv), so their state dicts load without renaming.
+tests/fixtures/wav2lip_state_dict.tsv), so their state dicts load without renaming.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """S3FD through face-alignment, on the CPU.
 
-Colour quirk (design.md section 4): face-alignment flips its input from RGB to BGR before the
+Colour quirk: face-alignment flips its input from RGB to BGR before the
 network. The S3FD inside Wav2Lip was fed BGR frames and so saw RGB; handing face-alignment our
 BGR images reproduces the boxes the released Wav2Lip weights were trained on.
 """
