@@ -138,6 +138,53 @@ def test_a_file_that_is_not_a_checkpoint_says_so(tmp_path):
         checkpoint.read_state_dict(path)
 
 
+def test_a_long_loader_error_is_never_cut_mid_sentence(tmp_path, monkeypatch):
+    path = tmp_path / "wav2lip.pth"
+    path.write_bytes(b"PK" + b"\x00" * 100)
+    long_text = ("PytorchStreamReader failed reading zip archive: failed finding central directory. "
+                 "This usually means the file was not fully written, which happens when a download "
+                 "stops early or the disk fills up, and depends on how large your checkpoint file "
+                 "is. More text follows here.")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(long_text)
+
+    monkeypatch.setattr(torch, "load", fail)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.read_state_dict(path)
+    text = str(err.value)
+    assert "truncated or corrupt" in text and "Download it again." in text
+    assert text.endswith(" ...)") and "your checkpoint file is. Download" not in text
+    assert text.index("Download it again.") < text.index("PytorchStreamReader")
+
+
+class _CallsGetcwd:
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_plain_pickle_with_code_is_refused_as_such(tmp_path, protocol):
+    import pickle
+    path = tmp_path / "wav2lip.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": {"w": 1}, "x": _CallsGetcwd()}, f, protocol=protocol)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.read_state_dict(path)
+    text = str(err.value)
+    assert "Refused to load wav2lip.pth" in text and "getcwd" in text
+    assert "truncated" not in text
+
+
+def test_a_plain_pickle_without_code_is_called_a_pickle(tmp_path):
+    import pickle
+    path = tmp_path / "wav2lip.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": {"w": [1.0, 2.0]}}, f, protocol=4)
+    with pytest.raises(checkpoint.CheckpointError, match="plain Python pickle, not a PyTorch checkpoint"):
+        checkpoint.read_state_dict(path)
+
+
 # ------------------------------------------------------------------ discovery and cache
 
 
@@ -180,9 +227,28 @@ def test_a_second_load_is_a_cache_hit_until_the_file_changes(tmp_path, fixture_s
     assert checkpoint.load_generator(path) is first and len(reads) == 1
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert checkpoint.load_generator(path) is not first and len(reads) == 2
-    assert checkpoint.cached_generator_count() == 1
+    assert checkpoint.cached_generator_count() == 1  # the stale weights of the old file went
     checkpoint.release_generators()
     assert checkpoint.cached_generator_count() == 0
+
+
+def test_a_few_generators_stay_cached_side_by_side(tmp_path, fixture_state, monkeypatch):
+    paths = [save_released_layout(fixture_state, tmp_path / f"w{k}.pth") for k in range(4)]
+    checkpoint.release_generators()
+    reads = []
+    real_read = checkpoint.read_state_dict
+    monkeypatch.setattr(checkpoint, "read_state_dict", lambda p: reads.append(p) or real_read(p))
+    for _ in range(3):  # two nodes in one graph, run after run: no reload
+        a = checkpoint.load_generator(paths[0])
+        b = checkpoint.load_generator(paths[1])
+        c = checkpoint.load_generator(paths[1], dtype=torch.bfloat16)
+    assert len(reads) == 3 and checkpoint.cached_generator_count() == 3
+    checkpoint.load_generator(paths[2])  # a fourth: the least recently used (paths[0]) goes
+    assert checkpoint.load_generator(paths[1]) is b and len(reads) == 4
+    assert checkpoint.load_generator(paths[0]) is not a and len(reads) == 5
+    assert checkpoint.release_generator(b) and not checkpoint.release_generator(b)
+    assert not checkpoint.release_generator(c)  # evicted by the reload of paths[0]
+    checkpoint.release_generators()
 
 
 # ------------------------------------------------------------------ devices and batching
@@ -190,17 +256,92 @@ def test_a_second_load_is_a_cache_hit_until_the_file_changes(tmp_path, fixture_s
 
 def test_device_choice_never_assumes_nvidia(monkeypatch):
     assert device_mod.pick_device(force_cpu=True).type == "cpu"
-    assert device_mod.pick_dtype(torch.device("cpu")) == torch.float32
+    assert device_mod.pick_dtype(torch.device("cpu")) == (torch.float32, None)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert device_mod.pick_device(force_cpu=False).type == "cuda"
     assert device_mod.pick_device(force_cpu=True).type == "cpu"
     monkeypatch.setattr(torch.version, "hip", "6.2", raising=False)
-    assert device_mod.pick_dtype(torch.device("cuda")) == torch.float16  # ROCm
+    assert device_mod.pick_dtype(torch.device("cuda"))[0] == torch.float16  # ROCm
     monkeypatch.setattr(torch.version, "hip", None, raising=False)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (6, 1))
-    assert device_mod.pick_dtype(torch.device("cuda")) == torch.float32  # Pascal: fp32
+    assert device_mod.pick_dtype(torch.device("cuda"))[0] == torch.float32  # Pascal: fp32
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (8, 9))
-    assert device_mod.pick_dtype(torch.device("cuda")) == torch.float16
+    assert device_mod.pick_dtype(torch.device("cuda"))[0] == torch.float16
+
+
+@pytest.mark.parametrize("device, capability, hip, bf16_cpu, precision, expected, falls_back", [
+    ("cpu", None, None, True, "bf16", torch.bfloat16, False),  # AVX-512 BF16 / AMX
+    ("cpu", None, None, False, "bf16", torch.float32, True),  # emulated: slower than fp32
+    ("cpu", None, None, True, "fp16", torch.float32, True),  # CPUs emulate fp16 (~9x slower here)
+    ("cpu", None, None, False, "fp32", torch.float32, False),
+    ("cpu", None, None, True, "auto", torch.float32, False),  # auto never picks bf16 by itself
+    ("cuda", (6, 1), None, False, "fp16", torch.float32, True),  # Pascal
+    ("cuda", (7, 5), None, False, "fp16", torch.float16, False),  # Turing
+    ("cuda", (7, 5), None, False, "bf16", torch.float32, True),
+    ("cuda", (8, 6), None, False, "bf16", torch.bfloat16, False),  # Ampere
+    ("cuda", (8, 6), None, False, "auto", torch.float16, False),
+    ("cuda", None, "6.2", False, "bf16", torch.bfloat16, False),  # ROCm
+    ("cuda", None, "6.2", False, "auto", torch.float16, False),
+    ("mps", None, None, False, "fp16", torch.float16, False),
+    ("mps", None, None, False, "bf16", torch.float32, True),
+    ("mps", None, None, False, "auto", torch.float32, False),
+    ("xpu", None, None, False, "bf16", torch.bfloat16, False),
+])
+def test_precision_choice_and_fallback(monkeypatch, device, capability, hip, bf16_cpu, precision,
+                                       expected, falls_back):
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: bf16_cpu)
+    monkeypatch.setattr(torch.version, "hip", hip, raising=False)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: capability)
+    dtype, note = device_mod.pick_dtype(torch.device(device), precision)
+    assert dtype == expected
+    assert (note is not None) == falls_back
+    if falls_back:
+        assert precision in note and "fp32" in note
+
+
+def test_force_fp32_makes_auto_fp32_but_leaves_explicit_choices(monkeypatch):
+    monkeypatch.setattr(torch.version, "hip", None, raising=False)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (8, 9))
+    assert device_mod.pick_dtype(torch.device("cuda"), "auto", force_fp32=True) == (torch.float32, None)
+    assert device_mod.pick_dtype(torch.device("cuda"), "fp16", force_fp32=True)[0] == torch.float16
+    with pytest.raises(ValueError, match="precision 'int8' is unknown"):
+        device_mod.pick_dtype(torch.device("cpu"), "int8")
+
+
+def test_the_cpu_bf16_query_reads_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: {"avx512_bf16": False, "amx_bf16": True})
+    assert device_mod.cpu_has_native_bf16() is True
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: {"avx512_bf16": False, "avx2": True})
+    assert device_mod.cpu_has_native_bf16() is False
+
+
+# Differences from fp32 on the fixture's inputs, in grey levels (0-255), measured with torch 2.13
+# on the CPU (BatchNorm folded, channels_last), and the bounds the tests allow:
+#   fp16: mean 0.11, p99 3.2  -> bound mean 0.25, p99 6.5 (fp16 keeps 11 bits of mantissa)
+#   bf16: mean 0.75, p99 23   -> bound mean 1.5, p99 45 (bf16 keeps 8: ~8x fp16's step, through
+#         ~60 layers with the fixture's random weights; a trained net is better conditioned)
+# About twice the measured value: room for other kernels and CPUs, while a wrong cast (inputs not
+# converted, a layer left in another dtype, BGR flipped) moves the mean by tens of levels.
+PRECISION_BOUNDS = {torch.float16: (0.25, 6.5), torch.bfloat16: (1.5, 45.0)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_reduced_precision_with_channels_last_stays_near_fp32(fixture_state, model_io, dtype):
+    # the GPU configuration (fp16 + channels_last) and the bf16 CPU one, through the same
+    # BatchedGenerator the node uses; it runs on the CPU (slowly for fp16) to check the numbers
+    mels, faces, expected = model_io
+    fp32 = w2l.BatchedGenerator(checkpoint.build_generator(fixture_state).fuse_for_inference(), "cpu")
+    reference = fp32(mels[:, 0], faces)
+    np.testing.assert_allclose(reference, expected, atol=1e-3)
+    model = checkpoint.build_generator(fixture_state).fuse_for_inference()
+    model = model.to(dtype=dtype, memory_format=torch.channels_last)
+    gen = w2l.BatchedGenerator(model, "cpu", dtype, 4, torch.channels_last)
+    out = gen(mels[:, 0], faces)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    diff = np.abs(out - reference) * 255
+    mean_bound, p99_bound = PRECISION_BOUNDS[dtype]
+    assert diff.mean() <= mean_bound and np.percentile(diff, 99) <= p99_bound, (diff.mean(), np.percentile(diff, 99))
+    assert diff.mean() > 0  # it really ran in the reduced precision
 
 
 class _FlakyModel(torch.nn.Module):

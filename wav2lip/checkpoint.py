@@ -11,7 +11,9 @@ import logging
 import os
 import pickle
 import threading
+import warnings
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -36,33 +38,37 @@ class CheckpointError(ValueError):
 # ---------------------------------------------------------------------------- discovery
 
 
-def _is_generator_candidate(path: Path) -> bool:
-    name = path.name.lower()
+def is_generator_candidate(name: str) -> bool:
+    """A file name (or relative path) that may hold generator weights."""
+    base = Path(name).name.lower()
     # the S3FD detector weights share the folders but are never a generator
-    return path.is_file() and name.endswith(CHECKPOINT_EXTENSIONS) and not name.startswith("s3fd")
+    return base.endswith(CHECKPOINT_EXTENSIONS) and not base.startswith("s3fd")
 
 
 def find_checkpoints(search_dirs) -> dict[str, Path]:
-    """{file name: path} over the folders in order; an earlier folder wins a name clash."""
+    """{file name: path} over the folders in order (not their subfolders); an earlier folder
+    wins a name clash. ComfyUI's own listing (subfolders, extra_model_paths.yaml) replaces this
+    inside ComfyUI."""
     found: dict[str, Path] = {}
     for folder in search_dirs:
         folder = Path(folder)
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if _is_generator_candidate(path) and path.name not in found:
+            if path.is_file() and is_generator_candidate(path.name) and path.name not in found:
                 found[path.name] = path
     return found
 
 
-def resolve_checkpoint(name: str, search_dirs) -> Path:
+def resolve_checkpoint(name: str, search_dirs, found: dict | None = None) -> Path:
     """The file for the node's `checkpoint` choice; "auto" prefers wav2lip_gan.pth, then
-    wav2lip.pth, then any other checkpoint found."""
+    wav2lip.pth (in any subfolder), then the first other checkpoint. `found` ({choice: path})
+    replaces the listing of `search_dirs`, which then only name the folders in messages."""
     search_dirs = [Path(d) for d in search_dirs]
-    found = find_checkpoints(search_dirs)
+    found = find_checkpoints(search_dirs) if found is None else dict(found)
     if name and name != "auto":
         if name in found:
-            return found[name]
+            return Path(found[name])
         candidate = Path(name)
         if candidate.is_absolute() and candidate.is_file():
             return candidate
@@ -70,10 +76,11 @@ def resolve_checkpoint(name: str, search_dirs) -> Path:
             f"Checkpoint '{name}' was not found in: {_folders_text(search_dirs)}. Pick one from "
             "the list (refresh ComfyUI after adding files) or choose 'auto'.")
     for preferred in PREFERRED:
-        if preferred in found:
-            return found[preferred]
+        for choice in sorted(found, key=lambda c: (c.count("/") + c.count("\\"), c)):
+            if Path(choice).name == preferred:
+                return Path(found[choice])
     if found:
-        return found[sorted(found)[0]]
+        return Path(found[sorted(found)[0]])
     raise CheckpointError(
         f"No Wav2Lip checkpoint found. Searched: {_folders_text(search_dirs)}. {WEIGHTS_HELP}")
 
@@ -100,24 +107,79 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
             except Exception as err:  # noqa: BLE001 - SafetensorError has no importable base
                 raise ValueError(str(err) or type(err).__name__) from None
         else:
-            raw = torch.load(str(path), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # a plain pickle's protocol is reported below instead
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         culprit = next((line.strip() for line in str(err).splitlines() if "global" in line.lower()), "")
-        if not culprit:  # not a pickle at all, or a damaged one
+        if not culprit:  # torch's reader gave up before naming a global: look at the pickle itself
+            culprit = _plain_pickle_globals(path)
+        if not culprit:
+            if _is_plain_pickle(path):
+                raise CheckpointError(
+                    f"{path.name} is a plain Python pickle, not a PyTorch checkpoint (torch.save) "
+                    f"or .safetensors file, and it holds no weights this node can read. "
+                    f"{WEIGHTS_HELP}") from None
             raise CheckpointError(_corrupt_text(path, size, "not a readable checkpoint")) from None
         raise CheckpointError(
             f"Refused to load {path.name}: it contains Python objects beyond tensors, which could "
-            f"run code when unpickled ({culprit[:200]}). Use the original Wav2Lip weights or a "
+            f"run code when unpickled ({_shorten(culprit)}). Use the original Wav2Lip weights or a "
             ".safetensors copy.") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(_corrupt_text(path, size, str(err).splitlines()[0][:200]
-                                            if str(err) else type(err).__name__)) from None
+        raise CheckpointError(_corrupt_text(path, size, str(err) or type(err).__name__)) from None
     return _unwrap(raw, path)
 
 
+_PICKLE_PROTOCOL_MARK = b"\x80"
+_SAFE_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set")
+
+
+def _is_plain_pickle(path: Path) -> bool:
+    """A pickle stream (not torch's zip container)."""
+    with open(path, "rb") as f:
+        return f.read(1) == _PICKLE_PROTOCOL_MARK
+
+
+def _plain_pickle_globals(path: Path) -> str:
+    """The first global a plain pickle would import that a weights file never needs, read with
+    pickletools (which only parses: nothing is imported or run). "" when there is none, the
+    file is not a pickle, or it is too damaged to parse."""
+    import pickletools
+
+    if not _is_plain_pickle(path):
+        return ""
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for opcode, arg, _ in pickletools.genops(f):
+                if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                    strings.append(str(arg))
+                elif opcode.name == "GLOBAL":
+                    name = str(arg).replace(" ", ".")
+                    if not name.startswith(_SAFE_GLOBAL_PREFIXES):
+                        return f"GLOBAL {name}"
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    name = f"{strings[-2]}.{strings[-1]}"
+                    if not name.startswith(_SAFE_GLOBAL_PREFIXES):
+                        return f"GLOBAL {name}"
+                elif opcode.name == "STOP":
+                    break
+    except Exception:  # noqa: BLE001 - a damaged stream: the caller reports it as corrupt
+        return ""
+    return ""
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    """The first line of `text`, cut at a word boundary with an ellipsis when it is too long."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0].rstrip(" .,;:") + " ..."
+
+
 def _corrupt_text(path: Path, size: int, detail: str) -> str:
-    return (f"{path.name} is truncated or corrupt ({size:,} bytes; expected {RELEASED_SIZE_TEXT}): "
-            f"{detail}. Download it again.")
+    return (f"{path.name} is truncated or corrupt ({size:,} bytes; expected {RELEASED_SIZE_TEXT}). "
+            f"Download it again. (Reading it failed with: {_shorten(detail)})")
 
 
 def _unwrap(raw, path: Path) -> dict[str, torch.Tensor]:
@@ -173,7 +235,10 @@ def build_generator(state: dict[str, torch.Tensor], name: str = "checkpoint") ->
 # ---------------------------------------------------------------------------- cache
 
 _cache_lock = threading.Lock()
-_cache: dict[tuple, Wav2Lip] = {}
+_cache: OrderedDict[tuple, Wav2Lip] = OrderedDict()
+# Two nodes in one graph (say, two checkpoints, or one forced onto the CPU) each keep theirs;
+# a fourth distinct one evicts the least recently used. One generator is ~145 MB in fp32.
+MAX_CACHED_GENERATORS = 3
 
 
 def _cache_key(path: Path, device, dtype, memory_format) -> tuple:
@@ -185,18 +250,22 @@ def _cache_key(path: Path, device, dtype, memory_format) -> tuple:
 def load_generator(path, device="cpu", dtype=torch.float32,
                    memory_format=torch.contiguous_format) -> Wav2Lip:
     """The generator for `path` on `device`, ready for inference (BatchNorm folded into the
-    convolutions), loaded once and reused until the file changes or `release_generators()` is
-    called. Only the most recent checkpoint is kept."""
+    convolutions), loaded once and reused until the file changes, it is evicted by newer ones,
+    or `release_generators()` / `release_generator(model)` is called."""
     path = Path(path)
     key = _cache_key(path, device, dtype, memory_format)
     with _cache_lock:
         model = _cache.get(key)
         if model is not None:
+            _cache.move_to_end(key)
             return model
-        _cache.clear()  # one generator at a time: a switched checkpoint frees the old one
+        for old in [k for k in _cache if k[0] == key[0] and k[3:] == key[3:]]:
+            del _cache[old]  # the same file changed on disk: its old weights are stale
         model = build_generator(read_state_dict(path), path.name).fuse_for_inference()
         model = model.to(device=device, dtype=dtype, memory_format=memory_format)
         _cache[key] = model
+        while len(_cache) > MAX_CACHED_GENERATORS:
+            _cache.popitem(last=False)
         logger.info("Halo-Lipsy: loaded %s on %s (%s)", path.name, device, dtype)
         return model
 
@@ -205,7 +274,16 @@ def cached_generator_count() -> int:
     return len(_cache)
 
 
+def release_generator(model) -> bool:
+    """Forget one cached generator (ComfyUI unloaded it); True if it was cached."""
+    with _cache_lock:
+        keys = [k for k, m in _cache.items() if m is model]
+        for k in keys:
+            del _cache[k]
+        return bool(keys)
+
+
 def release_generators():
-    """Forget cached generators (called when ComfyUI asks custom nodes to free memory)."""
+    """Forget every cached generator."""
     with _cache_lock:
         _cache.clear()
