@@ -37,10 +37,17 @@ class DetectionRequest:
         return out
 
 
+class DetectorError(RuntimeError):
+    """The detector backend failed on an image; the message names the frame and what to do."""
+
+
 class FaceDetector:
     """Base class of detection backends. Subclasses implement `detect_images`."""
 
     batch_size = 4
+    # The smallest rendered side the backend accepts; the tracker pads (never stretches) smaller
+    # looks up to it. S3FD's sixth pooling stage needs 32 px.
+    min_side = 32
 
     def detect_images(self, images: np.ndarray) -> list[np.ndarray]:
         """images (B, H, W, 3) uint8 BGR, all one size -> per image an array (k, 5) of
@@ -86,6 +93,8 @@ class TensorFrames:
         shrink = (ox2 - ox1) < crop.shape[1]
         resized = cv2.resize(crop, (ox2 - ox1, oy2 - oy1),
                              interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        if not np.isfinite(resized).all():  # NaN pixels (a broken upstream node) render black
+            np.nan_to_num(resized, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
         canvas[oy1:oy2, ox1:ox2] = np.clip(resized * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return canvas
 

@@ -156,3 +156,54 @@ class TruthDetector:
                 found.append([(ix1 - x1) * sx, (iy1 - y1) * sy, (ix2 - x1) * sx, (iy2 - y1) * sy, 0.99])
             out.append(np.array(found, dtype=np.float64).reshape(-1, 5))
         return out
+
+
+# ------------------------------------------------------------------ a detector that looks at pixels
+
+MARKER_RGB = (0.0, 1.0, 0.0)  # pure green: nothing else in a marker clip is
+
+
+def marker_frames(count, height, width, boxes_for, seed=0) -> torch.Tensor:
+    """An IMAGE of `count` frames: a textured background (never pure green) with a pure green
+    rectangle at boxes_for(i) = (x1, y1, x2, y2) in frame i (None: no marker)."""
+    rng = np.random.default_rng(seed)
+    out = torch.empty((count, height, width, 3))
+    for i in range(count):
+        frame = rng.random((height, width, 3)).astype(np.float32) * 0.6
+        frame[..., 1] *= 0.5
+        box = boxes_for(i)
+        if box is not None:
+            x1, y1, x2, y2 = box
+            frame[y1:y2, x1:x2] = MARKER_RGB
+        out[i] = torch.from_numpy(frame)
+    return out
+
+
+class MarkerDetector:
+    """A detector stand-in that sees only the rendered BGR image it is handed: it answers with
+    the bounding box of the pixels that are mostly marker green, in that image's pixels. So it
+    checks the whole path from a frame region to a rendered image and back to frame pixels."""
+
+    min_side = 32  # like S3FD, refuses smaller images: the tracker must pad, not stretch
+
+    def __init__(self, batch_size=4, min_face=6):
+        self.batch_size = batch_size
+        self.min_face = min_face
+        self.requests = []
+        self.images_seen = []
+
+    def detect(self, requests, images):
+        assert len(requests) == len(images) <= self.batch_size
+        out = []
+        for request, image in zip(requests, images):
+            assert min(image.shape[:2]) >= self.min_side, image.shape
+            self.requests.append(request)
+            self.images_seen.append(image.shape[:2])
+            b, g, r = (image[..., k].astype(np.int32) for k in range(3))
+            green = (g - np.maximum(r, b)) > 127  # at least half of the pixel is marker
+            ys, xs = np.nonzero(green)
+            if ys.size == 0 or np.ptp(ys) + 1 < self.min_face or np.ptp(xs) + 1 < self.min_face:
+                out.append(np.zeros((0, 5)))
+                continue
+            out.append(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 0.99]], np.float64))
+        return out

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import pack_module
-from synthetic_clip import Clip, LazyFrames, TruthDetector
+from synthetic_clip import Clip, LazyFrames, MarkerDetector, TruthDetector, marker_frames
 
 fd = pack_module("face_detect")
 boxes_mod = pack_module("face_detect.boxes")
@@ -101,6 +101,94 @@ def test_tracking_over_a_real_tensor_matches_the_lazy_source():
                            frames=LazyFrames(clip, fd.TensorFrames))
     np.testing.assert_array_equal(a, b)
     assert (a[:, 0] >= 0).all()
+
+
+# ------------------------------------------------------------------ a detector that reads pixels
+
+
+def moving_marker(i):
+    """A 60x70 marker gliding right and down, growing slowly; frame-pixel truth."""
+    x1, y1 = 200 + 7 * i, 90 + 2 * i
+    return (x1, y1, x1 + 60 + i // 3, y1 + 70 + i // 3)
+
+
+def test_rendered_regions_map_back_to_frame_pixels_at_every_scale():
+    # 640x360: whole-frame looks at 480x270 (scale 0.75) and ROI looks at 128x128 (~0.8); the
+    # marker detector sees only pixels, so a wrong region->image->frame mapping moves the boxes
+    images = marker_frames(40, 360, 640, moving_marker)
+    detector = MarkerDetector(batch_size=4)
+    raw, _ = fd.FaceTracker(detector).track(fd.TensorFrames(images))
+    sizes = set(detector.images_seen)
+    assert (270, 480) in sizes and (128, 128) in sizes  # both scales were used
+    checked = sorted({r.frame_index for r in detector.requests})
+    assert len(checked) >= 5
+    for request in detector.requests:
+        sx, sy = request.scale
+        truth = np.array(moving_marker(request.frame_index), float)
+        box = raw[request.frame_index]
+        assert np.abs(box[[0, 2]] - truth[[0, 2]]).max() <= 1.0 / sx + 0.5, (request, box, truth)
+        assert np.abs(box[[1, 3]] - truth[[1, 3]]).max() <= 1.0 / sy + 0.5, (request, box, truth)
+    for i in range(40):  # in between: interpolated along the straight path, within 2 px
+        assert np.abs(raw[i] - np.array(moving_marker(i), float)).max() <= 2.5, i
+
+
+def test_face_detect_batch_1_and_16_give_the_same_boxes_on_distinct_frames():
+    # a marker that jumps (not interpolable) forces many distinct frames into each batch
+    def jumping(i):
+        x = 60 + (i * 37) % 300
+        return (x, 40 + (i * 13) % 100, x + 64, 40 + (i * 13) % 100 + 72)
+
+    images = marker_frames(30, 240, 480, jumping, seed=3)
+    one, _ = fd.detect_boxes(images, 30, MarkerDetector(batch_size=1), fd.BoxSettings(face_padding=0, smooth_box_frames=0))
+    many_detector = MarkerDetector(batch_size=16)
+    many, _ = fd.detect_boxes(images, 30, many_detector, fd.BoxSettings(face_padding=0, smooth_box_frames=0))
+    np.testing.assert_array_equal(one, many)
+    assert len(many_detector.requests) >= 16
+    for i in range(30):
+        assert np.abs(one[i] - np.array(jumping(i))).max() <= 2, i
+
+
+@pytest.mark.parametrize("height, width", [(20, 20), (31, 31), (36, 1080), (2000, 68), (8, 8), (1, 300)])
+def test_tiny_and_extreme_frames_are_padded_for_the_detector_not_stretched(height, width):
+    images = torch.rand(3, height, width, 3) * 0.5
+    detector = MarkerDetector(batch_size=4)
+    boxes, stats = fd.detect_boxes(images, 3, detector, fd.BoxSettings())
+    assert (boxes == -1).all()  # nothing green: no face, and no crash
+    for request, shape in zip(detector.requests, detector.images_seen):
+        assert min(shape) >= 32
+        sx, sy = request.scale
+        assert sx == pytest.approx(sy, rel=0.05)  # the same scale both ways: padding, not stretching
+
+
+def test_a_marker_in_a_thin_frame_is_found_through_the_padding():
+    images = marker_frames(2, 36, 1080, lambda i: (500, 4, 530, 32))
+    boxes, _ = fd.detect_boxes(images, 2, MarkerDetector(min_face=4), fd.BoxSettings(face_padding=0, smooth_box_frames=0))
+    assert np.abs(boxes[0] - np.array([500, 4, 530, 32])).max() <= 3
+
+
+def test_the_real_s3fd_survives_tiny_and_extreme_frames(random_s3fd_file):
+    detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=2)
+    for height, width in [(20, 20), (36, 1080), (2000, 68)]:
+        boxes, _ = fd.detect_boxes(torch.rand(2, height, width, 3), 2, detector, fd.BoxSettings())
+        assert boxes.shape == (2, 4)
+
+
+def test_a_failing_detector_names_the_frame_size():
+    class Broken:
+        batch_size = 4
+
+        def detect(self, requests, images):
+            raise RuntimeError("Given input size: (512x1x1). Output size is too small")
+
+    with pytest.raises(fd.DetectorError, match=r"frame 0 \(64x48, looked at as 64x48\).*Output size is too small"):
+        fd.detect_boxes(torch.rand(2, 48, 64, 3), 2, Broken(), fd.BoxSettings())
+
+
+def test_nan_pixels_render_black_for_the_detector():
+    images = torch.rand(1, 40, 40, 3)
+    images[0, 5:10, 5:10] = float("nan")
+    image = fd.TensorFrames(images).render(fd.DetectionRequest(0, (0, 0, 40, 40), (40, 40)))
+    assert (image[5:10, 5:10] == 0).all()
 
 
 # ------------------------------------------------------------------ finishing boxes
@@ -241,6 +329,23 @@ def test_a_download_with_the_wrong_hash_is_refused_and_removed(tmp_path, monkeyp
     with pytest.raises(s3fd.DetectorWeightsError, match="SHA-256"):
         weights.find_s3fd_weights([tmp_path / "pack"])
     assert not (tmp_path / "hub" / "checkpoints" / "s3fd-619a316812.pth").exists()
+    assert not (tmp_path / "hub").exists()  # the folders made for the download went too
+
+
+def test_a_failed_download_leaves_no_folder_behind_but_keeps_existing_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(url, dst):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(weights, "_download", offline)
+    with pytest.raises(s3fd.DetectorWeightsError):
+        weights.find_s3fd_weights([])
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(s3fd.DetectorWeightsError):
+        weights.find_s3fd_weights([])
+    assert (tmp_path / "hub" / "checkpoints").is_dir()  # it was there before: left alone
 
 
 def test_no_weights_and_no_network_says_where_to_put_the_file(tmp_path, monkeypatch):

@@ -79,11 +79,14 @@ def find_s3fd_weights(extra_dirs=()) -> Path:
                     "a face_mask to the node, which skips face detection.")
     target = hub_checkpoint_dir() / S3FD_FILENAME
     logger.info("Halo-Lipsy: downloading the S3FD face detector weights to %s", target)
+    # folders made for the download are removed again if it fails: a failed run writes nothing
+    made = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _download(S3FD_URL, target)
     except Exception as err:  # noqa: BLE001 - any failure to fetch gets the same advice
         target.unlink(missing_ok=True)
+        _remove_empty(made)
         if "hash" in str(err).lower():
             raise DetectorWeightsError(
                 f"The downloaded S3FD weights failed their SHA-256 check ({err}). {offline_help}") from None
@@ -94,5 +97,15 @@ def find_s3fd_weights(extra_dirs=()) -> Path:
         _verify(target)
     except DetectorWeightsError:
         target.unlink(missing_ok=True)
+        _remove_empty(made)
         raise
     return target
+
+
+def _remove_empty(folders):
+    """Remove the given folders, innermost first, as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
