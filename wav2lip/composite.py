@@ -27,9 +27,14 @@ def clip_box(box, height: int, width: int):
 
 
 def face_input(frame: np.ndarray, box) -> np.ndarray:
-    """(6, 96, 96) float32: the lower-half-masked BGR crop, then the full BGR crop."""
+    """(6, 96, 96) float32: the lower-half-masked BGR crop, then the full BGR crop.
+
+    Non-finite pixels (NaN, inf) reach the model as black: one NaN would otherwise spread
+    through every convolution into the whole generated face."""
     x1, y1, x2, y2 = box
     crop_bgr = np.ascontiguousarray(frame[y1:y2, x1:x2, 2::-1], dtype=np.float32)
+    if not np.isfinite(crop_bgr).all():
+        np.nan_to_num(crop_bgr, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     face = cv2.resize(crop_bgr, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
     chw = face.transpose(2, 0, 1)
     out = np.empty((6, FACE_SIZE, FACE_SIZE), dtype=np.float32)
@@ -64,11 +69,13 @@ def _smoothstep(t):
 
 
 def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool = True,
-          blend_radius: int = 5):
+          blend_radius: int = 5, weights_out: np.ndarray | None = None):
     """Write the generated (3, 96, 96) BGR face into `frame` (H, W, C float32, RGB[A]) in place.
 
     blend_edges=False is Wav2Lip's rectangular paste of the whole box; True replaces only the
-    lower face through a feathered mask. Alpha (a 4th channel) is never touched.
+    lower face through a feathered mask. Alpha (a 4th channel) is never touched. `weights_out`
+    (H, W float32), when given, receives the blend weight each pixel got (1: generated,
+    0: the frame's own) inside the box.
     """
     x1, y1, x2, y2 = box
     h, w = y2 - y1, x2 - x1
@@ -78,9 +85,14 @@ def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool =
     region = frame[y1:y2, x1:x2, :3]
     if not blend_edges:
         region[...] = face_rgb
+        if weights_out is not None:
+            weights_out[y1:y2, x1:x2] = 1.0
         return
     mask = lower_face_mask(h, w, blend_radius)
     rows = slice(h // 2, h)  # the mask is exactly 0 above the mid-line: leave those pixels alone
     sub_mask = mask[rows]
     sub = region[rows]
-    sub[...] = np.where(sub_mask > 0, sub + (face_rgb[rows] - sub) * sub_mask, sub)
+    with np.errstate(invalid="ignore"):  # a non-finite frame pixel stays non-finite, quietly
+        sub[...] = np.where(sub_mask > 0, sub + (face_rgb[rows] - sub) * sub_mask, sub)
+    if weights_out is not None:
+        weights_out[y1:y2, x1:x2] = mask[:, :, 0]

@@ -22,16 +22,67 @@ def pick_device(force_cpu: bool = False) -> torch.device:
     return torch.device("cpu")
 
 
-def pick_dtype(device: torch.device) -> torch.dtype:
-    """fp16 only where it is both fast and numerically safe for this net: ROCm GPUs and NVIDIA
-    GPUs from Volta (7.0) on; everything else (CPU, MPS, XPU, old NVIDIA) runs fp32."""
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 (AMD Zen 4+, Intel Cooper Lake) or AMX (Intel Sapphire Rapids+): bf16
+    matrix maths in hardware. Elsewhere torch emulates it, slower than fp32."""
+    caps = getattr(getattr(torch._C, "_cpu", None), "_get_cpu_capability", None)
+    try:
+        found = caps() if caps is not None else {}
+    except Exception:  # noqa: BLE001 - an unknown CPU: assume no native bf16
+        found = {}
+    return bool(found.get("avx512_bf16") or found.get("amx_bf16"))
+
+
+def _nvidia_capability(device) -> tuple[int, int]:
+    return tuple(torch.cuda.get_device_capability(device))
+
+
+def native_dtypes(device: torch.device) -> set:
+    """The reduced precisions `device` computes natively (fp32 always works)."""
     device = torch.device(device)
-    if device.type != "cuda":
-        return torch.float32
-    if getattr(torch.version, "hip", None):
+    if device.type == "cuda":
+        if getattr(torch.version, "hip", None):  # ROCm: fp16 and bf16 on every supported GPU
+            return {torch.float16, torch.bfloat16}
+        major, _ = _nvidia_capability(device)
+        return ({torch.float16} if major >= 7 else set()) | ({torch.bfloat16} if major >= 8 else set())
+    if device.type == "xpu":  # Intel Arc / Data Center GPUs: XMX units do both
+        return {torch.float16, torch.bfloat16}
+    if device.type == "mps":  # Apple GPUs: fp16 natively; bf16 support depends on the macOS
+        return {torch.float16}
+    if device.type == "cpu":
+        return {torch.bfloat16} if cpu_has_native_bf16() else set()
+    return set()
+
+
+def auto_dtype(device: torch.device) -> torch.dtype:
+    """`auto`: fp16 only where it is both fast and numerically safe for this net, i.e. ROCm GPUs
+    and NVIDIA GPUs from Volta (7.0) on; everything else (CPU, MPS, XPU, old NVIDIA) runs fp32."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.float16 in native_dtypes(device):
         return torch.float16
-    major, _ = torch.cuda.get_device_capability(device)
-    return torch.float16 if major >= 7 else torch.float32
+    return torch.float32
+
+
+def pick_dtype(device: torch.device, precision: str = "auto", force_fp32: bool = False):
+    """(dtype, note) for the generator: `precision` is one of PRECISIONS. A reduced precision
+    the device does not compute natively falls back to fp32, and `note` says so (else None).
+    `force_fp32` (ComfyUI's --force-fp32) makes `auto` fp32."""
+    device = torch.device(device)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision '{precision}' is unknown; use one of {', '.join(PRECISIONS)}.")
+    if precision == "auto":
+        return (torch.float32 if force_fp32 else auto_dtype(device)), None
+    wanted = _DTYPES[precision]
+    if wanted == torch.float32 or wanted in native_dtypes(device):
+        return wanted, None
+    where = {"cpu": "this CPU (bf16 needs AVX-512 BF16 or AMX)" if precision == "bf16" else "a CPU",
+             "cuda": "this GPU"}.get(device.type, f"this {device.type} device")
+    return torch.float32, (f"{precision} is not computed natively on {where}; running the "
+                           "generator in fp32 instead.")
 
 
 def pick_memory_format(device: torch.device) -> torch.memory_format:
