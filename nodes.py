@@ -1,7 +1,9 @@
 """The Halo-Lipsy node: inputs, validation, ComfyUI glue and the orchestration of the stages.
 
     IMAGE + AUDIO -> audio.py (mel windows) + face_detect (boxes) -> wav2lip (crop, generate,
-    paste) -> IMAGE (+ AUDIO)
+    paste) -> IMAGE (+ AUDIO, + MASK of the pasted pixels)
+
+Models are cached across workflows and released when ComfyUI unloads them (see _patchers).
 
 This is the only module that knows ComfyUI. `comfy.*` and `folder_paths` are imported lazily and
 are optional, so the node also runs (and is tested) without a ComfyUI checkout. Heavy libraries
@@ -48,38 +50,84 @@ def _comfy():
     return folder_paths, model_management, model_patcher, utils
 
 
-def register_model_folder():
-    """Make models/wav2lip a ComfyUI model folder (extra_model_paths.yaml may add more)."""
-    comfy = _comfy()
-    if comfy is None:
+def _folder_paths():
+    """ComfyUI's folder_paths module (plain Python, cheap to import), or None outside ComfyUI."""
+    try:
+        import folder_paths
+    except Exception:  # noqa: BLE001 - not inside ComfyUI
+        return None
+    return folder_paths
+
+
+def register_model_folder(folder_paths=None):
+    """models/wav2lip becomes ComfyUI's `wav2lip` model folder (extra_model_paths.yaml may add
+    more under that name) and the pack's checkpoints/ an extra location after it."""
+    folder_paths = folder_paths or _folder_paths()
+    if folder_paths is None:
         return
-    folder_paths = comfy[0]
-    default = str(Path(folder_paths.models_dir) / MODEL_FOLDER)
-    known = folder_paths.folder_names_and_paths.get(MODEL_FOLDER)
-    if known is None:
+    folder_paths.add_model_folder_path(MODEL_FOLDER, str(Path(folder_paths.models_dir) / MODEL_FOLDER),
+                                       is_default=True)
+    folder_paths.add_model_folder_path(MODEL_FOLDER, str(PACK_CHECKPOINTS))
+    paths, extensions = folder_paths.folder_names_and_paths[MODEL_FOLDER]
+    if not extensions:  # registered by us or by extra_model_paths.yaml: no extension filter yet
         folder_paths.folder_names_and_paths[MODEL_FOLDER] = (
-            [default], {".pth", ".pt", ".ckpt", ".safetensors"})
-    elif default not in known[0]:
-        known[0].append(default)
+            paths, set(getattr(folder_paths, "supported_pt_extensions", ())))
 
 
 def model_search_dirs() -> list[Path]:
-    """Where checkpoints and the S3FD weights are looked for: the pack's checkpoints/ first,
-    then every ComfyUI models/wav2lip folder."""
-    dirs = [PACK_CHECKPOINTS]
-    comfy = _comfy()
-    if comfy is not None:
-        register_model_folder()
-        dirs += [Path(p) for p in comfy[0].get_folder_paths(MODEL_FOLDER)]
-    return dirs
+    """Where checkpoints and the S3FD weights are looked for: every ComfyUI `wav2lip` folder
+    (models/wav2lip first), the pack's checkpoints/ among them; outside ComfyUI just the latter."""
+    folder_paths = _folder_paths()
+    if folder_paths is None:
+        return [PACK_CHECKPOINTS]
+    register_model_folder(folder_paths)
+    return [Path(p) for p in folder_paths.get_folder_paths(MODEL_FOLDER)]
+
+
+def available_checkpoints(search_dirs=None) -> dict:
+    """{choice: path}: ComfyUI's listing of the `wav2lip` folders (subfolders included) inside
+    ComfyUI, the given folders' files otherwise."""
+    from .wav2lip.checkpoint import find_checkpoints, is_generator_candidate
+
+    folder_paths = _folder_paths() if search_dirs is None else None
+    if folder_paths is None:
+        return find_checkpoints(model_search_dirs() if search_dirs is None else search_dirs)
+    register_model_folder(folder_paths)
+    found = {}
+    for name in folder_paths.get_filename_list(MODEL_FOLDER):
+        path = folder_paths.get_full_path(MODEL_FOLDER, name)
+        if path is not None and is_generator_candidate(name):
+            found[name] = Path(path)
+    return found
 
 
 def checkpoint_choices() -> list[str]:
     try:
-        from .wav2lip.checkpoint import find_checkpoints
-        return ["auto"] + sorted(find_checkpoints(model_search_dirs()))
+        return ["auto"] + sorted(available_checkpoints())
     except Exception:  # noqa: BLE001 - an unreadable folder must not break the node list
         return ["auto"]
+
+
+def resolve_checkpoint_path(checkpoint: str, search_dirs=None) -> Path:
+    from .wav2lip import resolve_checkpoint
+
+    dirs = model_search_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
+    return resolve_checkpoint(checkpoint, dirs, available_checkpoints(search_dirs))
+
+
+def checkpoint_fingerprint(checkpoint: str, search_dirs=None) -> str:
+    """Changes whenever the file `checkpoint` resolves to changes (another file, or the same
+    name rewritten), so ComfyUI reruns the node instead of reusing its cached output."""
+    try:
+        path = resolve_checkpoint_path(checkpoint, search_dirs)
+        stat = path.stat()
+    except Exception as err:  # noqa: BLE001 - the run itself reports a missing checkpoint
+        return f"unresolved: {err}"
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+if _folder_paths() is not None:  # inside ComfyUI: the folder exists from startup on
+    register_model_folder()
 
 
 class _Progress:
@@ -109,19 +157,60 @@ def _check_interrupt():
         comfy[1].throw_exception_if_processing_interrupted()
 
 
+def _force_fp32(comfy) -> bool:
+    """ComfyUI started with --force-fp32."""
+    args = getattr(comfy[1], "args", None) if comfy is not None else None
+    return bool(getattr(args, "force_fp32", False))
+
+
+# id(model) -> its ModelPatcher. Models stay cached across workflows (a workflow without this node
+# leaves them alone) until ComfyUI unloads them: "Unload models", "Free model and node cache" and
+# its own eviction under memory pressure all end in ModelPatcher.detach(), which releases ours.
 _patchers: dict = {}
+_releasing_classes: dict = {}
 
 
-def _generator_on_device(path, force_cpu: bool):
+def _releasing_patcher_class(base):
+    """A ModelPatcher subclass whose detach() (ComfyUI unloading the model) also drops our cached
+    generator and detector, so their memory is really returned."""
+    cls = _releasing_classes.get(base)
+    if cls is None:
+        class HaloLipsyPatcher(base):
+            def detach(self, *args, **kwargs):
+                result = super().detach(*args, **kwargs)
+                _release_for(self.model)
+                return result
+
+        cls = _releasing_classes[base] = HaloLipsyPatcher
+    return cls
+
+
+def _release_for(model):
+    from .wav2lip import release_generator
+
+    release_generator(model)
+    _patchers.pop(id(model), None)
+    _detectors.clear()
+    logger.info("Halo-Lipsy: ComfyUI unloaded the generator; cached models released.")
+
+
+def _generator_on_device(path, force_cpu: bool, precision: str = "auto"):
     """The cached generator, placed through ComfyUI's model management when present (so ComfyUI
-    frees VRAM for it and can evict it next to a big video model), else on torch's best device."""
+    frees VRAM for it and can evict it next to a big video model), else on torch's best device.
+    Returns (model, device, dtype, memory format)."""
     import torch
 
     from .wav2lip import load_generator, pick_device, pick_dtype, pick_memory_format
 
     comfy = None if force_cpu else _comfy()
     device = torch.device(pick_device(force_cpu) if comfy is None else comfy[1].get_torch_device())
-    dtype, fmt = pick_dtype(device), pick_memory_format(device)
+    try:
+        dtype, note = pick_dtype(device, precision, force_fp32=_force_fp32(_comfy()))
+    except ValueError as err:
+        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    if note:
+        logger.warning("Halo-Lipsy: %s", note)
+    fmt = pick_memory_format(device)
     if comfy is None:
         return load_generator(path, device, dtype, fmt), device, dtype, fmt
     _, model_management, model_patcher, _ = comfy
@@ -129,8 +218,8 @@ def _generator_on_device(path, force_cpu: bool):
     model = load_generator(path, offload, dtype, fmt)
     patcher = _patchers.get(id(model))
     if patcher is None or patcher.model is not model:
-        _patchers.clear()
-        patcher = model_patcher.ModelPatcher(model, load_device=device, offload_device=offload)
+        patcher_class = _releasing_patcher_class(model_patcher.ModelPatcher)
+        patcher = patcher_class(model, load_device=device, offload_device=offload)
         _patchers[id(model)] = patcher
     model_management.load_models_gpu([patcher], force_full_load=True)
     return model, device, dtype, fmt
@@ -152,7 +241,7 @@ def _s3fd_detector(batch_size: int, search_dirs):
 
 
 def release_models():
-    """Drop cached generator and detector (ComfyUI frees node instances on 'free memory')."""
+    """Drop every cached generator and detector."""
     from .wav2lip import release_generators
 
     release_generators()
@@ -201,7 +290,8 @@ def _validate_images(images):
                              "video loader produced no frames. Check its path and frame limits.")
     if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
         raise HaloLipsyError(f"Halo-Lipsy: 'images' has dtype {images.dtype}; expected float "
-                             "pixels in [0, 1].")
+                             "pixels in [0, 1] (any float precision) or uint8 pixels in 0-255. "
+                             "Convert the frames to a ComfyUI IMAGE first.")
     return images
 
 
@@ -227,20 +317,52 @@ def _finite(name, value, positive=False):
     return number
 
 
+MEMORY_MARGIN_GB = 0.5  # kept free beyond the output, for the models, crops and the OS
+
+
+def _allocate_output(n_out, height, width, channels):
+    """(IMAGE, MASK) output tensors, refused with a clear message when they cannot fit in the
+    memory actually available: under Linux overcommit torch.empty succeeds and the process is
+    killed later while filling it, so the check must come first."""
+    import psutil
+    import torch
+
+    need = n_out * height * width * (channels + 1) * 4
+    available = psutil.virtual_memory().available
+    margin = max(MEMORY_MARGIN_GB * 2**30, 0.1 * need)
+    message = (f"Halo-Lipsy: not enough memory for the output ({n_out} frames of {width}x{height}: "
+               f"{need / 2**30:.1f} GB of float32 IMAGE and MASK, with {available / 2**30:.1f} GB "
+               "available). Use shorter audio or video, downscale the frames first, or use the "
+               "Halo-Lipsy (Video) node, whose memory does not grow with length.")
+    if need + margin > available:
+        raise HaloLipsyError(message)
+    try:
+        return (torch.empty((n_out, height, width, channels), dtype=torch.float32),
+                torch.zeros((n_out, height, width), dtype=torch.float32))
+    except (RuntimeError, MemoryError):
+        raise HaloLipsyError(message) from None
+
+
+def _frame_list(frames) -> str:
+    shown = ", ".join(str(int(f)) for f in frames[:8])
+    return shown + (f" and {len(frames) - 8} more" if len(frames) > 8 else "")
+
+
 def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
                 face_detect_batch=4, inference_batch=64, force_cpu=False, sync_offset=0,
                 mel_step_multiplier=1.0, face_padding=10, smooth_box_frames=5, blend_edges=True,
-                blend_radius=5, face_mask=None, detector=None, search_dirs=None):
-    """Lip-sync `images` to `audio`; returns (IMAGE float32 on the CPU, AUDIO).
+                blend_radius=5, face_mask=None, precision="auto", detector=None, search_dirs=None):
+    """Lip-sync `images` to `audio`; returns (IMAGE float32 on the CPU, AUDIO, MASK).
 
-    `detector` and `search_dirs` replace S3FD and the model folders (tests, benchmarks)."""
-    import torch
-
+    MASK holds, per output frame, the weight each pixel's generated value got (0 where the
+    frame passed through). `detector` and `search_dirs` replace S3FD and the model folders
+    (tests, benchmarks)."""
     from . import audio as audio_mod
     from . import face_detect as fd
     from .face_detect.s3fd import DetectorWeightsError
-    from .wav2lip import (BatchedGenerator, CheckpointError, clip_box, face_input, paste,
-                          resolve_checkpoint)
+    from .wav2lip import BatchedGenerator, CheckpointError, clip_box, face_input, paste
+
+    import torch
 
     started = time.perf_counter()
     images = _validate_images(images)
@@ -265,7 +387,8 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
 
     dirs = model_search_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
     try:
-        model, device, dtype, fmt = _generator_on_device(resolve_checkpoint(checkpoint, dirs), force_cpu)
+        path = resolve_checkpoint_path(checkpoint, search_dirs)
+        model, device, dtype, fmt = _generator_on_device(path, force_cpu, precision)
     except CheckpointError as err:
         raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
     mel_s = time.perf_counter() - started
@@ -287,23 +410,20 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
                                            check_interrupt=_check_interrupt)
     except (fd.MaskInputError, DetectorWeightsError) as err:
         raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    except fd.DetectorError as err:
+        raise HaloLipsyError(
+            f"Halo-Lipsy: {err}. Frames of {width}x{height} could not be searched for a face; "
+            "connect a face_mask (the face's region) to skip face detection.") from None
     detect_s = time.perf_counter() - t0
     usable = [clip_box(b, height, width) if b[0] >= 0 else None for b in boxes]
 
     # -- generation, streamed in chunks into one preallocated output
     t0 = time.perf_counter()
     generator = BatchedGenerator(model, device, dtype, inference_batch, fmt)
-    try:
-        out = torch.empty((n_out, height, width, channels), dtype=torch.float32)
-    except (RuntimeError, MemoryError):
-        need = n_out * height * width * channels * 4 / 2**30
-        raise HaloLipsyError(
-            f"Halo-Lipsy: not enough memory for the output ({n_out} frames of {width}x{height}, "
-            f"{need:.1f} GB as float32). Use shorter audio or video, or downscale the frames "
-            "first.") from None
-    out_np = out.numpy()  # shares memory: pasting writes straight into the output tensor
+    out, mask_out = _allocate_output(n_out, height, width, channels)
+    out_np, mask_np = out.numpy(), mask_out.numpy()  # shared memory: pasting writes the outputs
     scale_uint8 = images.dtype == torch.uint8
-    synced, copy_s = 0, 0.0
+    synced, copy_s, non_finite = 0, 0.0, []
     for start in range(0, n_out, inference_batch):
         _check_interrupt()
         stop = min(n_out, start + inference_batch)
@@ -316,20 +436,32 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
         faced = [i for i in range(start, stop) if usable[schedule[i]] is not None]
         if faced:
             faces = np.stack([face_input(out_np[i], usable[schedule[i]]) for i in faced])
+            non_finite += [i for i in faced if not _box_is_finite(out_np[i], usable[schedule[i]])]
             mels = features.windows(faced, sync_offset, mel_step_multiplier)
-            generated = generator(mels, faces)
+
+            def on_slice(done, total, start=start, stop=stop):
+                _check_interrupt()
+                progress.generation((start + (stop - start) * done / max(1, total)) / n_out)
+
+            generated = generator(mels, faces, on_slice=on_slice)
             for k, i in enumerate(faced):
-                paste(out_np[i], usable[schedule[i]], generated[k], blend_edges, blend_radius)
+                paste(out_np[i], usable[schedule[i]], generated[k], blend_edges, blend_radius,
+                      weights_out=mask_np[i])
             synced += len(faced)
         progress.generation(stop / n_out)
     generate_s = time.perf_counter() - t0
 
+    if non_finite:
+        logger.warning(
+            "Halo-Lipsy: %d output frames have NaN or infinite pixels in the face box (frames %s): "
+            "the generator saw them as black, and those pixels keep their invalid values. Check "
+            "the node that made the images.", len(non_finite), _frame_list(non_finite))
     faces_found = sum(u is not None for u in usable)
     LAST_RUN.clear()
     LAST_RUN.update(frames_in=n_video, frames_out=n_out, faces_found=faces_found, frames_shown=used,
                     frames_synced=synced, audio_and_model_s=mel_s, detection_s=detect_s,
                     generation_s=generate_s, frame_copy_s=copy_s, detection_stats=stats,
-                    device=str(device))
+                    device=str(device), dtype=str(dtype).replace("torch.", ""))
     logger.info(
         "Halo-Lipsy: %d frames in -> %d out (%s, %.3g fps), faces in %d/%d input frames, %d frames "
         "lip-synced; audio+model %.2fs, detection %.2fs%s, generation %.2fs on %s (%s)",
@@ -339,7 +471,12 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
     if faces_found == 0:
         logger.warning("Halo-Lipsy: no face found in any frame; the frames pass through unchanged. "
                        "Check the face is visible and not tiny, or connect a face_mask.")
-    return out, features.fitted_audio(n_out)
+    return out, features.fitted_audio(n_out), mask_out
+
+
+def _box_is_finite(frame: np.ndarray, box) -> bool:
+    x1, y1, x2, y2 = box
+    return bool(np.isfinite(frame[y1:y2, x1:x2, :3]).all())
 
 
 # ---------------------------------------------------------------------------- the node
@@ -349,11 +486,14 @@ class HaloLipsy:
     """Lip-sync video frames to speech with Wav2Lip."""
 
     CATEGORY = "Halo-Lipsy"
-    RETURN_TYPES = ("IMAGE", "AUDIO")
-    RETURN_NAMES = ("images", "audio")
+    RETURN_TYPES = ("IMAGE", "AUDIO", "MASK")
+    RETURN_NAMES = ("images", "audio", "mask")
     OUTPUT_TOOLTIPS = ("The lip-synced frames (same size as the input; length set by mode).",
                        "The input audio cut or padded to exactly the output's length, for "
-                       "CreateVideo or Video Combine.")
+                       "CreateVideo or Video Combine.",
+                       "Per output frame, where the generated mouth was pasted and how strongly "
+                       "(1: generated, 0: the frame's own pixels). Use it to restore or sharpen "
+                       "only the pixels that changed.")
     FUNCTION = "lipsync"
     DESCRIPTION = ("Lip-syncs the faces in a video (or a single image) to speech with Wav2Lip. "
                    "Face detection runs on the CPU; the generator on your GPU (CUDA, ROCm, MPS) "
@@ -361,14 +501,17 @@ class HaloLipsy:
 
     @classmethod
     def INPUT_TYPES(cls):
+        from .wav2lip.device import PRECISIONS
+
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "Video frames (or one image) with a face to lip-sync."}),
                 "audio": ("AUDIO", {"tooltip": "The speech to sync to (any rate, mono or stereo)."}),
                 "checkpoint": (checkpoint_choices(), {
                     "default": "auto",
-                    "tooltip": "Wav2Lip weights from checkpoints/ in this pack or models/wav2lip. "
-                               "auto prefers wav2lip_gan.pth, then wav2lip.pth."}),
+                    "tooltip": "Wav2Lip weights from models/wav2lip (and its subfolders, and any "
+                               "wav2lip folder in extra_model_paths.yaml) or this pack's "
+                               "checkpoints/. auto prefers wav2lip_gan.pth, then wav2lip.pth."}),
                 "mode": (list(MODES), {
                     "default": "sequential",
                     "tooltip": "sequential: frames in order, the last held while audio remains. "
@@ -407,6 +550,12 @@ class HaloLipsy:
                 "blend_radius": ("INT", {
                     "default": 5, "min": 0, "max": 64,
                     "tooltip": "Feather width of the blend mask in pixels."}),
+                "precision": (list(PRECISIONS), {
+                    "default": "auto",
+                    "tooltip": "Generator precision. auto: fp16 on NVIDIA (Volta+) and AMD GPUs, "
+                               "fp32 elsewhere (and with --force-fp32). bf16: ~2x faster on CPUs "
+                               "with AVX-512 BF16 or AMX, slightly different mouth texture. A "
+                               "precision the device does not run natively falls back to fp32."}),
             },
             "optional": {
                 "face_mask": ("MASK", {
@@ -415,20 +564,19 @@ class HaloLipsy:
             },
         }
 
+    @classmethod
+    def IS_CHANGED(cls, checkpoint="auto", **_):
+        # Inputs are hashed by ComfyUI already; the file behind `checkpoint` is not.
+        return checkpoint_fingerprint(checkpoint)
+
     def lipsync(self, images, audio, checkpoint="auto", mode="sequential", fps=25.0,
                 face_detect_batch=4, inference_batch=64, force_cpu=False, sync_offset=0,
                 mel_step_multiplier=1.0, face_padding=10, smooth_box_frames=5, blend_edges=True,
-                blend_radius=5, face_mask=None):
+                blend_radius=5, precision="auto", face_mask=None):
         return run_lipsync(images, audio, checkpoint, mode, fps, face_detect_batch,
                            inference_batch, force_cpu, sync_offset, mel_step_multiplier,
-                           face_padding, smooth_box_frames, blend_edges, blend_radius, face_mask)
-
-    def __del__(self):
-        # ComfyUI drops node instances when asked to free memory: let the models go with them.
-        try:
-            release_models()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+                           face_padding, smooth_box_frames, blend_edges, blend_radius, face_mask,
+                           precision)
 
 
 NODE_CLASS_MAPPINGS = {"HaloLipsy": HaloLipsy}

@@ -138,10 +138,22 @@ def test_sync_offset_shifts_windows_by_whole_frames(speech, k):
     np.testing.assert_array_equal(features.windows(frames, sync_offset=k), features.windows(frames - k))
 
 
-def test_mel_step_multiplier_scales_the_step(speech):
-    features = audio.AudioFeatures(as_audio(speech, 16000), fps=25)
-    starts = audio.window_starts(np.arange(20), 25, mel_step_multiplier=2.0)
-    assert list(starts) == [int(i * 2 * 80 / 25) for i in range(20)]
+def test_mel_step_multiplier_scales_the_step():
+    # a burst of tone at 2.0-2.1 s in silence: at 25 fps frame 50 looks at it; with the audio
+    # advancing twice as fast per frame, frame 25 does, and with half as fast, frame 100
+    rate, fps = 16000, 25
+    samples = np.zeros(4 * rate, np.float32)
+    samples[2 * rate:int(2.1 * rate)] = tone(700, rate, 0.1)
+    features = audio.AudioFeatures(as_audio(samples, rate), fps=fps)
+
+    def loudest_frame(multiplier, frames):
+        windows = features.windows(frames, mel_step_multiplier=multiplier)
+        return int(frames[int(np.argmax(windows[:, :, :8].mean(axis=(1, 2))))])
+
+    # +-1: a window's start is truncated to a whole mel column, and the burst spans 8 of them
+    assert abs(loudest_frame(1.0, np.arange(100)) - 50) <= 1
+    assert abs(loudest_frame(2.0, np.arange(50)) - 25) <= 1
+    assert abs(loudest_frame(0.5, np.arange(200)) - 100) <= 1
 
 
 def test_silence_pads_windows_at_both_ends(speech):

@@ -1,11 +1,16 @@
+import contextlib
 import logging
+import os
+import time
 import types
 
 import numpy as np
 import pytest
 import torch
 
+from comfy_stand_ins import FakeComfy, FakeFolderPaths, real_folder_paths
 from conftest import load_pack, pack_module
+from fixture_weights import save_released_layout
 from synthetic_clip import Clip, TruthDetector
 
 pack = load_pack()
@@ -71,7 +76,7 @@ def test_frame_schedule_for_each_mode():
     ("repetitive", 0.2, 5), ("pingpong", 0.6, 15), ("pingpong", 0.2, 5),
 ])
 def test_output_length_by_mode(run, frames, face_mask, mode, seconds, expected):
-    out, audio_out = run(frames, speech(seconds, 44100, 2), mode=mode, face_mask=face_mask,
+    out, audio_out, _ = run(frames, speech(seconds, 44100, 2), mode=mode, face_mask=face_mask,
                          blend_edges=False, face_padding=0, smooth_box_frames=0)
     assert out.shape == (expected, H, W, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
     assert audio_out["sample_rate"] == 44100
@@ -86,13 +91,22 @@ def test_output_length_by_mode(run, frames, face_mask, mode, seconds, expected):
 
 
 def test_a_single_image_becomes_a_talking_still(run, frames, face_mask):
+    still = frames[:1]
+    x1, y1, x2, y2 = mask_box(face_mask[0])
     for mode in nodes.MODES:
-        out, _ = run(frames[:1], speech(0.5), mode=mode, face_mask=face_mask[:1])
-        assert out.shape[0] == 13
+        out, _, _ = run(still, speech(0.5), mode=mode, face_mask=face_mask[:1], blend_edges=False,
+                        face_padding=0, smooth_box_frames=0)
+        assert out.shape == (13, H, W, 3)
+        outside = torch.ones(H, W, dtype=torch.bool)
+        outside[y1:y2, x1:x2] = False
+        assert all(torch.equal(out[i][outside], still[0][outside]) for i in range(13))
+        mouths = out[:, y1:y2, x1:x2]
+        # the face talks: the generated face differs from frame to frame as the speech moves
+        assert all(not torch.equal(mouths[i], mouths[i + 1]) for i in range(12)), mode
 
 
 def test_audio_longer_than_the_video_holds_the_last_frame_and_keeps_syncing(run, frames, face_mask):
-    out, audio_out = run(frames, speech(1.0), face_mask=face_mask, blend_edges=False,
+    out, audio_out, _ = run(frames, speech(1.0), face_mask=face_mask, blend_edges=False,
                          face_padding=0, smooth_box_frames=0)
     assert out.shape[0] == 25 and audio_out["waveform"].shape[-1] == 16000
     x1, y1, x2, y2 = mask_box(face_mask[-1])
@@ -101,7 +115,7 @@ def test_audio_longer_than_the_video_holds_the_last_frame_and_keeps_syncing(run,
 
 
 def test_audio_shorter_than_the_video_keeps_every_frame_in_sequential(run, frames, face_mask):
-    out, audio_out = run(frames, speech(0.1), face_mask=face_mask)
+    out, audio_out, _ = run(frames, speech(0.1), face_mask=face_mask)
     assert out.shape[0] == 10
     assert audio_out["waveform"].shape[-1] == 6400  # padded with silence to 0.4 s
     assert torch.all(audio_out["waveform"][..., 1600:] == 0)
@@ -111,7 +125,7 @@ def test_audio_shorter_than_the_video_keeps_every_frame_in_sequential(run, frame
 
 
 def test_pixels_outside_the_face_box_are_the_input_bit_for_bit(run, frames, face_mask):
-    out, _ = run(frames, speech(0.4), face_mask=face_mask, blend_edges=False, face_padding=0,
+    out, _, _ = run(frames, speech(0.4), face_mask=face_mask, blend_edges=False, face_padding=0,
                  smooth_box_frames=0)
     for i in range(len(frames)):
         x1, y1, x2, y2 = mask_box(face_mask[i])
@@ -121,7 +135,7 @@ def test_pixels_outside_the_face_box_are_the_input_bit_for_bit(run, frames, face
 
 
 def test_blending_keeps_the_upper_face(run, frames, face_mask):
-    out, _ = run(frames, speech(0.4), face_mask=face_mask, face_padding=0, smooth_box_frames=0)
+    out, _, _ = run(frames, speech(0.4), face_mask=face_mask, face_padding=0, smooth_box_frames=0)
     x1, y1, x2, y2 = mask_box(face_mask[0])
     upper = slice(y1, y1 + (y2 - y1) // 2)
     assert torch.equal(out[0, upper], frames[0, upper])
@@ -131,7 +145,7 @@ def test_blending_keeps_the_upper_face(run, frames, face_mask):
 def test_inputs_are_not_modified(run, frames, face_mask):
     images, audio_in, mask = frames.clone(), speech(0.4, 22050, 2), face_mask.clone()
     wave = audio_in["waveform"].clone()
-    out, audio_out = run(images, audio_in, face_mask=mask)
+    out, audio_out, _ = run(images, audio_in, face_mask=mask)
     assert torch.equal(images, frames) and torch.equal(mask, face_mask)
     assert torch.equal(audio_in["waveform"], wave)
     assert out.data_ptr() != images.data_ptr()
@@ -141,7 +155,7 @@ def test_inputs_are_not_modified(run, frames, face_mask):
 def test_rgba_keeps_its_alpha(run, frames, face_mask):
     alpha = torch.linspace(0, 1, W).expand(len(frames), H, W)[..., None]
     rgba = torch.cat([frames, alpha], dim=-1)
-    out, _ = run(rgba, speech(0.4), face_mask=face_mask)
+    out, _, _ = run(rgba, speech(0.4), face_mask=face_mask)
     assert out.shape == (10, H, W, 4)
     assert torch.equal(out[..., 3], rgba[..., 3])
     assert not torch.equal(out[..., :3], frames)
@@ -149,7 +163,7 @@ def test_rgba_keeps_its_alpha(run, frames, face_mask):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_input_works(run, frames, face_mask, dtype):
-    out, _ = run(frames.to(dtype), speech(0.4), face_mask=face_mask.to(dtype), blend_edges=False,
+    out, _, _ = run(frames.to(dtype), speech(0.4), face_mask=face_mask.to(dtype), blend_edges=False,
                  face_padding=0, smooth_box_frames=0)
     assert out.dtype == torch.float32
     x1, y1, x2, y2 = mask_box(face_mask[0])
@@ -160,7 +174,7 @@ def test_half_precision_input_works(run, frames, face_mask, dtype):
 
 def test_detection_path_with_known_boxes(run, clip, frames):
     detector = TruthDetector(clip)
-    out, _ = run(frames, speech(0.4), detector=detector, face_padding=0, smooth_box_frames=0,
+    out, _, _ = run(frames, speech(0.4), detector=detector, face_padding=0, smooth_box_frames=0,
                  blend_edges=False)
     assert len(detector.requests) >= 1
     x1, y1, x2, y2 = (int(round(v)) for v in clip.truth(5)[0])
@@ -173,20 +187,52 @@ def test_detection_path_with_known_boxes(run, clip, frames):
 def test_frames_without_a_face_pass_through(run, frames, face_mask, caplog):
     mask = face_mask.clone()
     mask[3:6] = 0
-    out, _ = run(frames, speech(0.4), face_mask=mask)
+    out, _, _ = run(frames, speech(0.4), face_mask=mask)
     assert torch.equal(out[3:6], frames[3:6])
     assert not torch.equal(out[2], frames[2])
     with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
-        out, _ = run(frames, speech(0.4), face_mask=torch.zeros(1, H, W))
+        out, _, _ = run(frames, speech(0.4), face_mask=torch.zeros(1, H, W))
     assert torch.equal(out, frames) and "no face found" in caplog.text
 
 
-def test_ten_thousand_frames_stream_through(run):
-    images = torch.rand(10000, 16, 16, 3)
-    out, audio_out = run(images, speech(400.0, 8000), face_mask=torch.zeros(1, 16, 16),
-                         inference_batch=512)
-    assert out.shape == (10000, 16, 16, 3) and torch.equal(out, images)
-    assert audio_out["waveform"].shape[-1] == 400 * 8000
+class _DimmedCrop(torch.nn.Module):
+    """A stand-in generator as cheap as a copy: the unmasked crop at half brightness."""
+
+    def forward(self, mels, faces):
+        return faces[:, 3:] * 0.5
+
+
+def test_ten_thousand_frames_stream_through_the_generator(run, monkeypatch):
+    monkeypatch.setattr(nodes, "_generator_on_device",
+                        lambda *a: (_DimmedCrop(), torch.device("cpu"), torch.float32, torch.contiguous_format))
+    images = torch.rand(10000, 16, 16, 3) * 0.5 + 0.5
+    mask = torch.zeros(1, 16, 16)
+    mask[0, 2:14, 3:15] = 1
+    out, audio_out, weights = run(images, speech(400.0, 8000), face_mask=mask, inference_batch=512,
+                                  blend_edges=False, face_padding=0, smooth_box_frames=0)
+    assert out.shape == (10000, 16, 16, 3) and audio_out["waveform"].shape[-1] == 400 * 8000
+    outside = torch.ones(16, 16, dtype=torch.bool)
+    outside[2:14, 3:15] = False
+    assert torch.equal(out[:, outside], images[:, outside])
+    # every frame, the last included, went through the generator: its box is half as bright
+    inside = out[:, 2:14, 3:15].mean(dim=(1, 2, 3)) / images[:, 2:14, 3:15].mean(dim=(1, 2, 3))
+    assert float((inside - 0.5).abs().max()) < 0.02
+    assert nodes.LAST_RUN["frames_synced"] == 10000 and bool((weights[:, 2:14, 3:15] == 1).all())
+
+
+def test_sync_offset_through_the_whole_node(run, frames, face_mask):
+    # a still image: the only thing that differs between output frames is the audio window,
+    # so a positive offset k must show frame i's mouth at frame i + k (the lips later)
+    still, one = frames[:1], face_mask[:1]
+    kw = dict(face_mask=one, blend_edges=False, face_padding=0, smooth_box_frames=0, inference_batch=1)
+    base, _, _ = run(still, speech(0.6), **kw)
+    later, _, _ = run(still, speech(0.6), sync_offset=2, **kw)
+    earlier, _, _ = run(still, speech(0.6), sync_offset=-3, **kw)
+    x1, y1, x2, y2 = mask_box(one[0])
+    box = (slice(None), slice(y1, y2), slice(x1, x2))
+    torch.testing.assert_close(later[box][2:], base[box][:-2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(earlier[box][:-3], base[box][3:], atol=1e-5, rtol=0)
+    assert not torch.allclose(later[box][2:], base[box][2:], atol=1e-3)
 
 
 # ------------------------------------------------------------------ bad input
@@ -229,7 +275,7 @@ def test_bad_settings(run, frames, face_mask, setting, value):
 
 def test_the_mask_path_builds_no_detector(run, frames, face_mask, monkeypatch):
     monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: pytest.fail("a detector was built"))
-    out, _ = run(frames, speech(0.4), face_mask=face_mask)
+    out, _, _ = run(frames, speech(0.4), face_mask=face_mask)
     assert out.shape[0] == 10
 
 
@@ -248,66 +294,156 @@ def test_missing_detector_weights_offline_point_to_face_mask(run, frames, monkey
 # ------------------------------------------------------------------ ComfyUI glue, faked
 
 
-class FakeComfy:
-    def __init__(self, interrupt_after=None, models_dir=None):
-        self.progress, self.loaded, self.checks = [], [], 0
-        self.interrupt_after = interrupt_after
-        fake = self
-
-        class ProgressBar:
-            def __init__(self, total):
-                self.total = total
-
-            def update_absolute(self, value, total=None, preview=None):
-                fake.progress.append(value / self.total)
-
-        class ModelPatcher:
-            def __init__(self, model, load_device, offload_device):
-                self.model, self.load_device = model, load_device
-
-        def load_models_gpu(patchers, force_full_load=False):
-            fake.loaded.append((patchers, force_full_load))
-
-        def interrupted():
-            fake.checks += 1
-            if fake.interrupt_after is not None and fake.checks > fake.interrupt_after:
-                raise KeyboardInterrupt("interrupted")
-
-        self.modules = (
-            types.SimpleNamespace(models_dir=str(models_dir), folder_names_and_paths={},
-                                  get_folder_paths=lambda name: [str(models_dir / "wav2lip")]),
-            types.SimpleNamespace(get_torch_device=lambda: torch.device("cpu"),
-                                  unet_offload_device=lambda: torch.device("cpu"),
-                                  load_models_gpu=load_models_gpu,
-                                  throw_exception_if_processing_interrupted=interrupted),
-            types.SimpleNamespace(ModelPatcher=ModelPatcher),
-            types.SimpleNamespace(ProgressBar=ProgressBar),
-        )
+def comfy_models(tmp_path, fixture_checkpoint):
+    models = tmp_path / "models"
+    (models / "wav2lip").mkdir(parents=True)
+    (models / "wav2lip" / fixture_checkpoint.name).symlink_to(fixture_checkpoint)
+    return models
 
 
 def test_comfyui_glue_progress_model_management_and_interrupt(frames, face_mask, fixture_checkpoint,
                                                              monkeypatch, tmp_path, clip):
-    models = tmp_path / "models"
-    (models / "wav2lip").mkdir(parents=True)
-    (models / "wav2lip" / fixture_checkpoint.name).symlink_to(fixture_checkpoint)
-    fake = FakeComfy(models_dir=models)
-    monkeypatch.setattr(nodes, "_comfy", lambda: fake.modules)
+    models = comfy_models(tmp_path, fixture_checkpoint)
+    fake = FakeComfy(models_dir=models).install(monkeypatch, nodes)
     assert "wav2lip_gan.pth" in nodes.HaloLipsy.INPUT_TYPES()["required"]["checkpoint"][0]
     detector = TruthDetector(clip)
-    out, _ = nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=4, detector=detector)
+    out, _, _ = nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=4, detector=detector)
     assert out.shape[0] == 20
     assert fake.loaded and fake.loaded[0][1] is True  # loaded through model management, fully
     assert fake.progress == sorted(fake.progress) and fake.progress[-1] == 1.0
     assert any(0 < p <= 0.3 for p in fake.progress)  # moves during detection too
     assert fake.checks >= 5  # an interrupt check every batch
-    assert models / "wav2lip" in [nodes.Path(p) for p in fake.modules[0].folder_names_and_paths["wav2lip"][0]]
+    assert str(models / "wav2lip") == fake.folder_paths.get_folder_paths("wav2lip")[0]
 
     fake.interrupt_after, fake.checks = fake.checks // 2, 0
     with pytest.raises(KeyboardInterrupt):
         nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=4, face_mask=face_mask)
     fake.interrupt_after = None
-    again, _ = nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=4, face_mask=face_mask)
+    again, _, _ = nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=4, face_mask=face_mask)
     assert again.shape[0] == 20  # the next run works normally
+
+
+def test_progress_and_interrupt_inside_one_generator_batch(frames, face_mask, fixture_checkpoint,
+                                                          monkeypatch, tmp_path):
+    # one batch of 20 frames runs on the CPU as 5 slices of 4: each is checked and reported
+    fake = FakeComfy(models_dir=comfy_models(tmp_path, fixture_checkpoint)).install(monkeypatch, nodes)
+    nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=64, face_mask=face_mask)
+    inside = [p for p in fake.progress if 0 < p < 1]
+    assert len(set(inside)) >= 4 and fake.checks >= 6
+    forwards = []
+    real_forward = pack_module("wav2lip.inference").BatchedGenerator._forward
+    monkeypatch.setattr(pack_module("wav2lip.inference").BatchedGenerator, "_forward",
+                        lambda self, m, f: forwards.append(len(f)) or real_forward(self, m, f))
+    fake.interrupt_after, fake.checks = 3, 0
+    with pytest.raises(KeyboardInterrupt):
+        nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=64, face_mask=face_mask)
+    assert 0 < len(forwards) < 5  # stopped inside the batch, not after it
+
+
+def test_an_interrupt_during_detection_stops_before_generation(frames, clip, fixture_checkpoint,
+                                                               monkeypatch, tmp_path):
+    fake = FakeComfy(models_dir=comfy_models(tmp_path, fixture_checkpoint)).install(monkeypatch, nodes)
+    full = TruthDetector(clip, batch_size=1)
+    nodes.run_lipsync(frames, speech(0.4), fps=FPS, detector=full)
+    monkeypatch.setattr(pack_module("wav2lip.inference").BatchedGenerator, "__call__",
+                        lambda *a, **k: pytest.fail("the generator ran after an interrupt"))
+    fake.interrupt_after, fake.checks = 2, 0
+    interrupted = TruthDetector(clip, batch_size=1)
+    with pytest.raises(KeyboardInterrupt):
+        nodes.run_lipsync(frames, speech(0.4), fps=FPS, detector=interrupted)
+    assert len(interrupted.requests) < len(full.requests)
+
+
+def test_models_stay_cached_across_workflows_until_comfyui_unloads_them(
+        frames, face_mask, fixture_checkpoint, fixture_state, monkeypatch, tmp_path, clip):
+    import gc
+    checkpoint = pack_module("wav2lip.checkpoint")
+    models = comfy_models(tmp_path, fixture_checkpoint)
+    save_released_layout(fixture_state, models / "wav2lip" / "second.pth")
+    fake = FakeComfy(models_dir=models).install(monkeypatch, nodes)
+    nodes.release_models()
+    reads = []
+    real_read = checkpoint.read_state_dict
+    monkeypatch.setattr(checkpoint, "read_state_dict", lambda p: reads.append(p) or real_read(p))
+    node_a, node_b = nodes.HaloLipsy(), nodes.HaloLipsy()
+    for _ in range(3):  # two nodes in one graph, different checkpoints, run after run
+        node_a.lipsync(frames[:2], speech(0.08), checkpoint="wav2lip_gan.pth", face_mask=face_mask[:2])
+        node_b.lipsync(frames[:2], speech(0.08), checkpoint="second.pth", face_mask=face_mask[:2])
+    assert len(reads) == 2
+    del node_a, node_b  # ComfyUI drops node objects when a workflow without them runs
+    gc.collect()
+    nodes.HaloLipsy().lipsync(frames[:2], speech(0.08), face_mask=face_mask[:2])
+    assert len(reads) == 2 and checkpoint.cached_generator_count() == 2  # no reload
+
+    # "Unload models" / "Free model and node cache" / eviction: ComfyUI detaches the patcher
+    patcher = fake.loaded[-1][0][0]
+    patcher.detach()
+    assert fake.detached == [patcher] and checkpoint.cached_generator_count() == 1
+    nodes.HaloLipsy().lipsync(frames[:2], speech(0.08), face_mask=face_mask[:2])
+    assert len(reads) == 3  # loaded again after ComfyUI let it go
+    nodes.release_models()
+
+
+def folder_paths_under_test(tmp_path):
+    """The real folder_paths where COMFYUI_DIR is set, else the stand-in."""
+    if os.environ.get("COMFYUI_DIR"):
+        return real_folder_paths(tmp_path / "models")
+    return contextlib.nullcontext(FakeFolderPaths(tmp_path / "models"))
+
+
+def test_model_folders_the_comfyui_way(tmp_path, monkeypatch, fixture_checkpoint):
+    with folder_paths_under_test(tmp_path) as folder_paths:
+        default = tmp_path / "models" / "wav2lip"
+        extra = tmp_path / "elsewhere"  # from extra_model_paths.yaml, registered at startup
+        (default / "sub").mkdir(parents=True)
+        extra.mkdir()
+        folder_paths.add_model_folder_path("wav2lip", str(extra))
+        (default / "wav2lip.pth").write_bytes(b"another file")  # listed and resolved, never read
+        (default / "sub" / "wav2lip_gan.pth").symlink_to(fixture_checkpoint)
+        (default / "s3fd-619a316812.pth").write_bytes(b"detector")
+        (default / "notes.txt").write_text("not a model")
+        (extra / "custom.safetensors").write_bytes(b"x")
+        monkeypatch.setattr(nodes, "_folder_paths", lambda: folder_paths)
+        monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", tmp_path / "pack" / "checkpoints")
+
+        nodes.register_model_folder()
+        folders = folder_paths.get_folder_paths("wav2lip")
+        assert folders[0] == str(default)
+        assert str(extra) in folders and str(tmp_path / "pack" / "checkpoints") in folders
+        choices = nodes.HaloLipsy.INPUT_TYPES()["required"]["checkpoint"][0]
+        assert choices == ["auto", "custom.safetensors", "sub/wav2lip_gan.pth", "wav2lip.pth"]
+        assert nodes.resolve_checkpoint_path("auto") == default / "sub" / "wav2lip_gan.pth"
+        assert nodes.resolve_checkpoint_path("custom.safetensors") == extra / "custom.safetensors"
+
+        # `auto` reruns when the file it resolves to changes
+        first = nodes.HaloLipsy.IS_CHANGED(checkpoint="auto", fps=25.0)
+        assert first == nodes.HaloLipsy.IS_CHANGED(checkpoint="auto")
+        (default / "sub" / "wav2lip_gan.pth").unlink()
+        second = nodes.HaloLipsy.IS_CHANGED(checkpoint="auto")
+        assert second != first and "wav2lip.pth" in second  # now resolves to another file
+        os.utime(default / "wav2lip.pth", ns=(time.time_ns(), time.time_ns() + 10**9))
+        assert nodes.HaloLipsy.IS_CHANGED(checkpoint="auto") != second  # same name, rewritten
+        assert nodes.HaloLipsy.IS_CHANGED(checkpoint="gone.pth").startswith("unresolved")
+
+
+def test_force_fp32_and_a_precision_fallback_inside_comfyui(frames, face_mask, fixture_checkpoint,
+                                                            monkeypatch, tmp_path, caplog):
+    device_mod = pack_module("wav2lip.device")
+    models = comfy_models(tmp_path, fixture_checkpoint)
+    FakeComfy(models_dir=models, force_fp32=True).install(monkeypatch, nodes)
+    monkeypatch.setattr(device_mod, "auto_dtype", lambda device: torch.float16)  # as on a GPU
+    nodes.run_lipsync(frames[:2], speech(0.08), fps=FPS, face_mask=face_mask[:2])
+    assert nodes.LAST_RUN["dtype"] == "float32"  # --force-fp32: auto means fp32
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
+        nodes.run_lipsync(frames[:2], speech(0.08), fps=FPS, face_mask=face_mask[:2], precision="bf16")
+    assert nodes.LAST_RUN["dtype"] == "float32"
+    fallbacks = [r for r in caplog.records if "not computed natively" in r.getMessage()]
+    assert len(fallbacks) == 1 and "AVX-512 BF16" in fallbacks[0].getMessage()
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
+    nodes.run_lipsync(frames[:2], speech(0.08), fps=FPS, face_mask=face_mask[:2], precision="bf16")
+    assert nodes.LAST_RUN["dtype"] == "bfloat16"
+    nodes.release_models()
 
 
 # ------------------------------------------------------------------ the node's interface
@@ -320,7 +456,7 @@ def test_node_interface_is_the_documented_one():
     assert list(spec["required"]) == [
         "images", "audio", "checkpoint", "mode", "fps", "face_detect_batch", "inference_batch",
         "force_cpu", "sync_offset", "mel_step_multiplier", "face_padding", "smooth_box_frames",
-        "blend_edges", "blend_radius"]
+        "blend_edges", "blend_radius", "precision"]
     assert list(spec["optional"]) == ["face_mask"]
     for name, (kind, options) in {**spec["required"], **spec["optional"]}.items():
         assert options.get("tooltip"), name
@@ -330,30 +466,63 @@ def test_node_interface_is_the_documented_one():
     assert defaults["sync_offset"] == 0 and defaults["mel_step_multiplier"] == 1.0
     assert defaults["face_padding"] == 10 and defaults["smooth_box_frames"] == 5
     assert defaults["blend_edges"] is True and defaults["blend_radius"] == 5
+    assert defaults["precision"] == "auto"
+    assert spec["required"]["precision"][0] == ["auto", "fp32", "fp16", "bf16"]
     assert spec["required"]["mode"][0] == ["sequential", "repetitive", "pingpong"]
-    assert nodes.HaloLipsy.RETURN_TYPES == ("IMAGE", "AUDIO")
+    assert nodes.HaloLipsy.RETURN_TYPES == ("IMAGE", "AUDIO", "MASK")
+    assert len(nodes.HaloLipsy.OUTPUT_TOOLTIPS) == 3
     assert nodes.HaloLipsy.CATEGORY == "Halo-Lipsy"
+    assert not hasattr(nodes.HaloLipsy, "__del__")  # models outlive node objects (ComfyUI unloads them)
 
 
 def test_the_node_method_runs_end_to_end(frames, face_mask, fixture_checkpoint, monkeypatch):
     monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", fixture_checkpoint.parent)
-    out, audio_out = nodes.HaloLipsy().lipsync(frames, speech(0.4), face_mask=face_mask)
+    out, audio_out, mask = nodes.HaloLipsy().lipsync(frames, speech(0.4), face_mask=face_mask)
     assert out.shape == frames.shape and audio_out["waveform"].shape[-1] == 6400
+    assert mask.shape == (10, H, W) and mask.dtype == torch.float32
 
 
-def test_dropping_the_node_releases_the_cached_models(frames, face_mask, fixture_checkpoint, monkeypatch):
-    import gc
-    checkpoint = pack_module("wav2lip.checkpoint")
-    monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", fixture_checkpoint.parent)
-    node = nodes.HaloLipsy()
-    node.lipsync(frames[:2], speech(0.08), face_mask=face_mask[:2])
-    assert checkpoint.cached_generator_count() == 1
-    del node  # what ComfyUI does with node instances when asked to free memory
-    gc.collect()
-    assert checkpoint.cached_generator_count() == 0
+@pytest.mark.parametrize("blend_edges", [False, True])
+def test_the_mask_output_is_the_exact_blend_weight_of_each_pixel(run, frames, face_mask, blend_edges):
+    cut = face_mask.clone()
+    cut[4] = 0  # a frame without a face: all zero in the mask output
+    out, _, mask = run(frames, speech(0.4), face_mask=cut, blend_edges=blend_edges, face_padding=0,
+                       smooth_box_frames=0, blend_radius=4)
+    assert mask.shape == (10, H, W) and float(mask.min()) >= 0 and float(mask.max()) == 1.0
+    assert torch.count_nonzero(mask[4]) == 0 and torch.equal(out[4], frames[4])
+    for i in (0, 7):
+        changed = (out[i] != frames[i]).any(dim=-1)
+        assert not changed[mask[i] == 0].any()  # nothing outside the mask changed
+        if not blend_edges:  # rectangular paste: the weight is 1 over exactly the face box
+            x1, y1, x2, y2 = mask_box(face_mask[i])
+            box = torch.zeros(H, W)
+            box[y1:y2, x1:x2] = 1
+            assert torch.equal(mask[i], box)
+        else:  # out = frame + (generated - frame) * w, so w is recovered where generated != frame
+            assert ((mask[i] > 0) & (mask[i] < 1)).any() and (mask[i] == 1).any()
+            x1, y1, x2, y2 = mask_box(face_mask[i])
+            assert torch.count_nonzero(mask[i, y1:y1 + (y2 - y1) // 2]) == 0  # eyes keep their pixels
 
 
 def test_an_output_too_large_for_memory_says_how_large(run, frames, face_mask, monkeypatch):
+    import psutil
+    real_empty = torch.empty
+
+    def never(*shape, **kw):
+        if shape and shape[0] == (25, H, W, 3):
+            pytest.fail("the output was allocated although it cannot fit")
+        return real_empty(*shape, **kw)
+
+    monkeypatch.setattr(torch, "empty", never)
+    # Linux overcommit: allocation would succeed and the process be killed later, so the check
+    # uses the memory actually available
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=400 * 2**20))
+    with pytest.raises(nodes.HaloLipsyError,
+                       match=r"not enough memory for the output \(25 frames of 160x120: 0.0 GB .* 0.4 GB available"):
+        run(frames, speech(1.0), face_mask=face_mask)
+
+
+def test_an_allocation_failure_gets_the_same_message(run, frames, face_mask, monkeypatch):
     real_empty = torch.empty
 
     def no_room(*shape, **kw):
@@ -368,10 +537,52 @@ def test_an_output_too_large_for_memory_says_how_large(run, frames, face_mask, m
 
 def test_uint8_images_are_scaled_to_float(run, frames, face_mask):
     pixels = (frames * 255).round().to(torch.uint8)
-    out, _ = run(pixels, speech(0.4), face_mask=face_mask, blend_edges=False, face_padding=0,
-                 smooth_box_frames=0)
+    out, _, _ = run(pixels, speech(0.4), face_mask=face_mask, blend_edges=False, face_padding=0,
+                    smooth_box_frames=0)
     x1, y1, x2, y2 = mask_box(face_mask[0])
     outside = torch.ones(H, W, dtype=torch.bool)
     outside[y1:y2, x1:x2] = False
     assert out.dtype == torch.float32 and float(out.max()) <= 1.0
     assert torch.allclose(out[0][outside], pixels[0].float()[outside] / 255.0)
+
+
+def test_an_unsupported_dtype_names_what_works(run, frames, face_mask):
+    with pytest.raises(nodes.HaloLipsyError, match=r"dtype torch.int32; expected float pixels in \[0, 1\].*or uint8"):
+        run((frames * 255).to(torch.int32), speech(0.4), face_mask=face_mask)
+
+
+def test_nan_pixels_never_spread_into_finite_ones(run, frames, face_mask, caplog):
+    images = frames.clone()
+    x1, y1, x2, y2 = mask_box(face_mask[3])
+    images[3, y2 - 3, x1 + 4] = float("nan")  # in the mouth area, which is regenerated
+    images[3, y2 - 5, x2 - 6, 1] = float("inf")
+    with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
+        out, _, _ = run(images, speech(0.4), face_mask=face_mask, face_padding=0, smooth_box_frames=0)
+    bad_in = ~torch.isfinite(images)
+    assert torch.isfinite(out[~bad_in]).all()  # every finite input pixel stays finite
+    assert int((~torch.isfinite(out)).sum()) <= int(bad_in.sum())
+    assert not torch.equal(out[3, y1 + (y2 - y1) * 3 // 4], images[3, y1 + (y2 - y1) * 3 // 4])  # still synced
+    warnings = [r.getMessage() for r in caplog.records if "NaN or infinite" in r.getMessage()]
+    assert len(warnings) == 1 and "frames 3" in warnings[0]
+
+
+def test_a_failing_detector_becomes_a_clear_error(run, frames):
+    class Broken:
+        batch_size = 4
+
+        def detect(self, requests, images):
+            raise RuntimeError("Output size is too small")
+
+    with pytest.raises(nodes.HaloLipsyError, match=r"160x120.*Output size is too small.*face_mask"):
+        run(frames, speech(0.4), detector=Broken())
+
+
+@pytest.mark.parametrize("height, width", [(20, 20), (36, 1080), (2000, 68)])
+def test_tiny_and_extreme_frames_run_through_the_real_detector(run, height, width, tmp_path, monkeypatch):
+    from face_alignment.detection.sfd.net_s3fd import s3fd as S3FDNet
+    torch.manual_seed(0)
+    torch.save(S3FDNet().state_dict(), tmp_path / "s3fd.pth")
+    detector = pack_module("face_detect.s3fd").S3FDDetector(tmp_path / "s3fd.pth")
+    images = torch.rand(2, height, width, 3)
+    out, _, _ = run(images, speech(0.08), detector=detector)
+    assert out.shape == (2, height, width, 3)
