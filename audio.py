@@ -139,39 +139,27 @@ def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:
 # ---------------------------------------------------------------------------- mel
 
 
-def _hz_to_mel(hz):
-    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
-    hz = np.asarray(hz, dtype=np.float64)
-    mel = hz / (200.0 / 3)
-    log_step = math.log(6.4) / 27.0
-    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / log_step, mel)
-
-
-def _mel_to_hz(mel):
-    mel = np.asarray(mel, dtype=np.float64)
-    log_step = math.log(6.4) / 27.0
-    return np.where(mel >= 15.0, 1000.0 * np.exp(log_step * (mel - 15.0)), mel * (200.0 / 3))
-
-
 def mel_filter_bank() -> np.ndarray:
-    """The (80, 401) Slaney-normalised triangular filter bank Wav2Lip was trained with
-    (librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600))."""
-    fft_hz = np.linspace(0.0, MODEL_SAMPLE_RATE / 2, N_FFT // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(FMIN), _hz_to_mel(FMAX), N_MELS + 2))
-    widths = np.diff(edges)
-    ramps = edges[:, None] - fft_hz[None, :]
-    rising = -ramps[:-2] / widths[:-1, None]
-    falling = ramps[2:] / widths[1:, None]
-    bank = np.maximum(0.0, np.minimum(rising, falling))
-    bank *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per band
-    return bank
+    """The (80, 401) Slaney-normalised triangular filter bank Wav2Lip was trained with, from the
+    library it was trained with (keyword arguments: positional ones broke in librosa 0.10)."""
+    import librosa.filters  # ~1.5 s to import: only when the first mel is computed
+
+    return librosa.filters.mel(sr=MODEL_SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN,
+                               fmax=FMAX, dtype=np.float64)
 
 
 _MEL_BANK = None
 
 
 def melspectrogram(samples_16k: np.ndarray) -> np.ndarray:
-    """Wav2Lip's normalised log-mel spectrogram of mono 16 kHz audio: (80, 1 + len // 200) float32."""
+    """Wav2Lip's normalised log-mel spectrogram of mono 16 kHz audio: (80, 1 + len // 200) float32.
+
+    The STFT is the one of the librosa release Wav2Lip was trained with (centred, reflect-padded,
+    periodic Hann; librosa >= 0.10 pads with zeros by default), computed here in chunks of
+    frames: for one hour of audio it measured 2.7 s and +0.9 GB peak memory, against 6.3 s and
+    +3.0 GB for librosa.stft(pad_mode="reflect") + the same filter bank (2-core AMD EPYC,
+    librosa 0.11), as the complex spectrogram of the whole hour is never held. The two agree
+    to 2e-7."""
     global _MEL_BANK
     if _MEL_BANK is None:
         _MEL_BANK = mel_filter_bank()

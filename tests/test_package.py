@@ -3,7 +3,11 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
+
+try:
+    import tomllib  # novermin: tomli stands in below 3.11
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
 
 import pytest
 
@@ -30,6 +34,53 @@ def test_requirements_never_install_torch_and_match_pyproject():
     comfy = project["tool"]["comfy"]
     assert comfy["DisplayName"] == "Halo-Lipsy" and comfy["PublisherId"] and comfy["Icon"]
     assert "MIT License" in (ROOT / "LICENSE").read_text()
+
+
+def test_registry_metadata():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    classifiers = project["project"]["classifiers"]
+    for accelerator in ("NVIDIA CUDA", "AMD ROCm", "Apple Metal", "Intel Arc"):
+        assert f"Environment :: GPU :: {accelerator}" in classifiers
+    assert "Operating System :: OS Independent" in classifiers
+    urls = project["project"]["urls"]
+    assert urls["Issues"].endswith("/issues") and "Bug Tracker" not in urls  # the registry reads "Issues"
+    assert re.fullmatch(r">=\d+\.\d+\.\d+", project["tool"]["comfy"]["requires-comfyui"])
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project["project"]["version"])
+
+
+def test_requires_python_is_what_the_code_needs():
+    floor = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    major, minor = (int(v) for v in re.fullmatch(r">=(\d+)\.(\d+)", floor).groups())
+    files = [str(p) for p in PACK_SOURCES + sorted(ROOT.glob("tests/*.py"))]
+    result = subprocess.run([sys.executable, "-c", "import sys, vermin; sys.argv[0] = 'vermin'; sys.exit(vermin.main())",
+                             "--no-tips", "--eval-annotations",
+                             f"-t={major}.{minor}-", "--violations", *files],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    found = re.search(r"Minimum required versions: 3\.(\d+)", result.stdout)
+    assert found is None or int(found.group(1)) <= minor
+
+
+def test_the_registry_static_checks_pass():
+    # comfy node validate runs ruff with these rules: no exec (S102), no eval (S307), no two
+    # statements on one line (E702)
+    files = [str(p) for p in PACK_SOURCES]
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated",
+                             "--select", "S102,S307,E702", *files],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_development_files_do_not_ship():
+    patterns = [line.strip() for line in (ROOT / ".comfyignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert {"tests/", "bench/", ".ci/"} <= set(patterns)
+    shipped = ["__init__.py", "nodes.py", "audio.py", "face_detect/tracker.py", "wav2lip/model.py",
+               "LICENSE", "README.md", "requirements.txt", "pyproject.toml", "icon.png",
+               "example_workflows/halo_lipsy_core_video.json", "checkpoints/README.txt"]
+    for path in shipped:
+        assert (ROOT / path).exists(), path
+        assert not any(path.startswith(p.rstrip("/") + "/") or path == p for p in patterns), path
 
 
 def test_the_pack_source_has_no_eval_exec_subprocess_or_runtime_pip():
