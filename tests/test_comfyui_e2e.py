@@ -1,6 +1,8 @@
 """End to end through a real ComfyUI: start the server with this pack, queue example workflow 1
 (LoadVideo -> GetVideoComponents -> Halo-Lipsy -> CreateVideo -> SaveVideo) over the HTTP API
-with a generated talking clip, and check the saved video's frame count and duration.
+with a generated talking clip, and check the saved video's frame count and duration. Then run a
+workflow without the node and the first again (changed, so it executes): the checkpoint must
+not be loaded a second time; after ComfyUI's "Free model and node cache" (POST /free) it is.
 
 Runs when COMFYUI_DIR points at a ComfyUI checkout whose requirements are installed in this
 environment (python main.py must work); skipped otherwise. The server listens on 127.0.0.1 only.
@@ -43,7 +45,8 @@ def http(url, payload=None, timeout=10):
     data = json.dumps(payload).encode() if payload is not None else None
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
+        body = response.read()
+        return json.loads(body) if body else None
 
 
 def write_talking_clip(path: Path):
@@ -83,6 +86,18 @@ def probe(path: Path):
         audio_samples = sum(f.samples for f in container.decode(audio=0))
         audio_rate = container.streams.audio[0].rate
     return frames, rate, audio_samples / audio_rate
+
+
+def run_prompt(url, prompt, tmp_path):
+    prompt_id = http(f"{url}/prompt", {"prompt": prompt, "client_id": "halo-lipsy-e2e"})["prompt_id"]
+    history = {}
+    deadline = time.time() + 300
+    while time.time() < deadline and prompt_id not in history:
+        time.sleep(1)
+        history = http(f"{url}/history/{prompt_id}")
+    assert prompt_id in history, (tmp_path / "comfyui.log").read_text()[-3000:]
+    status = history[prompt_id]["status"]
+    assert status["status_str"] == "success", json.dumps(status["messages"])[-3000:]
 
 
 @pytest.fixture
@@ -125,21 +140,34 @@ def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
 
         workflow = json.loads((ROOT / "example_workflows" / "halo_lipsy_core_video.json").read_text())
         prompt = workflow_to_prompt(workflow, info)
-        prompt_id = http(f"{url}/prompt", {"prompt": prompt, "client_id": "halo-lipsy-e2e"})["prompt_id"]
-        history = {}
-        deadline = time.time() + 300
-        while time.time() < deadline and prompt_id not in history:
-            time.sleep(1)
-            history = http(f"{url}/history/{prompt_id}")
-        assert prompt_id in history, (tmp_path / "comfyui.log").read_text()[-3000:]
-        status = history[prompt_id]["status"]
-        assert status["status_str"] == "success", json.dumps(status["messages"])[-3000:]
+        run_prompt(url, prompt, tmp_path)
+        saved = sorted((comfy_base / "output" / "video").glob("halo-lipsy*.mp4"))
+
+        loads = "Halo-Lipsy: loaded wav2lip_gan.pth"
+        plain = {"1": {"class_type": "LoadVideo", "inputs": {"file": "talking_head.mp4"}},
+                 "2": {"class_type": "SaveVideo", "inputs": {"video": ["1", 0], "filename_prefix": "plain",
+                                                             "format": "auto", "codec": "auto"}}}
+        run_prompt(url, plain, tmp_path)  # ComfyUI drops the Halo-Lipsy node object here
+        lipsy_id = next(k for k, v in prompt.items() if v["class_type"] == "HaloLipsy")
+        prompt[lipsy_id]["inputs"]["sync_offset"] = 1  # a change, so the node runs again
+        run_prompt(url, prompt, tmp_path)
+        log_text = (tmp_path / "comfyui.log").read_text()
+        assert log_text.count("Halo-Lipsy: 25 frames in") == 2, log_text[-3000:]
+        assert log_text.count(loads) == 1, log_text[-3000:]  # the second run reused the model
+
+        http(f"{url}/free", {"unload_models": True, "free_memory": True})
+        deadline = time.time() + 30
+        while "cached models released" not in (tmp_path / "comfyui.log").read_text() and time.time() < deadline:
+            time.sleep(0.5)
+        prompt[lipsy_id]["inputs"]["sync_offset"] = 2
+        run_prompt(url, prompt, tmp_path)
+        log_text = (tmp_path / "comfyui.log").read_text()
+        assert "cached models released" in log_text and log_text.count(loads) == 2, log_text[-3000:]
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
 
-    saved = sorted((comfy_base / "output" / "video").glob("halo-lipsy*.mp4"))
     assert len(saved) == 1
     frames, rate, audio_seconds = probe(saved[0])
     _, _, input_audio_seconds = probe(comfy_base / "input" / "talking_head.mp4")
