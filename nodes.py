@@ -1,7 +1,6 @@
-"""The Halo-Lipsy node: inputs, validation, ComfyUI glue and the orchestration of the stages.
+"""The Halo-Lipsy nodes: their inputs and the ComfyUI glue around pipeline.py, which does the work.
 
-    IMAGE + AUDIO -> audio.py (mel windows) + face_detect (boxes) -> wav2lip (crop, generate,
-    paste) -> IMAGE (+ AUDIO, + MASK of the pasted pixels)
+    node (inputs, model folders, model management, progress bar, interrupt) -> pipeline -> stages
 
 Models are cached across workflows and released when ComfyUI unloads them (see _patchers).
 
@@ -13,26 +12,17 @@ are optional, so the node also runs (and is tested) without a ComfyUI checkout. 
 from __future__ import annotations
 
 import logging
-import math
-import time
 from pathlib import Path
 
-import numpy as np
+from . import pipeline  # imports nothing heavy at module level
+# the plain logic's names, re-exported for tools and tests that use the node module
+from .pipeline import LAST_RUN, MODES, HaloLipsyError, frame_schedule  # noqa: F401
 
 logger = logging.getLogger("HaloLipsy")
 
 PACK_DIR = Path(__file__).resolve().parent
 PACK_CHECKPOINTS = PACK_DIR / "checkpoints"
 MODEL_FOLDER = "wav2lip"  # ComfyUI/models/wav2lip, also configurable in extra_model_paths.yaml
-MODES = ("sequential", "repetitive", "pingpong")
-MAX_GAP_SECONDS = 0.2  # faceless stretches up to this long between two faces are bridged
-
-
-LAST_RUN: dict = {}  # the numbers of the most recent run (the summary line, for tools and benchmarks)
-
-
-class HaloLipsyError(ValueError):
-    """Bad input or setup; the message says what to do."""
 
 
 # ---------------------------------------------------------------------------- ComfyUI glue
@@ -131,24 +121,17 @@ if _folder_paths() is not None:  # inside ComfyUI: the folder exists from startu
 
 
 class _Progress:
-    """Detection fills the first `detect_share` of the bar, generation the rest."""
+    """ComfyUI's progress bar for one run, fed fractions 0..1 by the pipeline."""
 
     STEPS = 1000
 
-    def __init__(self, detect_share: float):
+    def __init__(self):
         comfy = _comfy()
         self.bar = comfy[3].ProgressBar(self.STEPS) if comfy is not None else None
-        self.detect_share = detect_share
 
-    def _set(self, fraction):
+    def set(self, fraction):
         if self.bar is not None:
             self.bar.update_absolute(int(round(min(1.0, max(0.0, fraction)) * self.STEPS)))
-
-    def detection(self, fraction):
-        self._set(self.detect_share * fraction)
-
-    def generation(self, fraction):
-        self._set(self.detect_share + (1.0 - self.detect_share) * fraction)
 
 
 def _check_interrupt():
@@ -204,10 +187,7 @@ def _generator_on_device(path, force_cpu: bool, precision: str = "auto"):
 
     comfy = None if force_cpu else _comfy()
     device = torch.device(pick_device(force_cpu) if comfy is None else comfy[1].get_torch_device())
-    try:
-        dtype, note = pick_dtype(device, precision, force_fp32=_force_fp32(_comfy()))
-    except ValueError as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    dtype, note = pick_dtype(device, precision, force_fp32=_force_fp32(_comfy()))
     if note:
         logger.warning("Halo-Lipsy: %s", note)
     fmt = pick_memory_format(device)
@@ -249,103 +229,20 @@ def release_models():
     _detectors.clear()
 
 
-# ---------------------------------------------------------------------------- plain logic
+# ---------------------------------------------------------------------------- the pipeline, wired
 
 
-def frame_schedule(mode: str, n_video: int, n_audio: int) -> np.ndarray:
-    """For each output frame, the input frame it is made from (the mode table in
-    the README)."""
-    if mode == "sequential":
-        return np.minimum(np.arange(max(n_video, n_audio)), n_video - 1)
-    i = np.arange(n_audio)
-    if _check_mode(mode) == "repetitive" or n_video == 1:
-        return i % n_video
-    period = 2 * (n_video - 1)  # pingpong
-    j = i % period
-    return np.where(j < n_video, j, period - j)
-
-
-def _check_mode(mode):
-    if mode not in MODES:
-        raise HaloLipsyError(f"Halo-Lipsy: mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
-    return mode
-
-
-def _validate_images(images):
-    import torch
-
-    if images is None:
-        raise HaloLipsyError("Halo-Lipsy: no images: connect an IMAGE output (frames of a video, "
-                             "or a single image) to the 'images' input.")
-    if not isinstance(images, torch.Tensor):
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' is a {type(images).__name__}, not a ComfyUI "
-                             "IMAGE tensor; connect an IMAGE output.")
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] not in (3, 4):
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' has shape {tuple(images.shape)}; expected an "
-                             "IMAGE [frames, height, width, 3 or 4 channels].")
-    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' is empty (shape {tuple(images.shape)}); the "
-                             "video loader produced no frames. Check its path and frame limits.")
-    if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' has dtype {images.dtype}; expected float "
-                             "pixels in [0, 1] (any float precision) or uint8 pixels in 0-255. "
-                             "Convert the frames to a ComfyUI IMAGE first.")
-    return images
-
-
-def _whole_number(name, value, minimum=1):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or number != value or number < minimum:
-        raise HaloLipsyError(f"Halo-Lipsy: {name} is {value!r}; it must be a whole number "
-                             f">= {minimum}.")
-    return number
-
-
-def _finite(name, value, positive=False):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not math.isfinite(number) or (positive and number <= 0):
-        raise HaloLipsyError(f"Halo-Lipsy: {name} is {value!r}; it must be a "
-                             f"{'positive ' if positive else ''}finite number.")
-    return number
-
-
-MEMORY_MARGIN_GB = 0.5  # kept free beyond the output, for the models, crops and the OS
-
-
-def _allocate_output(n_out, height, width, channels):
-    """(IMAGE, MASK) output tensors, refused with a clear message when they cannot fit in the
-    memory actually available: under Linux overcommit torch.empty succeeds and the process is
-    killed later while filling it, so the check must come first."""
-    import psutil
-    import torch
-
-    need = n_out * height * width * (channels + 1) * 4
-    available = psutil.virtual_memory().available
-    margin = max(MEMORY_MARGIN_GB * 2**30, 0.1 * need)
-    message = (f"Halo-Lipsy: not enough memory for the output ({n_out} frames of {width}x{height}: "
-               f"{need / 2**30:.1f} GB of float32 IMAGE and MASK, with {available / 2**30:.1f} GB "
-               "available). Use shorter audio or video, downscale the frames first, or use the "
-               "Halo-Lipsy (Video) node, whose memory does not grow with length.")
-    if need + margin > available:
-        raise HaloLipsyError(message)
-    try:
-        return (torch.empty((n_out, height, width, channels), dtype=torch.float32),
-                torch.zeros((n_out, height, width), dtype=torch.float32))
-    except (RuntimeError, MemoryError):
-        raise HaloLipsyError(message) from None
-
-
-def _frame_list(frames) -> str:
-    shown = ", ".join(str(int(f)) for f in frames[:8])
-    return shown + (f" and {len(frames) - 8} more" if len(frames) > 8 else "")
+def _hooks(search_dirs=None, detector=None) -> pipeline.Hooks:
+    """The pipeline's hooks inside (or outside) ComfyUI. Module functions are looked up at call
+    time, so tests can replace them."""
+    dirs = model_search_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
+    progress = _Progress()
+    return pipeline.Hooks(
+        resolve_checkpoint=lambda name: resolve_checkpoint_path(name, search_dirs),
+        load_generator=lambda path, force_cpu, precision: _generator_on_device(path, force_cpu, precision),
+        detector=lambda batch: detector if detector is not None else _s3fd_detector(batch, dirs),
+        progress=progress.set,
+        check_interrupt=_check_interrupt)
 
 
 def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
@@ -354,129 +251,12 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
                 blend_radius=5, face_mask=None, precision="auto", detector=None, search_dirs=None):
     """Lip-sync `images` to `audio`; returns (IMAGE float32 on the CPU, AUDIO, MASK).
 
-    MASK holds, per output frame, the weight each pixel's generated value got (0 where the
-    frame passed through). `detector` and `search_dirs` replace S3FD and the model folders
-    (tests, benchmarks)."""
-    from . import audio as audio_mod
-    from . import face_detect as fd
-    from .face_detect.s3fd import DetectorWeightsError
-    from .wav2lip import BatchedGenerator, CheckpointError, clip_box, face_input, paste
-
-    import torch
-
-    started = time.perf_counter()
-    images = _validate_images(images)
-    _check_mode(mode)
-    face_detect_batch = _whole_number("face_detect_batch", face_detect_batch)
-    inference_batch = _whole_number("inference_batch", inference_batch)
-    face_padding = _whole_number("face_padding", face_padding, 0)
-    smooth_box_frames = _whole_number("smooth_box_frames", smooth_box_frames, 0)
-    blend_radius = _whole_number("blend_radius", blend_radius, 0)
-    sync_offset = _finite("sync_offset", sync_offset)
-    mel_step_multiplier = _finite("mel_step_multiplier", mel_step_multiplier, positive=True)
-
-    try:
-        features = audio_mod.AudioFeatures(audio, fps)
-    except audio_mod.AudioInputError as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
-    fps = features.fps
-    n_video, height, width, channels = (int(v) for v in images.shape)
-    schedule = frame_schedule(mode, n_video, features.n_frames)
-    n_out = len(schedule)
-    used = int(schedule.max()) + 1  # a prefix of the input frames is ever shown
-
-    dirs = model_search_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
-    try:
-        path = resolve_checkpoint_path(checkpoint, search_dirs)
-        model, device, dtype, fmt = _generator_on_device(path, force_cpu, precision)
-    except CheckpointError as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
-    mel_s = time.perf_counter() - started
-
-    # -- face boxes, one row per input frame shown
-    settings = fd.BoxSettings(face_padding=face_padding, smooth_box_frames=smooth_box_frames,
-                              max_gap=max(1, int(round(MAX_GAP_SECONDS * fps))))
-    progress = _Progress(detect_share=0.0 if face_mask is not None else 0.3)
-    t0 = time.perf_counter()
-    stats = None
-    try:
-        if face_mask is not None:
-            boxes = fd.mask_boxes(face_mask, n_video, height, width, settings)[:used]
-        else:
-            if detector is None:
-                detector = _s3fd_detector(face_detect_batch, dirs)
-            boxes, stats = fd.detect_boxes(images, used, detector, settings,
-                                           on_progress=progress.detection,
-                                           check_interrupt=_check_interrupt)
-    except (fd.MaskInputError, DetectorWeightsError) as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
-    except fd.DetectorError as err:
-        raise HaloLipsyError(
-            f"Halo-Lipsy: {err}. Frames of {width}x{height} could not be searched for a face; "
-            "connect a face_mask (the face's region) to skip face detection.") from None
-    detect_s = time.perf_counter() - t0
-    usable = [clip_box(b, height, width) if b[0] >= 0 else None for b in boxes]
-
-    # -- generation, streamed in chunks into one preallocated output
-    t0 = time.perf_counter()
-    generator = BatchedGenerator(model, device, dtype, inference_batch, fmt)
-    out, mask_out = _allocate_output(n_out, height, width, channels)
-    out_np, mask_np = out.numpy(), mask_out.numpy()  # shared memory: pasting writes the outputs
-    scale_uint8 = images.dtype == torch.uint8
-    synced, copy_s, non_finite = 0, 0.0, []
-    for start in range(0, n_out, inference_batch):
-        _check_interrupt()
-        stop = min(n_out, start + inference_batch)
-        t1 = time.perf_counter()
-        for i in range(start, stop):
-            out[i].copy_(images[int(schedule[i])])
-        if scale_uint8:
-            out[start:stop] /= 255.0
-        copy_s += time.perf_counter() - t1
-        faced = [i for i in range(start, stop) if usable[schedule[i]] is not None]
-        if faced:
-            faces = np.stack([face_input(out_np[i], usable[schedule[i]]) for i in faced])
-            non_finite += [i for i in faced if not _box_is_finite(out_np[i], usable[schedule[i]])]
-            mels = features.windows(faced, sync_offset, mel_step_multiplier)
-
-            def on_slice(done, total, start=start, stop=stop):
-                _check_interrupt()
-                progress.generation((start + (stop - start) * done / max(1, total)) / n_out)
-
-            generated = generator(mels, faces, on_slice=on_slice)
-            for k, i in enumerate(faced):
-                paste(out_np[i], usable[schedule[i]], generated[k], blend_edges, blend_radius,
-                      weights_out=mask_np[i])
-            synced += len(faced)
-        progress.generation(stop / n_out)
-    generate_s = time.perf_counter() - t0
-
-    if non_finite:
-        logger.warning(
-            "Halo-Lipsy: %d output frames have NaN or infinite pixels in the face box (frames %s): "
-            "the generator saw them as black, and those pixels keep their invalid values. Check "
-            "the node that made the images.", len(non_finite), _frame_list(non_finite))
-    faces_found = sum(u is not None for u in usable)
-    LAST_RUN.clear()
-    LAST_RUN.update(frames_in=n_video, frames_out=n_out, faces_found=faces_found, frames_shown=used,
-                    frames_synced=synced, audio_and_model_s=mel_s, detection_s=detect_s,
-                    generation_s=generate_s, frame_copy_s=copy_s, detection_stats=stats,
-                    device=str(device), dtype=str(dtype).replace("torch.", ""))
-    logger.info(
-        "Halo-Lipsy: %d frames in -> %d out (%s, %.3g fps), faces in %d/%d input frames, %d frames "
-        "lip-synced; audio+model %.2fs, detection %.2fs%s, generation %.2fs on %s (%s)",
-        n_video, n_out, mode, fps, faces_found, used, synced, mel_s, detect_s,
-        f" ({stats.summary()})" if stats else " (face_mask)", generate_s, device,
-        str(dtype).replace("torch.", ""))
-    if faces_found == 0:
-        logger.warning("Halo-Lipsy: no face found in any frame; the frames pass through unchanged. "
-                       "Check the face is visible and not tiny, or connect a face_mask.")
-    return out, features.fitted_audio(n_out), mask_out
-
-
-def _box_is_finite(frame: np.ndarray, box) -> bool:
-    x1, y1, x2, y2 = box
-    return bool(np.isfinite(frame[y1:y2, x1:x2, :3]).all())
+    `detector` and `search_dirs` replace S3FD and the model folders (tests, benchmarks)."""
+    settings = pipeline.Settings(checkpoint, mode, face_detect_batch, inference_batch, force_cpu,
+                                 sync_offset, mel_step_multiplier, face_padding, smooth_box_frames,
+                                 blend_edges, blend_radius, precision)
+    return pipeline.lipsync_images(images, audio, fps, settings, _hooks(search_dirs, detector),
+                                   face_mask)
 
 
 # ---------------------------------------------------------------------------- the node

@@ -2,13 +2,15 @@
 
     python bench/benchmark.py                 # 1280x720, 25 fps, 10 s clip, ~16.5 s of speech
     python bench/benchmark.py --size 1920x1080
+    python bench/benchmark.py --precision bf16   # the generator in bf16 (where the CPU has it)
 
 Inputs are made here, nothing is downloaded: scikit-image's astronaut photo animated with gentle
 head motion, and speech from espeak-ng when installed (else a synthetic voiced signal).
 
 The real S3FD and Wav2Lip weights are not needed: both networks run with random weights on
-exactly the inputs they would get (the cost is the same); the face boxes come from the clip's
-known truth. The baseline (S3FD on every frame at full resolution, as Wav2Lip and the other
+exactly the inputs they would get (the cost is the same; the generator gets the seeded
+architecture fixture of the tests, whose outputs are not saturated, so precision errors are
+meaningful); the face boxes come from the clip's known truth. The baseline (S3FD on every frame at full resolution, as Wav2Lip and the other
 ComfyUI wrappers do) is timed on a sample of frames and extrapolated to the whole clip.
 
 Prints a table, writes a PNG bar chart, and ends with one JSON line.
@@ -36,6 +38,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from fixture_weights import fixture_state_dict, save_released_layout  # noqa: E402
 from synthetic_clip import Clip, TruthDetector  # noqa: E402
 
 PACK = "HaloLipsyBench"
@@ -108,7 +111,7 @@ class RandomS3FD:
 # ---------------------------------------------------------------------------- measurements
 
 
-def run_node(mod, images, audio, clip, checkpoint_dir, fps):
+def run_node(mod, images, audio, clip, checkpoint_dir, fps, precision="auto"):
     nodes = mod("nodes")
     inference = mod("wav2lip.inference")
     network = RandomS3FD()
@@ -126,24 +129,25 @@ def run_node(mod, images, audio, clip, checkpoint_dir, fps):
     inference.BatchedGenerator._forward = timed_forward
     try:
         start = time.perf_counter()
-        out, audio_out = nodes.run_lipsync(images, audio, fps=fps, detector=detector,
-                                           search_dirs=[checkpoint_dir], force_cpu=True)
+        out, audio_out, mask = nodes.run_lipsync(images, audio, fps=fps, detector=detector,
+                                                 search_dirs=[checkpoint_dir], force_cpu=True,
+                                                 precision=precision)
         total = time.perf_counter() - start
     finally:
         inference.BatchedGenerator._forward = original
     run = dict(nodes.LAST_RUN)
     run.update(total_s=total, model_s=model_time[0], s3fd_s=network.seconds,
-               output_bytes=out.element_size() * out.nelement())
+               output_bytes=out.element_size() * out.nelement() + mask.element_size() * mask.nelement())
     return run, out
 
 
-def generator_only(mod, frames: int, checkpoint_dir) -> float:
+def generator_only(mod, frames: int, checkpoint_dir, dtype=torch.float32) -> float:
     """The floor: the generator alone on the same number of frames, batched as the node does."""
     w2l = mod("wav2lip")
     device = torch.device("cpu")
     fmt = w2l.pick_memory_format(device)
-    model = w2l.load_generator(Path(checkpoint_dir) / "wav2lip_gan.pth", device, torch.float32, fmt)
-    gen = w2l.BatchedGenerator(model, device, torch.float32, 64, fmt)
+    model = w2l.load_generator(Path(checkpoint_dir) / "wav2lip_gan.pth", device, dtype, fmt)
+    gen = w2l.BatchedGenerator(model, device, dtype, 64, fmt)
     rng = np.random.default_rng(0)
     mels = rng.standard_normal((64, 80, 16)).astype(np.float32)
     faces = rng.random((64, 6, 96, 96)).astype(np.float32)
@@ -153,6 +157,40 @@ def generator_only(mod, frames: int, checkpoint_dir) -> float:
         n = min(64, frames - done)
         gen(mels[:n], faces[:n])
     return time.perf_counter() - start
+
+
+def precision_check(mod, clip, audio, checkpoint_dir, frames=64):
+    """Each precision against fp32 on the clip's real generator inputs (face crops and mel
+    windows): ms per frame (batched as the node does on a CPU) and the output difference in grey
+    levels (0-255). Reduced precisions are forced here even where the node would fall back."""
+    w2l, audio_mod = mod("wav2lip"), mod("audio")
+    device = torch.device("cpu")
+    fmt = w2l.pick_memory_format(device)
+    features = audio_mod.AudioFeatures(audio, clip.fps)
+    faces = np.stack([w2l.face_input(clip.frame(i), w2l.clip_box(clip.truth(i)[0], clip.height, clip.width))
+                      for i in range(frames)])
+    mels = features.windows(np.arange(frames))
+    results, reference = {}, None
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        model = w2l.load_generator(Path(checkpoint_dir) / "wav2lip_gan.pth", device, dtype, fmt)
+        gen = w2l.BatchedGenerator(model, device, dtype, 64, fmt)
+        gen(mels[:4], faces[:4])  # warm-up
+        n = frames if dtype != torch.float16 else 8  # CPUs emulate fp16: a few frames tell
+        best = float("inf")
+        for _ in range(3 if dtype != torch.float16 else 1):  # best of three: a busy core is noise
+            start = time.perf_counter()
+            out = gen(mels[:n], faces[:n])
+            best = min(best, time.perf_counter() - start)
+        ms = 1000 * best / n
+        if reference is None:
+            reference = out
+        diff = np.abs(out - reference[:n]) * 255
+        native = dtype == torch.float32 or dtype in mod("wav2lip.device").native_dtypes(device)
+        results[name] = {"ms_per_frame": round(ms, 1), "mean_diff": round(float(diff.mean()), 3),
+                         "p99_diff": round(float(np.percentile(diff, 99)), 2),
+                         "max_diff": round(float(diff.max()), 1), "native": bool(native)}
+    w2l.release_generators()
+    return results
 
 
 def baseline_detection(clip, sample: int) -> tuple[float, float]:
@@ -198,6 +236,8 @@ def main():
     parser.add_argument("--baseline-sample", type=int, default=3,
                         help="frames timed for the per-frame baseline (then extrapolated)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"), help="folder for the chart")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                        help="the node's precision setting (on this CPU: auto is fp32)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     out_dir = Path(args.out)
@@ -206,8 +246,8 @@ def main():
     mod = load_pack()
     workdir = Path(tempfile.mkdtemp(prefix="halo-lipsy-bench-"))
     try:
-        torch.manual_seed(0)
-        torch.save({"state_dict": mod("wav2lip").Wav2Lip().state_dict()}, workdir / "wav2lip_gan.pth")
+        save_released_layout(fixture_state_dict(ROOT / "tests" / "fixtures" / "wav2lip_state_dict.tsv"),
+                             workdir / "wav2lip_gan.pth")
         clip = Clip(width=width, height=height, fps=args.fps, seconds=args.seconds, scenario="gentle")
         started = time.perf_counter()
         images = clip.images()
@@ -215,11 +255,13 @@ def main():
         make_s = time.perf_counter() - started
         input_bytes = images.element_size() * images.nelement()
 
-        run, out = run_node(mod, images, audio, clip, workdir, args.fps)
+        run, out = run_node(mod, images, audio, clip, workdir, args.fps, args.precision)
         rss = peak_rss_mb()
         input_output_mb = (input_bytes + run["output_bytes"]) / 2**20
         del out
-        floor = generator_only(mod, run["frames_out"], workdir)
+        dtype = getattr(torch, run["dtype"])
+        floor = generator_only(mod, run["frames_out"], workdir, dtype)
+        precisions = precision_check(mod, clip, audio, workdir)
         per_frame, baseline_det = baseline_detection(clip, args.baseline_sample)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -257,8 +299,16 @@ def main():
     print(f"end-to-end / generator floor: {run['total_s'] / floor:.2f}x; speed-up over the per-frame "
           f"baseline: {baseline_total / run['total_s']:.1f}x (detection alone: "
           f"{baseline_det / max(1e-9, run['detection_s']):.0f}x)")
-    print(f"peak RSS {rss:.0f} MB; input + output tensors {input_output_mb:.0f} MB; "
-          f"overhead {rss - input_output_mb:.0f} MB")
+    print(f"peak RSS {rss:.0f} MB; input + output tensors (IMAGE in, IMAGE + MASK out) "
+          f"{input_output_mb:.0f} MB; overhead {rss - input_output_mb:.0f} MB")
+    print(f"generator precision in the node: {run['dtype']} (setting: {args.precision})")
+    print()
+    print("| precision | ms/frame | vs fp32: speed | mean diff | p99 diff | max diff | native here |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    fp32_ms = precisions["fp32"]["ms_per_frame"]
+    for name, r in precisions.items():
+        print(f"| {name} | {r['ms_per_frame']:.1f} | {fp32_ms / r['ms_per_frame']:.2f}x | {r['mean_diff']:.3f} | "
+              f"{r['p99_diff']:.2f} | {r['max_diff']:.1f} | {'yes' if r['native'] else 'no (falls back to fp32)'} |")
 
     chart = out_dir / f"stages_{width}x{height}.png"
     colours = [(200, 160, 90), (90, 180, 90), (140, 210, 140), (200, 120, 60), (190, 190, 190), (160, 160, 160),
@@ -273,7 +323,8 @@ def main():
         "detection_s": round(run["detection_s"], 3), "detector_images": stats.image_count,
         "detector_pixel_fraction": round(stats.cost_vs_full(clip.count, height, width), 5),
         "peak_rss_mb": round(rss, 1), "input_output_mb": round(input_output_mb, 1),
-        "audio": audio_source,
+        "audio": audio_source, "precision_setting": args.precision, "node_dtype": run["dtype"],
+        "precisions": precisions,
     }))
 
 

@@ -476,3 +476,11 @@ def test_folding_batchnorm_for_inference_keeps_the_output(fixture_state, model_i
     assert np.abs(out - expected).mean() < 1e-5
     loaded = checkpoint.build_generator(fixture_state)
     assert list(loaded.state_dict()) == list(fixture_state)  # unfused: the released layout
+
+
+def test_cpu_slices_hold_the_same_bytes_in_every_precision():
+    model = torch.nn.Identity()
+    assert w2l.BatchedGenerator(model, "cpu", torch.float32, 64).batch_size == 4
+    assert w2l.BatchedGenerator(model, "cpu", torch.bfloat16, 64).batch_size == 8
+    assert w2l.BatchedGenerator(model, "cpu", torch.bfloat16, 3).batch_size == 3
+    assert w2l.BatchedGenerator(model, "meta", torch.float16, 64).batch_size == 64  # not a CPU
