@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import DetectionRequest, DetectorError, FaceDetector, TensorFrames
+from .base import DetectionRequest, DetectorError, FaceDetector, TensorFrames, WindowFrames
 from .boxes import fill_gaps, pad_and_clip, smooth
 from .mask import MaskInputError, boxes_from_mask
-from .tracker import DetectionStats, FaceTracker, TrackerConfig
+from .tracker import DetectionStats, FaceTracker, TrackerConfig, TrackingRun
 
 
 @dataclass
@@ -52,5 +52,6 @@ def mask_boxes(mask, n_frames: int, height: int, width: int, settings: BoxSettin
 
 __all__ = [
     "BoxSettings", "DetectionRequest", "DetectionStats", "DetectorError", "FaceDetector", "FaceTracker",
-    "MaskInputError", "TensorFrames", "TrackerConfig", "detect_boxes", "finish_boxes", "mask_boxes",
+    "MaskInputError", "TensorFrames", "TrackerConfig", "TrackingRun", "WindowFrames", "detect_boxes",
+    "finish_boxes", "mask_boxes",
 ]

@@ -100,7 +100,7 @@ class TensorFrames:
 
     def crop(self, index: int, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
         """(h, w, 3) float32 RGB pixels of one frame (a view when the input is float32)."""
-        pixels = self.images[index, y1:y2, x1:x2, :3].float().cpu()
+        pixels = self._frame(index)[y1:y2, x1:x2, :3].float().cpu()
         return (pixels * self._unit if self._unit != 1.0 else pixels).numpy()
 
     def thumbnails(self, start: int, stop: int) -> np.ndarray:
@@ -109,5 +109,40 @@ class TensorFrames:
         # a few percent of each frame
         step_y = max(1, self.height // (self.THUMB[0] * 4))
         step_x = max(1, self.width // (self.THUMB[1] * 4))
-        chunk = self.images[start:stop, ::step_y, ::step_x, :3].float().cpu().mean(dim=-1) * self._unit
+        chunk = self._strided(start, stop, step_y, step_x).float().cpu().mean(dim=-1) * self._unit
         return F.adaptive_avg_pool2d(chunk[:, None], self.THUMB)[:, 0].numpy()
+
+    def _frame(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+    def _strided(self, start: int, stop: int, step_y: int, step_x: int) -> torch.Tensor:
+        return self.images[start:stop, ::step_y, ::step_x, :3]
+
+
+class WindowFrames(TensorFrames):
+    """The frames of a stream, a window at a time: frames are put in as they are decoded (uint8
+    RGB, H x W x 3 tensors or arrays) and dropped once the tracker no longer needs them. Reads
+    exactly as TensorFrames over the same uint8 pixels would."""
+
+    def __init__(self, height: int, width: int):
+        self._unit = 1.0 / 255.0
+        self.count, self.height, self.width = 0, int(height), int(width)
+        self.window: dict[int, torch.Tensor] = {}
+
+    def put(self, index: int, frame):
+        frame = torch.as_tensor(frame)
+        if frame.dtype != torch.uint8 or tuple(frame.shape[:2]) != (self.height, self.width):
+            raise ValueError(f"frame {index} is {tuple(frame.shape)} {frame.dtype}; expected "
+                             f"({self.height}, {self.width}, 3) uint8")
+        self.window[index] = frame
+        self.count = max(self.count, index + 1)
+
+    def drop_before(self, index: int):
+        for k in [k for k in self.window if k < index]:
+            del self.window[k]
+
+    def _frame(self, index: int) -> torch.Tensor:
+        return self.window[index]
+
+    def _strided(self, start: int, stop: int, step_y: int, step_x: int) -> torch.Tensor:
+        return torch.stack([self.window[i][::step_y, ::step_x, :3] for i in range(start, stop)])

@@ -19,6 +19,13 @@ smoothly, so this strategy detects sparsely and cheaply and interpolates in betw
 
 Requests are batched `detector.batch_size` at a time; the detector sees at most one batch of
 rendered (downscaled) images at once.
+
+The work runs as a stream (`TrackingRun`): frames arrive in order, each step is done as soon as
+the frames it needs have arrived, and frames no step needs any more can be dropped. So a decoded
+video is tracked through a window of a few dozen frames, and gives exactly the boxes the whole
+clip gives at once (`FaceTracker.track`, the same steps with every frame available). Keyframes
+are detected in groups of at most `max_keyframe_group` (bounding that window); cut decisions
+look 4 frames ahead.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ class TrackerConfig:
     accept_iou: float = 0.8
     cut_threshold: float = 0.08  # mean absolute grey change of the thumbnails, 0..1
     continue_iou: float = 0.1  # a box overlapping the expected one this much continues the track
+    max_keyframe_group: int = 4  # keyframes detected together (bounds a stream's frame window)
+
+    CUT_CONTEXT = 4  # frames either side whose changes a cut must stand out from
 
 
 @dataclass
@@ -86,76 +96,57 @@ class FaceTracker:
         self.check_interrupt = check_interrupt or (lambda: None)
         self.stats = DetectionStats()
         self._reported = 0.0  # progress reported so far, 0..1
-        self._shot_end = 0.0  # the progress the current shot ends at
+        self._shot_end = 0.0  # the progress the work in hand ends at
 
     def _report(self, fraction: float):
         self._reported = max(self._reported, min(1.0, fraction))
         self.on_progress(self._reported)
 
     def _advance(self):
-        """After each detector batch: a tenth of the way left to the shot's end (how many looks
-        a shot takes is not known ahead: its motion decides), so the bar moves every batch."""
+        """After each detector batch: a tenth of the way left to the current goal (how many
+        looks a stretch takes is not known ahead: its motion decides), so the bar moves."""
         self._report(self._reported + 0.1 * (self._shot_end - self._reported))
 
     # ------------------------------------------------------------------ public
 
     def track(self, frames, count: int | None = None):
-        """Boxes for frames [0, count): ((count, 4) float array, NaN where no face; the frames
-        that start a new shot, i.e. where smoothing and gap filling must not reach across)."""
+        """Boxes for frames [0, count), all readable at once: ((count, 4) float array, NaN where
+        no face; the frames that start a new shot, i.e. where smoothing and gap filling must not
+        reach across)."""
         count = frames.count if count is None else min(count, frames.count)
-        boxes = empty_boxes(count)
-        shot_starts = self.find_cuts(frames, count)
-        bounds = [0] + shot_starts + [count]
-        self.stats.shots = len(bounds) - 1
-        jumps = []
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            self._shot_end = stop / max(1, count)
-            jumps += self._track_shot(frames, start, stop, boxes, count)
-            self._report(self._shot_end)
-        return boxes, sorted(shot_starts + jumps)
+        run = self.start(frames, count)
+        run.advance(count)
+        return run.finish()
+
+    def start(self, frames, expected: int | None = None) -> "TrackingRun":
+        """A stream: call run.advance(n) whenever frames [0, n) are readable from `frames`, drop
+        frames below run.needed_from, and call run.finish() after the last one. `expected` (the
+        frame count, if known) only scales progress."""
+        return TrackingRun(self, frames, expected)
 
     def find_cuts(self, frames, count: int) -> list[int]:
         """Frame indices that start a new shot (hard cuts)."""
-        if count < 2:
-            return []
-        diffs = np.zeros(count)
-        previous = None
-        for start in range(0, count, 64):
-            self.check_interrupt()
-            thumbs = frames.thumbnails(start, min(count, start + 64))
-            if previous is not None:
-                diffs[start] = np.abs(thumbs[0] - previous).mean()
-            diffs[start + 1:start + len(thumbs)] = np.abs(np.diff(thumbs, axis=0)).mean(axis=(1, 2))
-            previous = thumbs[-1]
-        cuts = []
-        for i in range(1, count):
-            if diffs[i] <= self.config.cut_threshold:
-                continue
-            around = np.concatenate((diffs[max(1, i - 4):i], diffs[i + 1:i + 5]))
-            if around.size == 0 or diffs[i] > 3.0 * np.median(around):
-                cuts.append(i)
-        return cuts
+        run = TrackingRun(self, frames, count, cuts_only=True)
+        run.advance(count)
+        run.finish()
+        return run.cuts
 
-    # ------------------------------------------------------------------ per shot
+    def _is_cut(self, diffs: list, i: int, count: int) -> bool:
+        """Frame i starts a new shot: its change from frame i-1 is large and stands out from the
+        changes around it (diffs[i - 4:i + 5], which must all be known, or the clip end)."""
+        if diffs[i] <= self.config.cut_threshold:
+            return False
+        c = TrackerConfig.CUT_CONTEXT
+        around = np.array(diffs[max(1, i - c):i] + diffs[i + 1:min(count, i + c + 1)])
+        return around.size == 0 or diffs[i] > 3.0 * np.median(around)
 
-    def _track_shot(self, frames, start, stop, boxes, count):
+    # ------------------------------------------------------------------ per interval
+
+    def _bisect(self, frames, intervals, found):
+        """Detect inside the keyframe intervals (a, b) whose ends disagree, halving down to
+        single frames; `found` maps checked frames to a box or None."""
         cfg = self.config
-        keys = list(range(start, stop, max(1, cfg.keyframe_interval)))
-        if keys[-1] != stop - 1:
-            keys.append(stop - 1)
-        found: dict[int, np.ndarray | None] = {}
-
-        hint = None
-        i = 0
-        while i < len(keys):
-            group = keys[i:i + (1 if hint is None else max(1, self.detector.batch_size))]
-            for k, box in zip(group, self._detect(frames, [(k, hint) for k in group])):
-                found[k] = box
-                if box is not None:
-                    hint = box
-            i += len(group)
-
-        pending = list(zip(keys[:-1], keys[1:]))
+        pending = list(intervals)
         while pending:
             jobs, halves = [], []
             for a, b in pending:
@@ -177,8 +168,11 @@ class FaceTracker:
                 found[mid] = box
             pending = halves
 
-        checked = sorted(found)
-        jumps = []  # adjacent frames whose faces do not overlap: a cut the thumbnails missed
+    def _settle(self, a, b, found, boxes, jumps):
+        """Boxes for frames [a, b] from the checked frames between them: interpolated between
+        two faces that overlap, the detection itself where checked; a face that jumps between
+        two adjacent frames marks a cut the thumbnails missed."""
+        checked = sorted(k for k in found if a <= k <= b)
         for p, q in zip(checked[:-1], checked[1:]):
             if found[p] is None or found[q] is None:
                 continue
@@ -190,7 +184,7 @@ class FaceTracker:
         for k in checked:
             if found[k] is not None:
                 boxes[k] = found[k]
-        return jumps
+
 
     # ------------------------------------------------------------------ detection
 
@@ -289,3 +283,146 @@ class FaceTracker:
             if not whole_frame:
                 return None  # something else is near: let the whole frame decide
         return boxes[int(np.argmax([area(b) for b in boxes]))].copy()
+
+
+class TrackingRun:
+    """One clip tracked as its frames arrive (see the module notes). Boxes grow with the clip
+    (32 bytes a frame); frames are needed only from `needed_from` on."""
+
+    def __init__(self, tracker: FaceTracker, frames, expected: int | None = None, cuts_only=False):
+        self.t = tracker
+        self.frames = frames
+        self.expected = expected
+        self.cuts_only = cuts_only
+        self.available = 0
+        self.finished = False
+        self.diffs: list[float] = []  # mean thumbnail change from the previous frame
+        self._last_thumb = None
+        self.decided = 1  # cut decisions made for frames [1, decided)
+        self.cuts: list[int] = []
+        self.jumps: list[int] = []
+        self.boxes = empty_boxes(0)
+        # the shot in hand
+        self.shot_start = 0
+        self.shot_stop = None  # known once the next cut (or the end) is decided
+        self.next_key = 0  # the next grid keyframe not yet detected
+        self.last_key = None  # the last keyframe detected in this shot
+        self.hint = None
+        self.found: dict = {}
+
+    @property
+    def needed_from(self) -> int:
+        """Frames below this index are never read again."""
+        return self.available if self.cuts_only else (self.last_key if self.last_key is not None
+                                                      else self.shot_start)
+
+    # ------------------------------------------------------------------ driving
+
+    def advance(self, available: int):
+        """Frames [0, available) can now be read."""
+        if available <= self.available:
+            return
+        self._thumbnails(self.available, available)
+        self.available = available
+        self._grow(available)
+        self._step()
+
+    def finish(self):
+        """No more frames: track what is left. Returns (boxes, shot starts) as track() does."""
+        self.finished = True
+        self._step()
+        self.t.stats.shots = len(self.cuts) + 1
+        self.t._report(1.0)
+        return self.boxes[:self.available], sorted(self.cuts + self.jumps)
+
+    def _grow(self, n):
+        if len(self.boxes) < n:
+            grown = empty_boxes(max(n, 2 * len(self.boxes)))
+            grown[:len(self.boxes)] = self.boxes
+            self.boxes = grown
+
+    def _thumbnails(self, start, stop):
+        for s in range(start, stop, 64):
+            self.t.check_interrupt()
+            thumbs = self.frames.thumbnails(s, min(stop, s + 64))
+            for thumb in thumbs:
+                self.diffs.append(0.0 if self._last_thumb is None
+                                  else float(np.abs(thumb - self._last_thumb).mean()))
+                self._last_thumb = thumb
+
+    def _decide_cuts(self) -> int | None:
+        """Make the cut decisions the known frames allow; return the first new cut, if any."""
+        c = TrackerConfig.CUT_CONTEXT
+        count = self.available
+        while self.decided < count and (self.finished or self.decided + c < count):
+            i = self.decided
+            self.decided += 1
+            if self.t._is_cut(self.diffs, i, count if self.finished else len(self.diffs)):
+                self.cuts.append(i)
+                return i
+        return None
+
+    def _step(self):
+        while True:
+            if self.shot_stop is None:
+                cut = self._decide_cuts()
+                if cut is not None:
+                    self.shot_stop = cut
+                elif self.finished and self.decided >= self.available:
+                    self.shot_stop = self.available
+            if self.cuts_only:
+                if self.shot_stop is None or not self._next_shot():
+                    return
+                continue
+            if not self._keyframe_group():
+                return
+
+    # ------------------------------------------------------------------ keyframes
+
+    def _confirmed_keys(self) -> list[int]:
+        """Grid keyframes of this shot whose frame is known to belong to it."""
+        interval = max(1, self.t.config.keyframe_interval)
+        limit = self.shot_stop if self.shot_stop is not None else self.decided
+        return list(range(self.next_key, limit, interval))
+
+    def _keyframe_group(self) -> bool:
+        """Detect the next group of keyframes if it is complete; False when waiting for frames
+        (or when the clip is done)."""
+        if self.shot_stop is not None and self.shot_start >= self.shot_stop:
+            return self._next_shot()  # an empty shot: only at the very end
+        size = 1 if self.hint is None else max(1, min(self.t.detector.batch_size,
+                                                      self.t.config.max_keyframe_group))
+        keys = self._confirmed_keys()[:size]
+        if len(keys) < size:
+            if self.shot_stop is None:
+                return False  # more frames must arrive first
+            last = self.shot_stop - 1  # the shot ends: its last frame is a keyframe too
+            if (not keys or keys[-1] != last) and (self.last_key is None or self.last_key < last):
+                keys.append(last)
+            keys = keys[:size]
+        if not keys:
+            return self._next_shot()
+        self.t._shot_end = (keys[-1] + 1) / max(1, self.expected or self.available)
+        for k, box in zip(keys, self.t._detect(self.frames, [(k, self.hint) for k in keys])):
+            self.found[k] = box
+            if box is not None:
+                self.hint = box
+        previous = [self.last_key] if self.last_key is not None else []
+        ends = previous + keys
+        intervals = list(zip(ends[:-1], ends[1:]))
+        self.t._bisect(self.frames, intervals, self.found)
+        self.t._settle(ends[0], ends[-1], self.found, self.boxes, self.jumps)
+        self.last_key = keys[-1]
+        interval = max(1, self.t.config.keyframe_interval)
+        self.next_key = ((keys[-1] - self.shot_start) // interval + 1) * interval + self.shot_start
+        self.found = {k: v for k, v in self.found.items() if k >= self.last_key}
+        self.t._report((self.last_key + 1) / max(1, self.expected or self.available))
+        if self.shot_stop is not None and self.last_key >= self.shot_stop - 1:
+            return self._next_shot()
+        return True
+
+    def _next_shot(self) -> bool:
+        """The shot in hand is done: the next one starts at its end. False when none is left."""
+        self.shot_start, self.shot_stop = self.shot_stop, None
+        self.next_key, self.last_key, self.hint, self.found = self.shot_start, None, None, {}
+        return not (self.finished and self.shot_start >= self.available)

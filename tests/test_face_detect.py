@@ -191,6 +191,52 @@ def test_nan_pixels_render_black_for_the_detector():
     assert (image[5:10, 5:10] == 0).all()
 
 
+# ------------------------------------------------------------------ tracking a stream
+
+
+def stream_boxes(images, detector, settings, window_limit=None):
+    """Feed the uint8 frames one at a time through a bounded window, as the VIDEO node does."""
+    frames = fd.WindowFrames(images.shape[1], images.shape[2])
+    tracker = fd.FaceTracker(detector)
+    run = tracker.start(frames)
+    most = 0
+    for i in range(len(images)):
+        frames.put(i, images[i])
+        run.advance(i + 1)
+        frames.drop_before(run.needed_from)
+        most = max(most, len(frames.window))
+    raw, starts = run.finish()
+    return fd.finish_boxes(raw, frames.height, frames.width, settings, starts), most, tracker.stats
+
+
+@pytest.mark.parametrize("batch", [1, 4, 16])
+def test_a_stream_through_a_window_gives_the_whole_clip_boxes(batch):
+    # a cut, a faceless second, a second face entering: every path of the tracker
+    clip = Clip(width=320, height=180, scenario="tracking", seconds=10, fps=25)
+    images = (clip.images() * 255).round().to(torch.uint8)
+    settings = fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5)
+    whole, whole_stats = fd.detect_boxes(images, clip.count, TruthDetector(clip, batch), settings)
+    streamed, most, stats = stream_boxes(images, TruthDetector(clip, batch), settings)
+    np.testing.assert_array_equal(streamed, whole)
+    assert stats.image_count == whole_stats.image_count  # the same looks, no more
+    assert most <= 50  # never more than a window of frames held
+
+
+def test_a_stream_reading_pixels_gives_the_whole_clip_boxes():
+    def path(i):
+        if 30 <= i < 37:
+            return None  # the face leaves for a moment
+        x = 40 + 3 * i if i < 60 else 300 - 2 * i  # turns round at 60
+        return (x, 30 + i // 2, x + 50, 30 + i // 2 + 60)
+
+    images = (marker_frames(90, 200, 400, path) * 255).round().to(torch.uint8)
+    settings = fd.BoxSettings(face_padding=0, smooth_box_frames=3, max_gap=5)
+    whole, _ = fd.detect_boxes(images, 90, MarkerDetector(batch_size=4), settings)
+    streamed, _, _ = stream_boxes(images, MarkerDetector(batch_size=4), settings)
+    np.testing.assert_array_equal(streamed, whole)
+    assert (whole[30:37] == -1).all() and (whole[:30] >= 0).all()
+
+
 # ------------------------------------------------------------------ finishing boxes
 
 
