@@ -262,6 +262,64 @@ def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
 # ---------------------------------------------------------------------------- the node
 
 
+def _setting_inputs(with_fps: bool) -> dict:
+    """The settings both nodes share, in the IMAGE node's order (saved workflows depend on it)."""
+    from .wav2lip.device import PRECISIONS
+
+    inputs = {
+        "checkpoint": (checkpoint_choices(), {
+            "default": "auto",
+            "tooltip": "Wav2Lip weights from models/wav2lip (and its subfolders, and any wav2lip "
+                       "folder in extra_model_paths.yaml) or this pack's checkpoints/. auto prefers "
+                       "wav2lip_gan.pth, then wav2lip.pth."}),
+        "mode": (list(MODES), {
+            "default": "sequential",
+            "tooltip": "sequential: frames in order, the last held while audio remains. "
+                       "repetitive: the clip loops to the audio's length. pingpong: the clip plays "
+                       "forward then backward (no jump cut)."}),
+        "fps": ("FLOAT", {
+            "default": 25.0, "min": 0.01, "max": 240.0, "step": 0.001,
+            "tooltip": "Frame rate of the images. Wire it from GetVideoComponents or VHS Video "
+                       "Info; a wrong fps drifts out of sync."}),
+        "face_detect_batch": ("INT", {
+            "default": 4, "min": 1, "max": 64, "tooltip": "Images per face-detector call (CPU)."}),
+        "inference_batch": ("INT", {
+            "default": 64, "min": 1, "max": 1024,
+            "tooltip": "Frames per generator batch; halved automatically on out-of-memory."}),
+        "force_cpu": ("BOOLEAN", {
+            "default": False, "tooltip": "Run the generator on the CPU even if a GPU is present."}),
+        "sync_offset": ("INT", {
+            "default": 0, "min": -10, "max": 10,
+            "tooltip": "Shift the mouth by whole frames: positive makes the lips later, negative "
+                       "earlier (lips behind the audio: try -2)."}),
+        "mel_step_multiplier": ("FLOAT", {
+            "default": 1.0, "min": 0.1, "max": 4.0, "step": 0.01,
+            "tooltip": "Audio advanced per frame relative to the frame rate; 1.0 is exact sync."}),
+        "face_padding": ("INT", {
+            "default": 10, "min": 0, "max": 200,
+            "tooltip": "Pixels added below the face box (the chin side), as Wav2Lip's default pads "
+                       "0 10 0 0."}),
+        "smooth_box_frames": ("INT", {
+            "default": 5, "min": 0, "max": 61,
+            "tooltip": "Average face boxes over this many frames (centred) against jitter; 0 or 1 is off."}),
+        "blend_edges": ("BOOLEAN", {
+            "default": True,
+            "tooltip": "Blend only the mouth and jaw through a feathered mask, keeping the eyes "
+                       "sharp. Off: Wav2Lip's plain rectangular paste."}),
+        "blend_radius": ("INT", {
+            "default": 5, "min": 0, "max": 64, "tooltip": "Feather width of the blend mask in pixels."}),
+        "precision": (list(PRECISIONS), {
+            "default": "auto",
+            "tooltip": "Generator precision. auto: fp16 on NVIDIA (Volta+) and AMD GPUs, fp32 "
+                       "elsewhere (and with --force-fp32). bf16: ~2x faster on CPUs with AVX-512 "
+                       "BF16 or AMX, slightly different mouth texture. A precision the device does "
+                       "not run natively falls back to fp32."}),
+    }
+    if not with_fps:
+        del inputs["fps"]
+    return inputs
+
+
 class HaloLipsy:
     """Lip-sync video frames to speech with Wav2Lip."""
 
@@ -281,61 +339,11 @@ class HaloLipsy:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from .wav2lip.device import PRECISIONS
-
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "Video frames (or one image) with a face to lip-sync."}),
                 "audio": ("AUDIO", {"tooltip": "The speech to sync to (any rate, mono or stereo)."}),
-                "checkpoint": (checkpoint_choices(), {
-                    "default": "auto",
-                    "tooltip": "Wav2Lip weights from models/wav2lip (and its subfolders, and any "
-                               "wav2lip folder in extra_model_paths.yaml) or this pack's "
-                               "checkpoints/. auto prefers wav2lip_gan.pth, then wav2lip.pth."}),
-                "mode": (list(MODES), {
-                    "default": "sequential",
-                    "tooltip": "sequential: frames in order, the last held while audio remains. "
-                               "repetitive: the clip loops to the audio's length. pingpong: the "
-                               "clip plays forward then backward (no jump cut)."}),
-                "fps": ("FLOAT", {
-                    "default": 25.0, "min": 0.01, "max": 240.0, "step": 0.001,
-                    "tooltip": "Frame rate of the images. Wire it from GetVideoComponents or VHS "
-                               "Video Info; a wrong fps drifts out of sync."}),
-                "face_detect_batch": ("INT", {
-                    "default": 4, "min": 1, "max": 64,
-                    "tooltip": "Images per face-detector call (CPU)."}),
-                "inference_batch": ("INT", {
-                    "default": 64, "min": 1, "max": 1024,
-                    "tooltip": "Frames per generator batch; halved automatically on out-of-memory."}),
-                "force_cpu": ("BOOLEAN", {
-                    "default": False, "tooltip": "Run the generator on the CPU even if a GPU is present."}),
-                "sync_offset": ("INT", {
-                    "default": 0, "min": -10, "max": 10,
-                    "tooltip": "Shift the mouth by whole frames: positive makes the lips later, "
-                               "negative earlier (lips behind the audio: try -2)."}),
-                "mel_step_multiplier": ("FLOAT", {
-                    "default": 1.0, "min": 0.1, "max": 4.0, "step": 0.01,
-                    "tooltip": "Audio advanced per frame relative to the frame rate; 1.0 is exact sync."}),
-                "face_padding": ("INT", {
-                    "default": 10, "min": 0, "max": 200,
-                    "tooltip": "Pixels added below the face box (the chin side), as Wav2Lip's default "
-                               "pads 0 10 0 0."}),
-                "smooth_box_frames": ("INT", {
-                    "default": 5, "min": 0, "max": 61,
-                    "tooltip": "Average face boxes over this many frames (centred) against jitter; 0 or 1 is off."}),
-                "blend_edges": ("BOOLEAN", {
-                    "default": True,
-                    "tooltip": "Blend only the mouth and jaw through a feathered mask, keeping the "
-                               "eyes sharp. Off: Wav2Lip's plain rectangular paste."}),
-                "blend_radius": ("INT", {
-                    "default": 5, "min": 0, "max": 64,
-                    "tooltip": "Feather width of the blend mask in pixels."}),
-                "precision": (list(PRECISIONS), {
-                    "default": "auto",
-                    "tooltip": "Generator precision. auto: fp16 on NVIDIA (Volta+) and AMD GPUs, "
-                               "fp32 elsewhere (and with --force-fp32). bf16: ~2x faster on CPUs "
-                               "with AVX-512 BF16 or AMX, slightly different mouth texture. A "
-                               "precision the device does not run natively falls back to fp32."}),
+                **_setting_inputs(with_fps=True),
             },
             "optional": {
                 "face_mask": ("MASK", {
@@ -359,5 +367,105 @@ class HaloLipsy:
                            precision)
 
 
-NODE_CLASS_MAPPINGS = {"HaloLipsy": HaloLipsy}
-NODE_DISPLAY_NAME_MAPPINGS = {"HaloLipsy": "Halo-Lipsy"}
+def _temp_video_path() -> Path:
+    """A fresh file in ComfyUI's temp folder (which ComfyUI empties at start), or the system's."""
+    import tempfile
+    import uuid
+
+    folder_paths = _folder_paths()
+    base = Path(folder_paths.get_temp_directory()) if folder_paths is not None else Path(tempfile.gettempdir())
+    folder = base / "halo-lipsy"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"lipsync_{uuid.uuid4().hex[:12]}.mp4"
+
+
+def _video_from_file(path):
+    from comfy_api.input_impl import VideoFromFile
+    return VideoFromFile(str(path))
+
+
+def _video_from_components(images, audio, fps):
+    from fractions import Fraction
+
+    from comfy_api.input_impl import VideoFromComponents
+    from comfy_api.util import VideoComponents
+    return VideoFromComponents(VideoComponents(images=images, audio=audio,
+                                               frame_rate=Fraction(fps).limit_denominator(100000)))
+
+
+def _stream_source(video):
+    """A path or file object PyAV can read, or None for a VIDEO held as frames in memory."""
+    if video is None:
+        raise HaloLipsyError("Halo-Lipsy: no video: connect a VIDEO (Load Video) to 'video'.")
+    if not hasattr(video, "get_stream_source"):
+        if hasattr(video, "get_components"):
+            return None
+        raise HaloLipsyError(f"Halo-Lipsy: 'video' is a {type(video).__name__}, not a ComfyUI "
+                             "VIDEO; connect Load Video (or Create Video).")
+    if type(video).__name__ == "VideoFromComponents":
+        return None  # its frames are in memory already; encoding them first would only cost
+    return video.get_stream_source()
+
+
+class HaloLipsyVideo:
+    """Lip-sync a whole video, streamed: any length in constant memory."""
+
+    CATEGORY = "Halo-Lipsy"
+    RETURN_TYPES = ("VIDEO",)
+    RETURN_NAMES = ("video",)
+    OUTPUT_TOOLTIPS = ("The lip-synced video (H.264 + AAC in MP4) with the audio cut or padded to "
+                       "its length. Save Video with format and codec auto stores it as it is.",)
+    FUNCTION = "lipsync"
+    DESCRIPTION = ("Lip-syncs a VIDEO (Load Video) to its own sound or to the AUDIO you connect, "
+                   "decoding and encoding a window of frames at a time: memory stays flat for "
+                   "any length, and each frame's timing comes from the file (variable frame rate "
+                   "included).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "video": ("VIDEO", {"tooltip": "The video to lip-sync (Load Video)."}),
+                **_setting_inputs(with_fps=False),
+                "quality": ("INT", {
+                    "default": 19, "min": 0, "max": 51,
+                    "tooltip": "H.264 quality of the output (x264 CRF): 0 best and largest, "
+                               "18-23 look like the source, 51 smallest."}),
+            },
+            "optional": {
+                "audio": ("AUDIO", {
+                    "tooltip": "The speech to sync to. Leave empty to use the video's own sound."}),
+                "face_mask": ("MASK", {
+                    "tooltip": "Optional: one mask frame marking the face region for the whole "
+                               "clip; replaces face detection."}),
+            },
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, checkpoint="auto", **_):
+        return checkpoint_fingerprint(checkpoint)
+
+    def lipsync(self, video, checkpoint="auto", mode="sequential", face_detect_batch=4,
+                inference_batch=64, force_cpu=False, sync_offset=0, mel_step_multiplier=1.0,
+                face_padding=10, smooth_box_frames=5, blend_edges=True, blend_radius=5,
+                precision="auto", quality=19, audio=None, face_mask=None):
+        settings = pipeline.Settings(checkpoint, mode, face_detect_batch, inference_batch,
+                                     force_cpu, sync_offset, mel_step_multiplier, face_padding,
+                                     smooth_box_frames, blend_edges, blend_radius, precision)
+        source = _stream_source(video)
+        if source is None:  # frames already in memory: the IMAGE route, then a VIDEO of them
+            components = video.get_components()
+            fps = float(components.frame_rate)
+            sound = audio if audio is not None else components.audio
+            images, fitted, _ = pipeline.lipsync_images(
+                components.images, sound, fps, settings, _hooks(),
+                None if face_mask is None else face_mask[:1])
+            return (_video_from_components(images, fitted, fps),)
+        path = _temp_video_path()
+        pipeline.lipsync_video(source, str(path), settings, _hooks(), audio=audio,
+                               face_mask=face_mask, quality=quality)
+        return (_video_from_file(path),)
+
+
+NODE_CLASS_MAPPINGS = {"HaloLipsy": HaloLipsy, "HaloLipsyVideo": HaloLipsyVideo}
+NODE_DISPLAY_NAME_MAPPINGS = {"HaloLipsy": "Halo-Lipsy", "HaloLipsyVideo": "Halo-Lipsy (Video)"}

@@ -396,3 +396,166 @@ def _box_is_finite(frame: np.ndarray, box) -> bool:
     return bool(np.isfinite(frame[y1:y2, x1:x2, :3]).all())
 
 
+
+
+# ---------------------------------------------------------------------------- the VIDEO route
+
+BATCH_BYTES = 256 << 20  # decoded frames held per generation batch (40 frames of 1080p)
+
+
+def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=None,
+                  face_mask=None, quality: int = 19) -> dict:
+    """The VIDEO route: decode `source` (a path or a file-like object PyAV can open), lip-sync
+    it to `audio` (ComfyUI AUDIO; None: the video's own sound) and encode an MP4 (H.264 + AAC)
+    to `destination` (a path or a writable file-like object). Memory does not grow with the
+    clip: two decoding passes (detection, then generation) through a window of frames.
+
+    Each frame's audio window comes from its own presentation time, so variable frame rate
+    video stays in sync. On any failure or interrupt the destination file is deleted."""
+    from . import face_detect as fd
+    from . import video as video_mod
+    from .wav2lip import clip_box
+
+    settings = settings.validated()
+    quality = _whole_number("quality", quality, 0)
+    if quality > 51:
+        raise HaloLipsyError(f"Halo-Lipsy: quality is {quality}; use 0 (best) to 51 (smallest).")
+    try:
+        info = video_mod.probe(source)
+        if audio is None:
+            track = video_mod.read_audio(source)
+            if track is None:
+                raise HaloLipsyError(
+                    "Halo-Lipsy: the video has no sound and no 'audio' is connected: connect the "
+                    "speech (Load Audio, a TTS node) to 'audio'.")
+            audio = {"waveform": track[0][None], "sample_rate": track[1]}
+    except video_mod.VideoInputError as err:
+        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    fps = float(info.fps)
+    stages = _set_up(audio, fps, settings, hooks)
+    features, width, height = stages.features, info.width, info.height
+    expected = info.frames
+    detect_share = 0.3
+
+    # -- pass 1: every frame's time and face box (the tracker sees a window of frames)
+    t0 = time.perf_counter()
+    pts, times, stats = [], [], None
+    with _detection_errors(width, height):
+        if face_mask is not None:
+            mask_box = _single_mask_box(face_mask, width, height, stages.box_settings)
+            raw = None
+        else:
+            frames = fd.WindowFrames(height, width)
+            tracker = fd.FaceTracker(hooks.detector(settings.face_detect_batch),
+                                     on_progress=lambda f: hooks.progress(detect_share * f),
+                                     check_interrupt=hooks.check_interrupt)
+            run = tracker.start(frames, expected)
+        try:
+            for i, (t, p, rgb) in enumerate(video_mod.decode(source)):
+                pts.append(p)
+                times.append(t)
+                if face_mask is None:
+                    frames.put(i, rgb)
+                    run.advance(i + 1)
+                    frames.drop_before(run.needed_from)
+                elif i % 64 == 0:
+                    hooks.check_interrupt()
+                    hooks.progress(detect_share * min(1.0, i / max(1, expected or i + 1)))
+        except video_mod.VideoInputError as err:
+            raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+        n_video = len(times)
+        if n_video == 0:
+            raise HaloLipsyError("Halo-Lipsy: the video has no frames (0 s long, or none could "
+                                 "be decoded). Load another video.")
+        if face_mask is None:
+            raw, starts = run.finish()
+            frames.drop_before(n_video)
+            boxes = fd.finish_boxes(raw, height, width, stages.box_settings, starts)
+            stats = tracker.stats
+        else:
+            boxes = np.tile(np.asarray(mask_box, dtype=np.int64), (n_video, 1))
+    detect_s = time.perf_counter() - t0
+    usable = [clip_box(b, height, width) if b[0] >= 0 else None for b in boxes]
+
+    # -- the output's frames: which input frame, at what time (seconds)
+    if settings.mode == "sequential":
+        extra = max(0, features.n_frames - int(round(times[-1] * fps)) - 1)
+        schedule = np.concatenate([np.arange(n_video), np.full(extra, n_video - 1)]).astype(np.int64)
+        out_times = np.concatenate([np.asarray(times), times[-1] + np.arange(1, extra + 1) / fps])
+    else:
+        schedule = frame_schedule(settings.mode, n_video, features.n_frames)
+        out_times = np.arange(len(schedule)) / fps
+    n_out = len(schedule)
+
+    # -- pass 2: decode again, lip-sync a batch at a time, encode
+    t0 = time.perf_counter()
+    frame_bytes = width * height * 3
+    reader = video_mod.FrameReader(source, pts, times, BATCH_BYTES, frame_bytes)
+    batch = max(1, min(settings.inference_batch, BATCH_BYTES // frame_bytes))
+    samples, rate = features.samples, features.sample_rate
+    writer = None
+    try:
+        writer = video_mod.VideoWriter(destination, width, height, info.fps, quality, rate,
+                                       samples.shape[0])
+        synced = 0
+        for start in range(0, n_out, batch):
+            hooks.check_interrupt()
+            stop = min(n_out, start + batch)
+            rgbs = [reader.read(int(schedule[k])).copy() for k in range(start, stop)]
+            regions, local = [], []
+            for k, rgb in zip(range(start, stop), rgbs):
+                box = usable[schedule[k]]
+                if box is None:
+                    regions.append(None)
+                    local.append(None)
+                    continue
+                x1, y1, x2, y2 = box
+                regions.append(rgb[y1:y2, x1:x2].astype(np.float32) * np.float32(1 / 255))
+                local.append((0, 0, x2 - x1, y2 - y1))
+
+            def on_slice(done, total, start=start, stop=stop):
+                hooks.check_interrupt()
+                fraction = (start + (stop - start) * done / max(1, total)) / n_out
+                hooks.progress(detect_share + (1 - detect_share) * fraction)
+
+            synced += _sync_faces(stages, settings, hooks, regions, local,
+                                  out_times[start:stop] * fps, None, on_slice)
+            for k, rgb, region in zip(range(start, stop), rgbs, regions):
+                if region is not None:
+                    x1, y1, x2, y2 = usable[schedule[k]]
+                    rgb[y1:y2, x1:x2] = np.clip(region * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                writer.write(rgb, float(out_times[k]))
+            hooks.progress(detect_share + (1 - detect_share) * stop / n_out)
+        end = float(out_times[-1]) + 1.0 / fps
+        fitted = np.zeros((samples.shape[0], video_mod.output_samples(end, rate)), np.float32)
+        keep = min(fitted.shape[1], samples.shape[1])
+        fitted[:, :keep] = samples[:, :keep]
+        writer.finish(fitted)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        elif isinstance(destination, (str, Path)):
+            Path(destination).unlink(missing_ok=True)
+        raise
+    generate_s = time.perf_counter() - t0
+
+    faces_found = sum(u is not None for u in usable)
+    stages.non_finite = []  # decoded uint8 frames are always finite
+    _report(stages, settings, n_video, n_out, faces_found, n_video, synced, detect_s, generate_s,
+            stats, seeks=reader.seeks, duration_s=end)
+    return dict(LAST_RUN)
+
+
+def _single_mask_box(face_mask, width, height, box_settings):
+    from . import face_detect as fd
+
+    mask = face_mask
+    shape = tuple(getattr(mask, "shape", ()))
+    if len(shape) == 3 and shape[0] > 1:
+        raise HaloLipsyError(
+            f"Halo-Lipsy: face_mask has {shape[0]} frames; the video node takes a single frame "
+            "(a fixed face region for the whole clip). Use one mask frame.")
+    box = fd.mask_boxes(mask, 1, height, width, box_settings)[0]
+    if box[0] < 0:
+        raise HaloLipsyError("Halo-Lipsy: face_mask is empty: paint the face region white.")
+    return box

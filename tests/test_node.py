@@ -450,8 +450,8 @@ def test_force_fp32_and_a_precision_fallback_inside_comfyui(frames, face_mask, f
 
 
 def test_node_interface_is_the_documented_one():
-    assert pack.NODE_CLASS_MAPPINGS == {"HaloLipsy": nodes.HaloLipsy}
-    assert pack.NODE_DISPLAY_NAME_MAPPINGS == {"HaloLipsy": "Halo-Lipsy"}
+    assert pack.NODE_CLASS_MAPPINGS == {"HaloLipsy": nodes.HaloLipsy, "HaloLipsyVideo": nodes.HaloLipsyVideo}
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS == {"HaloLipsy": "Halo-Lipsy", "HaloLipsyVideo": "Halo-Lipsy (Video)"}
     spec = nodes.HaloLipsy.INPUT_TYPES()
     assert list(spec["required"]) == [
         "images", "audio", "checkpoint", "mode", "fps", "face_detect_batch", "inference_batch",

@@ -1,0 +1,330 @@
+"""The VIDEO route: streamed decode -> detect -> generate -> paste -> encode, its modes, timing,
+audio, bad input, the node and the command line. Videos are made here with PyAV."""
+
+import logging
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import pack_module
+from synthetic_clip import Clip, MarkerDetector, TruthDetector
+from video_files import audio_seconds, read_video, speech_wave, write_video
+
+pipeline = pack_module("pipeline")
+video = pack_module("video")
+nodes = pack_module("nodes")
+
+W, H, FPS = 160, 120, 25.0
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return Clip(width=W, height=H, fps=FPS, seconds=0.8, scenario="gentle")  # 20 frames
+
+
+@pytest.fixture(scope="module")
+def talking(tmp_path_factory, clip):
+    path = tmp_path_factory.mktemp("videos") / "talking.mp4"
+    return write_video(path, clip, audio=speech_wave(1.0, 16000), audio_rate=16000)
+
+
+@pytest.fixture
+def hooks(fixture_checkpoint, clip):
+    return pipeline.plain_hooks([fixture_checkpoint.parent], detector=TruthDetector(clip))
+
+
+def frames_for_sound(path):
+    """Output frames the decoded sound of `path` drives (AAC adds encoder padding: a 1.0 s clip
+    decodes a little longer, and the output covers it)."""
+    samples, rate = video.read_audio(str(path))
+    return int(np.ceil(round(samples.shape[1] / rate * FPS, 6)))
+
+
+def run_video(source, destination, hooks, **kw):
+    quality = kw.pop("quality", 0)
+    audio = kw.pop("audio", None)
+    face_mask = kw.pop("face_mask", None)
+    return pipeline.lipsync_video(str(source), str(destination), pipeline.Settings(**kw), hooks,
+                                  audio=audio, face_mask=face_mask, quality=quality)
+
+
+# ------------------------------------------------------------------ the same result as the IMAGE node
+
+
+def test_the_video_route_gives_the_image_routes_frames(tmp_path, talking, hooks, clip, fixture_checkpoint):
+    out = tmp_path / "out.mp4"
+    run = run_video(talking, out, hooks)
+    n = frames_for_sound(talking)
+    assert n in (26, 27) and run["frames_out"] == n and run["frames_synced"] == n
+
+    # the IMAGE route as a user would wire it: every decoded frame, the same audio
+    in_times, in_frames, _ = read_video(talking)
+    track, rate = video.read_audio(str(talking))
+    images = torch.from_numpy(in_frames)
+    reference, fitted, _ = pipeline.lipsync_images(
+        images, {"waveform": torch.from_numpy(track[None]), "sample_rate": rate}, FPS,
+        pipeline.Settings(), pipeline.plain_hooks([fixture_checkpoint.parent], detector=TruthDetector(clip)))
+    # both through the same encoder (lossless settings), so only the routes can differ
+    encoded = tmp_path / "reference.mp4"
+    writer = video.VideoWriter(str(encoded), W, H, FPS, 0, rate, 1)
+    for i, frame in enumerate(reference.numpy()):
+        writer.write(np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8), i / FPS)
+    writer.finish(fitted["waveform"][0].numpy())
+    times, frames, fps = read_video(out)
+    ref_times, ref_frames, _ = read_video(encoded)
+    assert fps == FPS and len(frames) == len(ref_frames) == n
+    np.testing.assert_allclose(times, ref_times, atol=1e-3)
+    diff = np.abs(frames.astype(int) - ref_frames.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.05  # rounding of the pasted float pixels only
+    changed = np.abs(frames[:20].astype(int) - in_frames.astype(int)).max(axis=-1) > 8
+    assert changed.any(axis=(1, 2)).all()  # every frame lip-synced
+    assert audio_seconds(out) == pytest.approx(n / FPS, abs=0.07)
+
+
+def test_frames_without_a_face_pass_through(tmp_path, talking, fixture_checkpoint):
+    hooks = pipeline.plain_hooks([fixture_checkpoint.parent], detector=MarkerDetector())  # finds nothing
+    out = tmp_path / "out.mp4"
+    run = run_video(talking, out, hooks)
+    _, frames, _ = read_video(out)
+    _, source, _ = read_video(talking)
+    assert run["faces_found"] == 0 and len(frames) == frames_for_sound(talking)
+    # yuv420p output: chroma is subsampled, so colour edges move a little; nothing else changes
+    same = np.abs(frames[:20].astype(int) - source.astype(int))
+    assert same.mean() < 2.5 and np.percentile(same, 99) <= 10
+    held = np.abs(frames[20:].astype(int) - source[-1].astype(int))  # the last frame held
+    assert held.mean() < 2.5 and np.percentile(held, 99) <= 10
+
+
+# ------------------------------------------------------------------ timing
+
+
+def test_variable_frame_rate_keeps_each_frames_time_and_audio_window(tmp_path, clip, fixture_checkpoint,
+                                                                     monkeypatch):
+    rng = np.random.default_rng(0)
+    times = np.cumsum(np.concatenate([[0], rng.uniform(0.025, 0.06, clip.count - 1)]))
+    times = np.round(times, 3)
+    source = write_video(tmp_path / "vfr.mp4", clip, times=list(times), audio=speech_wave(0.5),
+                         audio_rate=16000)
+    asked = []
+    real = pack_module("audio").AudioFeatures.windows
+    monkeypatch.setattr(pack_module("audio").AudioFeatures, "windows",
+                        lambda self, idx, *a: asked.extend(np.asarray(idx).tolist()) or real(self, idx, *a))
+    out = tmp_path / "out.mp4"
+    hooks = pipeline.plain_hooks([fixture_checkpoint.parent], detector=TruthDetector(clip))
+    run = run_video(source, out, hooks)
+    out_times, frames, _ = read_video(out)
+    assert len(frames) == clip.count == run["frames_out"]  # the video is longer than the speech
+    np.testing.assert_allclose(out_times, times, atol=2e-3)  # each frame at its own time
+    fps = float(video.probe(str(source)).fps)
+    # each frame's audio window starts at its presentation time (in frames of the nominal rate)
+    np.testing.assert_allclose(asked, times * fps, atol=1e-6)
+    assert not np.allclose(asked, np.arange(clip.count))  # not by index
+
+
+# ------------------------------------------------------------------ modes in bounded memory
+
+
+def numbered_clip(tmp_path, n=12):
+    """Frame i has a grey level of 20 * i in its top-left corner: order is readable back."""
+    clip = Clip(width=64, height=48, fps=FPS, seconds=n / FPS, scenario="gentle")
+    base = clip.frame
+
+    def frame(i):
+        pixels = base(i).copy()
+        pixels[:8, :8] = (20 * i) / 255.0
+        return pixels
+
+    clip.frame = frame
+    return write_video(tmp_path / "numbered.mp4", clip, audio=speech_wave(n / FPS * 2.1)), clip
+
+
+@pytest.mark.parametrize("mode", ["sequential", "repetitive", "pingpong"])
+def test_modes_give_the_image_nodes_frame_count_and_order(tmp_path, fixture_checkpoint, mode, monkeypatch):
+    source, clip = numbered_clip(tmp_path)
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 5 * 64 * 48 * 3)  # blocks of 5 frames: many seeks
+    hooks = pipeline.plain_hooks([fixture_checkpoint.parent], detector=MarkerDetector())
+    out = tmp_path / f"{mode}.mp4"
+    run = run_video(source, out, hooks, mode=mode)
+    _, frames, _ = read_video(out)
+    expected = pipeline.frame_schedule(mode, 12, frames_for_sound(source))
+    assert len(frames) == len(expected) == run["frames_out"]
+    shown = np.round(frames[:, 2:6, 2:6].mean(axis=(1, 2, 3)) / 20).astype(int)
+    assert shown.tolist() == expected.tolist()
+    if mode == "pingpong":
+        assert run["seeks"] >= 3  # the backward runs were read a block at a time
+
+
+# ------------------------------------------------------------------ audio
+
+
+def test_the_videos_own_sound_is_used_and_an_audio_input_replaces_it(tmp_path, clip, hooks):
+    silent = write_video(tmp_path / "silent.mp4", clip)
+    with pytest.raises(pipeline.HaloLipsyError, match="no sound and no 'audio' is connected"):
+        run_video(silent, tmp_path / "x.mp4", hooks)
+    assert not (tmp_path / "x.mp4").exists()
+    speech = {"waveform": torch.from_numpy(speech_wave(1.2, 44100, 2)[None]), "sample_rate": 44100}
+    out = tmp_path / "dubbed.mp4"
+    run = run_video(silent, out, hooks, audio=speech)
+    assert run["frames_out"] == 30
+    assert audio_seconds(out) == pytest.approx(30 / FPS, abs=0.07)
+
+
+# ------------------------------------------------------------------ bad input, interrupts
+
+
+def test_an_interrupt_leaves_no_file(tmp_path, talking, fixture_checkpoint, clip):
+    calls = []
+
+    def interrupt():
+        calls.append(1)
+        if len(calls) > 8:
+            raise KeyboardInterrupt("cancelled")
+
+    hooks = pipeline.plain_hooks([fixture_checkpoint.parent], detector=TruthDetector(clip),
+                                 check_interrupt=interrupt)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        run_video(talking, out, hooks, inference_batch=4)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def write_audio_only(path):
+    import av
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(speech_wave(0.5)[:, :1024], format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        for packet in list(stream.encode(frame)) + list(stream.encode()):
+            out.mux(packet)
+    return path
+
+
+def write_no_frames(path):
+    import av
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    return path
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.write_text("not a video") and p, "is not a video file that can be read"),
+    (write_audio_only, "has no video stream \\(an audio file\\)"),
+    (write_no_frames, "has no frames|is not a video file"),
+    (lambda p: p, "is not a video file that can be read"),  # missing
+])
+def test_bad_video_files_get_clear_messages_and_leave_nothing(tmp_path, hooks, make, words):
+    source = tmp_path / "input.mp4"
+    make(source)
+    out = tmp_path / "out" / "result.mp4"
+    out.parent.mkdir()
+    speech = {"waveform": torch.from_numpy(speech_wave(0.5)[None]), "sample_rate": 16000}
+    with pytest.raises(pipeline.HaloLipsyError, match=words):
+        run_video(source, out, hooks, audio=speech)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_a_damaged_stream_still_gives_a_video(tmp_path, clip, hooks, caplog):
+    source = write_video(tmp_path / "damaged.mp4", clip, audio=speech_wave(1.0), crf=30,
+                         pix_fmt="yuv420p")
+    data = bytearray(source.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 400] = bytes(400)  # a hole in the middle of the coded frames
+    source.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
+        try:
+            run = run_video(source, out, hooks)
+        except pipeline.HaloLipsyError as err:  # allowed: a clear message, nothing left behind
+            assert "Halo-Lipsy:" in str(err) and not out.exists()
+            return
+    assert run["frames_out"] >= 20 and out.exists()
+
+
+def test_a_face_mask_must_be_one_frame(tmp_path, talking, hooks):
+    with pytest.raises(pipeline.HaloLipsyError, match="single frame"):
+        run_video(talking, tmp_path / "o.mp4", hooks, face_mask=torch.ones(3, H, W))
+    mask = torch.zeros(1, H, W)
+    mask[0, 30:90, 50:110] = 1
+    run = run_video(talking, tmp_path / "o.mp4", hooks, face_mask=mask)
+    assert run["frames_synced"] == frames_for_sound(talking) and run["detection_stats"] is None
+
+
+# ------------------------------------------------------------------ the node and the command line
+
+
+class FileVideo:
+    """What Load Video hands over: a VideoFromFile with a stream source."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def get_stream_source(self):
+        return str(self.path)
+
+    def get_components(self):
+        pytest.fail("a file-backed video was decoded whole")
+
+
+def test_the_video_node_streams_into_comfyuis_temp_folder(tmp_path, talking, fixture_checkpoint, clip,
+                                                         monkeypatch):
+    from comfy_stand_ins import FakeFolderPaths
+    folder_paths = FakeFolderPaths(tmp_path / "models")
+    folder_paths.get_temp_directory = lambda: str(tmp_path / "temp")
+    monkeypatch.setattr(nodes, "_folder_paths", lambda: folder_paths)
+    monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", fixture_checkpoint.parent)
+    monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: TruthDetector(clip))
+    monkeypatch.setattr(nodes, "_video_from_file", lambda path: ("VideoFromFile", Path(path)))
+    (result,) = nodes.HaloLipsyVideo().lipsync(FileVideo(talking), quality=0)
+    kind, path = result
+    assert kind == "VideoFromFile" and path.parent == tmp_path / "temp" / "halo-lipsy"
+    assert len(read_video(path)[1]) == frames_for_sound(talking)
+
+    # an interrupted run leaves nothing in the temp folder
+    monkeypatch.setattr(nodes, "_check_interrupt", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        nodes.HaloLipsyVideo().lipsync(FileVideo(talking))
+    assert list((tmp_path / "temp" / "halo-lipsy").iterdir()) == [path]
+
+
+def test_the_video_node_interface():
+    spec = nodes.HaloLipsyVideo.INPUT_TYPES()
+    image_spec = nodes.HaloLipsy.INPUT_TYPES()["required"]
+    shared = [k for k in image_spec if k not in ("images", "audio", "fps")]
+    assert list(spec["required"]) == ["video"] + shared + ["quality"]
+    assert list(spec["optional"]) == ["audio", "face_mask"]
+    for name, (_, options) in {**spec["required"], **spec["optional"]}.items():
+        assert options.get("tooltip"), name
+    assert nodes.HaloLipsyVideo.RETURN_TYPES == ("VIDEO",)
+    assert nodes.NODE_DISPLAY_NAME_MAPPINGS["HaloLipsyVideo"] == "Halo-Lipsy (Video)"
+
+
+def test_the_command_line(tmp_path, talking, fixture_checkpoint, capsys):
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+    import importlib.util
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("lipsync_cli", ROOT / "lipsync.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "wav2lip_gan.pth").symlink_to(fixture_checkpoint)
+    torch.manual_seed(0)
+    torch.save(s3fd().state_dict(), models / "s3fd.pth")  # random weights: the wiring, offline
+    speech = tmp_path / "speech.mp4"
+    write_audio_only(speech)
+    out = tmp_path / "result.mp4"
+    assert cli.main([str(talking), "-o", str(out), "--models", str(models), "-q", "--cpu"]) == 0
+    assert len(read_video(out)[1]) == frames_for_sound(talking) and "wrote" in capsys.readouterr().out
+    assert cli.main([str(talking), "--audio", str(speech), "-o", str(out), "--models", str(models),
+                     "-q", "--mode", "repetitive", "--quality", "30"]) == 0
+    assert len(read_video(out)[1]) == frames_for_sound(speech)
+    before = out.read_bytes()
+    assert cli.main([str(speech), "-o", str(out), "--models", str(models), "-q"]) == 2
+    assert "has no video stream" in capsys.readouterr().err
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "models", "result.mp4", "speech.mp4"]
