@@ -163,11 +163,21 @@ def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
         run_prompt(url, prompt, tmp_path)
         log_text = (tmp_path / "comfyui.log").read_text()
         assert "cached models released" in log_text and log_text.count(loads) == 2, log_text[-3000:]
+
+        # Load Video -> Halo-Lipsy (Video) -> Save Video, streamed; Save Video remuxes it as it is
+        assert "HaloLipsyVideo" in info
+        workflow = json.loads((ROOT / "example_workflows" / "halo_lipsy_video_node.json").read_text())
+        run_prompt(url, workflow_to_prompt(workflow, info), tmp_path)
+        streamed = sorted((comfy_base / "output" / "video").glob("halo-lipsy-video*.mp4"))
+        temp_files = sorted((comfy_base / "temp" / "halo-lipsy").glob("*.mp4"))
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
 
+    assert len(streamed) == 1 and len(temp_files) == 1
+    assert streamed[0].read_bytes()[-2000:] != b"" and probe(streamed[0])[0] == probe(saved[0])[0]
+    assert probe(streamed[0]) == probe(temp_files[0])  # stored without re-encoding
     assert len(saved) == 1
     frames, rate, audio_seconds = probe(saved[0])
     _, _, input_audio_seconds = probe(comfy_base / "input" / "talking_head.mp4")

@@ -130,11 +130,18 @@ def check_links(workflow):
 
 
 def test_example_workflows_are_consistent(workflows):
-    assert set(workflows) == {"halo_lipsy_core_video.json", "halo_lipsy_videohelpersuite.json"}
+    assert set(workflows) == {"halo_lipsy_core_video.json", "halo_lipsy_videohelpersuite.json",
+                              "halo_lipsy_video_node.json"}
     spec = nodes.HaloLipsy.INPUT_TYPES()["required"]
     widget_count = sum(1 for v in spec.values() if isinstance(v[0], list) or v[0] in {"INT", "FLOAT", "BOOLEAN"})
-    for name, workflow in workflows.items():
+    for workflow in workflows.values():
         check_links(workflow)
+    video_node = next(n for n in workflows["halo_lipsy_video_node.json"]["nodes"] if n["type"] == "HaloLipsyVideo")
+    video_spec = nodes.HaloLipsyVideo.INPUT_TYPES()["required"]
+    assert len(video_node["widgets_values"]) == len(video_spec) - 1  # all but the VIDEO input
+    for name, workflow in workflows.items():
+        if name == "halo_lipsy_video_node.json":
+            continue
         node = next(n for n in workflow["nodes"] if n["type"] == "HaloLipsy")
         assert len(node["widgets_values"]) == widget_count, name
         fed = {slot["name"] for slot in node["inputs"] if slot["link"] is not None}
