@@ -183,9 +183,6 @@ def _finite(name, value, positive=False):
     return number
 
 
-MEMORY_MARGIN_GB = 0.5  # kept free beyond the output, for the models, crops and the OS
-
-
 def _allocate_output(n_out, height, width, channels):
     """(IMAGE, MASK) output tensors, refused with a clear message when they cannot fit in the
     memory actually available: under Linux overcommit torch.empty succeeds and the process is
@@ -272,8 +269,8 @@ def _detection_errors(width, height):
     return translate()
 
 
-def _sync_faces(stages: _Stages, settings: Settings, hooks: Hooks, frames, boxes, times,
-                weights=None, on_slice=None) -> int:
+def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, times, weights=None,
+                on_slice=None) -> int:
     """Lip-sync `frames` (a list of H x W x C float32 [0, 1] arrays, written in place) whose
     face boxes are `boxes` (None: no face) and whose audio windows start at output times
     `times` (frame units: i for frame i at the nominal rate). `weights` (optional list of H x W
@@ -353,7 +350,7 @@ def lipsync_images(images, audio, fps, settings: Settings, hooks: Hooks, face_ma
             generation_progress((start + (stop - start) * done / max(1, total)) / n_out)
 
         found_before = len(stages.non_finite)
-        synced += _sync_faces(stages, settings, hooks, [out_np[i] for i in range(start, stop)],
+        synced += _sync_faces(stages, settings, [out_np[i] for i in range(start, stop)],
                               [usable[schedule[i]] for i in range(start, stop)],
                               list(range(start, stop)), [mask_np[i] for i in range(start, stop)],
                               on_slice)
@@ -518,7 +515,7 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
                 fraction = (start + (stop - start) * done / max(1, total)) / n_out
                 hooks.progress(detect_share + (1 - detect_share) * fraction)
 
-            synced += _sync_faces(stages, settings, hooks, regions, local,
+            synced += _sync_faces(stages, settings, regions, local,
                                   out_times[start:stop] * fps, None, on_slice)
             for k, rgb, region in zip(range(start, stop), rgbs, regions):
                 if region is not None:

@@ -3,6 +3,7 @@
     python bench/benchmark.py                 # 1280x720, 25 fps, 10 s clip, ~16.5 s of speech
     python bench/benchmark.py --size 1920x1080
     python bench/benchmark.py --precision bf16   # the generator in bf16 (where the CPU has it)
+    python bench/benchmark.py --video            # the VIDEO route: 3 min of 1080p, streamed
 
 Inputs are made here, nothing is downloaded: scikit-image's astronaut photo animated with gentle
 head motion, and speech from espeak-ng when installed (else a synthetic voiced signal).
@@ -227,6 +228,227 @@ def bar_chart(path: Path, rows, title: str):
     cv2.imwrite(str(path), img)
 
 
+# ---------------------------------------------------------------------------- the VIDEO route
+
+
+def write_clip_file(path: Path, clip, frames: int, audio: dict):
+    """Encode the clip's first `frames` frames and the speech to an MP4, a frame at a time (never
+    the whole clip in memory), as a camera or an editor would hand it over."""
+    import av
+    from fractions import Fraction
+
+    samples = audio["waveform"][0].numpy()
+    rate = int(audio["sample_rate"])
+    samples = samples[:, :int(round(frames / clip.fps * rate))]
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=Fraction(clip.fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        astream = out.add_stream("aac", rate=rate)
+        astream.layout = "mono"
+        for i in range(frames):
+            rgb = (np.clip(clip.frame(i), 0, 1) * 255 + 0.5).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        for start in range(0, samples.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]),
+                                               format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in astream.encode(frame):
+                out.mux(packet)
+        for packet in astream.encode():
+            out.mux(packet)
+
+
+def video_worker(route: str, path: Path, workdir: Path, width: int, height: int, fps: float,
+                 precision: str) -> dict:
+    """One route on one file, in a process of its own (so its peak RSS is its own)."""
+    mod = load_pack()
+    pipeline, video = mod("pipeline"), mod("video")
+    clip = Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle")  # truth only
+    detector = TruthDetector(clip, batch_size=4, network=RandomS3FD())
+    timers = {"decode_1": 0.0, "decode_2": 0.0, "encode": 0.0, "generator": 0.0}
+    phase = ["decode_1"]
+    real_decode, real_write, real_finish = video.decode, video.VideoWriter.write, video.VideoWriter.finish
+    inference = mod("wav2lip.inference")
+    real_forward = inference.BatchedGenerator._forward
+
+    def timed_decode(*a, **k):
+        it = real_decode(*a, **k)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                timers[phase[0]] += time.perf_counter() - start
+                return
+            timers[phase[0]] += time.perf_counter() - start
+            yield item
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            start = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                timers[name] += time.perf_counter() - start
+        return wrapper
+
+    video.decode = timed_decode
+    video.VideoWriter.write = timed("encode", real_write)
+    video.VideoWriter.finish = timed("encode", real_finish)
+    inference.BatchedGenerator._forward = timed("generator", real_forward)
+    real_reader = video.FrameReader.__init__
+
+    def reader_init(self, *a, **k):
+        phase[0] = "decode_2"
+        real_reader(self, *a, **k)
+
+    video.FrameReader.__init__ = reader_init
+    hooks = pipeline.plain_hooks([workdir], detector=detector)
+    settings = pipeline.Settings(force_cpu=True, precision=precision)
+    out = workdir / f"out_{route}_{path.stem}.mp4"
+    start = time.perf_counter()
+    if route == "video":
+        run = pipeline.lipsync_video(str(path), str(out), settings, hooks)
+        total = time.perf_counter() - start
+        stages = {"decode (both passes)": timers["decode_1"] + timers["decode_2"],
+                  "face detection (pass 1, less decoding)": run["detection_s"] - timers["decode_1"],
+                  "generator": timers["generator"], "encode": timers["encode"],
+                  "crop, resize, paste, audio": run["generation_s"] - timers["decode_2"]
+                  - timers["encode"] - timers["generator"]}
+    else:  # as a user wires it: decode every frame to an IMAGE, the IMAGE node, encode
+        import torch as _torch
+        frames = []
+        for _, _, rgb in video.decode(str(path)):
+            frames.append(_torch.from_numpy(rgb).float() / 255.0)  # GetVideoComponents' layout
+        images = _torch.stack(frames)
+        del frames
+        samples, rate = video.read_audio(str(path))
+        decoded = time.perf_counter()
+        result, fitted, _ = pipeline.lipsync_images(
+            images, {"waveform": _torch.from_numpy(samples[None]), "sample_rate": rate}, fps,
+            settings, hooks)
+        node = time.perf_counter()
+        writer = video.VideoWriter(str(out), width, height, fps, 19, rate, 1)
+        for i in range(result.shape[0]):  # CreateVideo + Save Video: float -> uint8, encode
+            writer.write((result[i] * 255).clamp(0, 255).byte().numpy(), i / fps)
+        writer.finish(fitted["waveform"][0].numpy())
+        total = time.perf_counter() - start
+        run = dict(mod("pipeline").LAST_RUN)
+        stages = {"decode to IMAGE": decoded - start, "face detection": run["detection_s"],
+                  "generator": timers["generator"], "encode": timers["encode"],
+                  "frame copies, crop, resize, paste": node - decoded - run["detection_s"]
+                  - timers["generator"] - run["audio_and_model_s"]}
+    out.unlink(missing_ok=True)
+    return {"route": route, "frames_out": run["frames_out"], "seconds": total,
+            "fps": run["frames_out"] / total, "peak_rss_mb": peak_rss_mb(), "stages": stages}
+
+
+def line_chart(path: Path, series, title: str):
+    """Peak memory against clip length, one line per route, drawn with OpenCV."""
+    width, height, left, bottom, top = 900, 460, 80, 60, 50
+    img = np.full((height, width, 3), 255, np.uint8)
+    cv2.putText(img, title, (14, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 20, 20), 1, cv2.LINE_AA)
+    max_x = max(x for _, pts, _ in series for x, _ in pts)
+    max_y = max(y for _, pts, _ in series for _, y in pts) * 1.1
+    sx = (width - left - 40) / max_x
+    sy = (height - bottom - top) / max_y
+    cv2.line(img, (left, height - bottom), (width - 30, height - bottom), (0, 0, 0), 1)
+    cv2.line(img, (left, height - bottom), (left, top), (0, 0, 0), 1)
+    for gb in range(0, int(max_y / 1024) + 1, max(1, int(max_y / 1024 / 6))):
+        y = int(height - bottom - gb * 1024 * sy)
+        cv2.putText(img, f"{gb} GB", (14, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
+    for t in (0, 30, 60, 90, 120, 150, 180):
+        if t <= max_x:
+            x = int(left + t * sx)
+            cv2.putText(img, f"{t} s", (x - 10, height - bottom + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        (60, 60, 60), 1, cv2.LINE_AA)
+    for k, (label, pts, colour) in enumerate(series):
+        pixels = [(int(left + x * sx), int(height - bottom - y * sy)) for x, y in pts]
+        for a, b in zip(pixels[:-1], pixels[1:]):
+            cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
+        for p in pixels:
+            cv2.circle(img, p, 4, colour, -1)
+        cv2.putText(img, label, (left + 20, top + 22 + 22 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1,
+                    cv2.LINE_AA)
+    cv2.putText(img, "clip length", (width // 2 - 30, height - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                (30, 30, 30), 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), img)
+
+
+def video_benchmark(args, width, height):
+    """The VIDEO route on a 3-minute clip (and 10 s and 30 s of it), the IMAGE route on 5 s and
+    10 s, each in a process of its own."""
+    workdir = Path(tempfile.mkdtemp(prefix="halo-lipsy-video-bench-"))
+    try:
+        save_released_layout(fixture_state_dict(ROOT / "tests" / "fixtures" / "wav2lip_state_dict.tsv"),
+                             workdir / "wav2lip_gan.pth")
+        clip = Clip(width=width, height=height, fps=args.fps, seconds=args.video_seconds, scenario="gentle")
+        audio, audio_source = speech_audio(args.video_seconds, workdir)
+        files = {}
+        started = time.perf_counter()
+        for seconds in sorted({5.0, 10.0, 30.0, args.video_seconds}):
+            files[seconds] = workdir / f"clip_{int(seconds)}s.mp4"
+            write_clip_file(files[seconds], clip, int(round(seconds * args.fps)), audio)
+        make_s = time.perf_counter() - started
+        print(f"clips written in {make_s:.0f} s ({audio_source}); {width}x{height}, {args.fps:g} fps, "
+              f"{os.cpu_count()} CPUs, torch {torch.__version__}", flush=True)
+        runs = []
+        for route, seconds in [("video", 10.0), ("video", 30.0), ("video", args.video_seconds),
+                               ("image", 5.0), ("image", 10.0)]:
+            cmd = [sys.executable, __file__, "--video-worker", route, str(files[seconds]), str(workdir),
+                   "--size", f"{width}x{height}", "--fps", str(args.fps), "--precision", args.precision]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{route} {seconds:g} s failed:\n{done.stderr[-3000:]}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result["clip_s"] = seconds
+            runs.append(result)
+            print(f"{route:>5} route, {seconds:>5.0f} s clip: {result['frames_out']} frames in "
+                  f"{result['seconds']:.1f} s = {result['fps']:.2f} fps, peak RSS {result['peak_rss_mb']:.0f} MB",
+                  flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    def find(route, seconds):
+        return next(r for r in runs if r["route"] == route and r["clip_s"] == seconds)
+
+    long_run, thirty = find("video", args.video_seconds), find("video", 30.0)
+    image10, video10 = find("image", 10.0), find("video", 10.0)
+    print()
+    for title, run in ((f"VIDEO route, {args.video_seconds:g} s clip", long_run), ("IMAGE route, 10 s clip", image10),
+                       ("VIDEO route, 10 s clip", video10)):
+        print(f"| {title} | seconds |")
+        print("| --- | ---: |")
+        for label, value in run["stages"].items():
+            print(f"| {label} | {value:.1f} |")
+        print(f"| **total** ({run['frames_out']} frames, {run['fps']:.2f} fps) | **{run['seconds']:.1f}** |")
+        print()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chart = out_dir / f"memory_vs_length_{width}x{height}.png"
+    line_chart(chart, [
+        ("VIDEO route (streamed)", [(r["clip_s"], r["peak_rss_mb"]) for r in runs if r["route"] == "video"],
+         (200, 120, 40)),
+        ("IMAGE route (decode all -> IMAGE node -> encode)",
+         [(r["clip_s"], r["peak_rss_mb"]) for r in runs if r["route"] == "image"], (40, 40, 200)),
+    ], f"Peak memory (RSS) against clip length, {width}x{height}, 2-core CPU")
+    print(f"chart: {chart}")
+    print(json.dumps({
+        "size": f"{width}x{height}", "video_seconds": args.video_seconds,
+        "video_frames_out": long_run["frames_out"], "video_fps": round(long_run["fps"], 3),
+        "video_peak_rss_mb": round(long_run["peak_rss_mb"], 1),
+        "video_30s_peak_rss_mb": round(thirty["peak_rss_mb"], 1),
+        "video_10s_fps": round(video10["fps"], 3), "video_10s_peak_rss_mb": round(video10["peak_rss_mb"], 1),
+        "image_route_fps": round(image10["fps"], 3), "image_route_peak_rss_mb": round(image10["peak_rss_mb"], 1),
+        "image_route_5s_peak_rss_mb": round(find("image", 5.0)["peak_rss_mb"], 1),
+        "precision": args.precision, "audio": audio_source,
+    }))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the clip")
@@ -238,8 +460,22 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"), help="folder for the chart")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                         help="the node's precision setting (on this CPU: auto is fp32)")
+    parser.add_argument("--video", action="store_true",
+                        help="benchmark the VIDEO route (default size 1920x1080, 3 minutes)")
+    parser.add_argument("--video-seconds", type=float, default=180.0, help="length of the --video clip")
+    parser.add_argument("--video-worker", nargs=3, metavar=("ROUTE", "FILE", "WORKDIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.video and args.size == "1280x720":
+        args.size = "1920x1080"
     width, height = (int(v) for v in args.size.lower().split("x"))
+    if args.video_worker:
+        route, path, workdir = args.video_worker
+        print(json.dumps(video_worker(route, Path(path), Path(workdir), width, height, args.fps,
+                                      args.precision)))
+        return
+    if args.video:
+        video_benchmark(args, width, height)
+        return
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
