@@ -170,6 +170,18 @@ def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
         run_prompt(url, workflow_to_prompt(workflow, info), tmp_path)
         streamed = sorted((comfy_base / "output" / "video").glob("halo-lipsy-video*.mp4"))
         temp_files = sorted((comfy_base / "temp" / "halo-lipsy").glob("*.mp4"))
+
+        # Get Video Components can still open the node's VIDEO
+        video_prompt = workflow_to_prompt(workflow, info)
+        lipsy_video = next(k for k, v in video_prompt.items() if v["class_type"] == "HaloLipsyVideo")
+        video_prompt[lipsy_video]["inputs"]["sync_offset"] = 1
+        save = next(k for k, v in video_prompt.items() if v["class_type"] == "SaveVideo")
+        video_prompt["90"] = {"class_type": "GetVideoComponents", "inputs": {"video": [lipsy_video, 0]}}
+        video_prompt["91"] = {"class_type": "CreateVideo", "inputs": {"images": ["90", 0], "audio": ["90", 1],
+                                                                     "fps": ["90", 2]}}
+        video_prompt[save]["inputs"].update(video=["91", 0], filename_prefix="video/components")
+        run_prompt(url, video_prompt, tmp_path)
+        components = sorted((comfy_base / "output" / "video").glob("components*.mp4"))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -178,6 +190,7 @@ def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
     assert len(streamed) == 1 and len(temp_files) == 1
     assert streamed[0].read_bytes()[-2000:] != b"" and probe(streamed[0])[0] == probe(saved[0])[0]
     assert probe(streamed[0]) == probe(temp_files[0])  # stored without re-encoding
+    assert len(components) == 1 and probe(components[0])[0] == probe(streamed[0])[0]
     assert len(saved) == 1
     frames, rate, audio_seconds = probe(saved[0])
     _, _, input_audio_seconds = probe(comfy_base / "input" / "talking_head.mp4")
