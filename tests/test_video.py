@@ -328,3 +328,25 @@ def test_the_command_line(tmp_path, talking, fixture_checkpoint, capsys):
     assert "has no video stream" in capsys.readouterr().err
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
         "models", "result.mp4", "speech.mp4"]
+
+
+def test_a_video_held_in_memory_goes_through_the_image_route(clip, fixture_checkpoint, monkeypatch):
+    from fractions import Fraction
+
+    class VideoFromComponents:  # what Create Video hands over: frames already in memory
+        def get_stream_source(self):
+            pytest.fail("frames in memory were encoded just to be decoded again")
+
+        def get_components(self):
+            return types.SimpleNamespace(images=clip.images(), frame_rate=Fraction(25),
+                                         audio={"waveform": torch.from_numpy(speech_wave(1.0)[None]),
+                                                "sample_rate": 16000})
+
+    made = []
+    monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", fixture_checkpoint.parent)
+    monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: TruthDetector(clip))
+    monkeypatch.setattr(nodes, "_video_from_components", lambda *a: made.append(a) or "VIDEO")
+    assert nodes.HaloLipsyVideo().lipsync(VideoFromComponents()) == ("VIDEO",)
+    images, audio, fps = made[0]
+    assert images.shape == (25, H, W, 3) and fps == 25.0 and audio["waveform"].shape[-1] == 16000
+    assert not torch.equal(images[:20], clip.images())  # lip-synced
