@@ -552,6 +552,9 @@ def _single_mask_box(face_mask, width, height, box_settings):
         raise HaloLipsyError(
             f"Halo-Lipsy: face_mask has {shape[0]} frames; the video node takes a single frame "
             "(a fixed face region for the whole clip). Use one mask frame.")
+    if len(shape) >= 2 and tuple(shape[-2:]) != (height, width) and not (len(shape) == 4 and shape[-1] == 1):
+        raise HaloLipsyError(f"Halo-Lipsy: face_mask is {shape[-1]}x{shape[-2]} but the video is "
+                             f"{width}x{height}; draw the mask on a frame of this video.")
     box = fd.mask_boxes(mask, 1, height, width, box_settings)[0]
     if box[0] < 0:
         raise HaloLipsyError("Halo-Lipsy: face_mask is empty: paint the face region white.")

@@ -248,6 +248,8 @@ def test_a_damaged_stream_still_gives_a_video(tmp_path, clip, hooks, caplog):
 def test_a_face_mask_must_be_one_frame(tmp_path, talking, hooks):
     with pytest.raises(pipeline.HaloLipsyError, match="single frame"):
         run_video(talking, tmp_path / "o.mp4", hooks, face_mask=torch.ones(3, H, W))
+    with pytest.raises(pipeline.HaloLipsyError, match="face_mask is 10x8 but the video is 160x120"):
+        run_video(talking, tmp_path / "o.mp4", hooks, face_mask=torch.ones(1, 8, 10))
     mask = torch.zeros(1, H, W)
     mask[0, 30:90, 50:110] = 1
     run = run_video(talking, tmp_path / "o.mp4", hooks, face_mask=mask)
