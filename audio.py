@@ -256,8 +256,13 @@ def fit_audio(samples: np.ndarray, sample_rate: int, n_frames: int, fps: float) 
     exactly n_frames / fps seconds, ready for CreateVideo or VHS Video Combine."""
     import torch
 
-    target = int(round(n_frames * sample_rate / float(fps)))
-    out = np.zeros((1, samples.shape[0], target), dtype=np.float32)
-    keep = min(target, samples.shape[1])
-    out[0, :, :keep] = samples[:, :keep]
-    return {"waveform": torch.from_numpy(out), "sample_rate": int(sample_rate)}
+    out = cut_or_pad(samples, int(round(n_frames * sample_rate / float(fps))))
+    return {"waveform": torch.from_numpy(out[None]), "sample_rate": int(sample_rate)}
+
+
+def cut_or_pad(samples: np.ndarray, length: int) -> np.ndarray:
+    """[C, length] float32: `samples` ([C, T]) cut, or padded with silence, to `length`."""
+    out = np.zeros((samples.shape[0], length), dtype=np.float32)
+    keep = min(length, samples.shape[1])
+    out[:, :keep] = samples[:, :keep]
+    return out

@@ -14,10 +14,11 @@ flow one way: node or command line -> pipeline -> stages.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -220,9 +221,7 @@ class _Stages:
     device: object
     dtype: object
     box_settings: object
-    started: float
     setup_s: float = 0.0
-    non_finite: list = field(default_factory=list)
 
 
 def _set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
@@ -244,29 +243,24 @@ def _set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
                                   smooth_box_frames=settings.smooth_box_frames,
                                   max_gap=max(1, int(round(MAX_GAP_SECONDS * features.fps))))
     generator = BatchedGenerator(model, device, dtype, settings.inference_batch, fmt)
-    return _Stages(features, generator, device, dtype, box_settings, started,
+    return _Stages(features, generator, device, dtype, box_settings,
                    setup_s=time.perf_counter() - started)
 
 
+@contextlib.contextmanager
 def _detection_errors(width, height):
-    """Context: a detector or mask problem becomes a HaloLipsyError with what to do."""
-    import contextlib
-
+    """A detector or mask problem becomes a HaloLipsyError with what to do."""
     from . import face_detect as fd
     from .face_detect.s3fd import DetectorWeightsError
 
-    @contextlib.contextmanager
-    def translate():
-        try:
-            yield
-        except (fd.MaskInputError, DetectorWeightsError) as err:
-            raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
-        except fd.DetectorError as err:
-            raise HaloLipsyError(
-                f"Halo-Lipsy: {err}. Frames of {width}x{height} could not be searched for a face; "
-                "connect a face_mask (the face's region) to skip face detection.") from None
-
-    return translate()
+    try:
+        yield
+    except (fd.MaskInputError, DetectorWeightsError) as err:
+        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    except fd.DetectorError as err:
+        raise HaloLipsyError(
+            f"Halo-Lipsy: {err}. Frames of {width}x{height} could not be searched for a face; "
+            "connect a face_mask (the face's region) to skip face detection.") from None
 
 
 def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, times, weights=None,
@@ -281,7 +275,6 @@ def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, times, weigh
     if not faced:
         return 0
     faces = np.stack([face_input(frames[k], boxes[k]) for k in faced])
-    stages.non_finite += [k for k in faced if not _box_is_finite(frames[k], boxes[k])]
     mels = stages.features.windows(np.asarray([times[k] for k in faced]), settings.sync_offset,
                                    settings.mel_step_multiplier)
     generated = stages.generator(mels, faces, on_slice=on_slice)
@@ -333,7 +326,7 @@ def lipsync_images(images, audio, fps, settings: Settings, hooks: Hooks, face_ma
     out, mask_out = _allocate_output(n_out, height, width, channels)
     out_np, mask_np = out.numpy(), mask_out.numpy()  # shared memory: pasting writes the outputs
     scale_uint8 = images.dtype == torch.uint8
-    synced, copy_s = 0, 0.0
+    synced, copy_s, non_finite = 0, 0.0, []
     batch = settings.inference_batch
     for start in range(0, n_out, batch):
         hooks.check_interrupt()
@@ -349,16 +342,22 @@ def lipsync_images(images, audio, fps, settings: Settings, hooks: Hooks, face_ma
             hooks.check_interrupt()
             generation_progress((start + (stop - start) * done / max(1, total)) / n_out)
 
-        found_before = len(stages.non_finite)
+        # only float input can hold NaN or inf: the generator sees them as black (face_input)
+        non_finite += [i for i in range(start, stop) if usable[schedule[i]] is not None
+                       and not _box_is_finite(out_np[i], usable[schedule[i]])]
         synced += _sync_faces(stages, settings, [out_np[i] for i in range(start, stop)],
                               [usable[schedule[i]] for i in range(start, stop)],
                               list(range(start, stop)), [mask_np[i] for i in range(start, stop)],
                               on_slice)
-        stages.non_finite[found_before:] = [start + k for k in stages.non_finite[found_before:]]
         generation_progress(stop / n_out)
     generate_s = time.perf_counter() - t0
 
     faces_found = sum(u is not None for u in usable)
+    if non_finite:
+        logger.warning(
+            "Halo-Lipsy: %d output frames have NaN or infinite pixels in the face box (frames %s): "
+            "the generator saw them as black, and those pixels keep their invalid values. Check "
+            "the node that made the images.", len(non_finite), _frame_list(non_finite))
     _report(stages, settings, n_video, n_out, faces_found, used, synced, detect_s, generate_s,
             stats, frame_copy_s=copy_s)
     return out, features.fitted_audio(n_out), mask_out
@@ -366,11 +365,6 @@ def lipsync_images(images, audio, fps, settings: Settings, hooks: Hooks, face_ma
 
 def _report(stages, settings, n_in, n_out, faces_found, shown, synced, detect_s, generate_s,
             stats, **extra):
-    if stages.non_finite:
-        logger.warning(
-            "Halo-Lipsy: %d output frames have NaN or infinite pixels in the face box (frames %s): "
-            "the generator saw them as black, and those pixels keep their invalid values. Check "
-            "the node that made the images.", len(stages.non_finite), _frame_list(stages.non_finite))
     dtype = str(stages.dtype).replace("torch.", "")
     LAST_RUN.clear()
     LAST_RUN.update(frames_in=n_in, frames_out=n_out, faces_found=faces_found, frames_shown=shown,
@@ -411,6 +405,7 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     video stays in sync. On any failure or interrupt the destination file is deleted."""
     from . import face_detect as fd
     from . import video as video_mod
+    from .audio import cut_or_pad
     from .wav2lip import clip_box
 
     settings = settings.validated()
@@ -524,10 +519,7 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
                 writer.write(rgb, float(out_times[k]))
             hooks.progress(detect_share + (1 - detect_share) * stop / n_out)
         end = float(out_times[-1]) + 1.0 / fps
-        fitted = np.zeros((samples.shape[0], video_mod.output_samples(end, rate)), np.float32)
-        keep = min(fitted.shape[1], samples.shape[1])
-        fitted[:, :keep] = samples[:, :keep]
-        writer.finish(fitted)
+        writer.finish(cut_or_pad(samples, video_mod.output_samples(end, rate)))
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -537,7 +529,6 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     generate_s = time.perf_counter() - t0
 
     faces_found = sum(u is not None for u in usable)
-    stages.non_finite = []  # decoded uint8 frames are always finite
     _report(stages, settings, n_video, n_out, faces_found, n_video, synced, detect_s, generate_s,
             stats, seeks=reader.seeks, duration_s=end)
     return dict(LAST_RUN)
