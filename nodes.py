@@ -183,14 +183,11 @@ def _generator_on_device(path, force_cpu: bool, precision: str = "auto"):
     Returns (model, device, dtype, memory format)."""
     import torch
 
-    from .wav2lip import load_generator, pick_device, pick_dtype, pick_memory_format
+    from .wav2lip import load_generator, pick_device
 
     comfy = None if force_cpu else _comfy()
     device = torch.device(pick_device(force_cpu) if comfy is None else comfy[1].get_torch_device())
-    dtype, note = pick_dtype(device, precision, force_fp32=_force_fp32(_comfy()))
-    if note:
-        logger.warning("Halo-Lipsy: %s", note)
-    fmt = pick_memory_format(device)
+    dtype, fmt = pipeline.generator_format(device, precision, force_fp32=_force_fp32(_comfy()))
     if comfy is None:
         return load_generator(path, device, dtype, fmt), device, dtype, fmt
     _, model_management, model_patcher, _ = comfy
@@ -320,10 +317,20 @@ def _setting_inputs(with_fps: bool) -> dict:
     return inputs
 
 
-class HaloLipsy:
-    """Lip-sync video frames to speech with Wav2Lip."""
+class _LipsyNode:
+    """What both nodes share: their menu category, and a rerun when the checkpoint file changes."""
 
     CATEGORY = "Halo-Lipsy"
+
+    @classmethod
+    def IS_CHANGED(cls, checkpoint="auto", **_):
+        # Inputs are hashed by ComfyUI already; the file behind `checkpoint` is not.
+        return checkpoint_fingerprint(checkpoint)
+
+
+class HaloLipsy(_LipsyNode):
+    """Lip-sync video frames to speech with Wav2Lip."""
+
     RETURN_TYPES = ("IMAGE", "AUDIO", "MASK")
     RETURN_NAMES = ("images", "audio", "mask")
     OUTPUT_TOOLTIPS = ("The lip-synced frames (same size as the input; length set by mode).",
@@ -351,11 +358,6 @@ class HaloLipsy:
                                "replaces face detection; the box is the mask's bounding box."}),
             },
         }
-
-    @classmethod
-    def IS_CHANGED(cls, checkpoint="auto", **_):
-        # Inputs are hashed by ComfyUI already; the file behind `checkpoint` is not.
-        return checkpoint_fingerprint(checkpoint)
 
     def lipsync(self, images, audio, checkpoint="auto", mode="sequential", fps=25.0,
                 face_detect_batch=4, inference_batch=64, force_cpu=False, sync_offset=0,
@@ -407,10 +409,9 @@ def _stream_source(video):
     return video.get_stream_source()
 
 
-class HaloLipsyVideo:
+class HaloLipsyVideo(_LipsyNode):
     """Lip-sync a whole video, streamed: any length in constant memory."""
 
-    CATEGORY = "Halo-Lipsy"
     RETURN_TYPES = ("VIDEO",)
     RETURN_NAMES = ("video",)
     OUTPUT_TOOLTIPS = ("The lip-synced video (H.264 + AAC in MP4) with the audio cut or padded to "
@@ -440,10 +441,6 @@ class HaloLipsyVideo:
                                "clip; replaces face detection."}),
             },
         }
-
-    @classmethod
-    def IS_CHANGED(cls, checkpoint="auto", **_):
-        return checkpoint_fingerprint(checkpoint)
 
     def lipsync(self, video, checkpoint="auto", mode="sequential", face_detect_batch=4,
                 inference_batch=64, force_cpu=False, sync_offset=0, mel_step_multiplier=1.0,

@@ -64,12 +64,9 @@ def plain_hooks(search_dirs, detector=None, progress=_noop, check_interrupt=_noo
         return resolve_checkpoint(name, search_dirs)
 
     def load(path, force_cpu, precision):
-        from .wav2lip import load_generator, pick_device, pick_dtype, pick_memory_format
+        from .wav2lip import load_generator, pick_device
         device = pick_device(force_cpu)
-        dtype, note = pick_dtype(device, precision)
-        if note:
-            logger.warning("Halo-Lipsy: %s", note)
-        fmt = pick_memory_format(device)
+        dtype, fmt = generator_format(device, precision)
         return load_generator(path, device, dtype, fmt), device, dtype, fmt
 
     def make_detector(batch_size):
@@ -79,6 +76,17 @@ def plain_hooks(search_dirs, detector=None, progress=_noop, check_interrupt=_noo
         return S3FDDetector(find_s3fd_weights(search_dirs), batch_size)
 
     return Hooks(resolve, load, make_detector, progress, check_interrupt)
+
+
+def generator_format(device, precision: str, force_fp32: bool = False):
+    """(dtype, memory format) for the generator on `device`; a precision the device would only
+    emulate falls back to fp32, with one log line saying so."""
+    from .wav2lip import pick_dtype, pick_memory_format
+
+    dtype, note = pick_dtype(device, precision, force_fp32=force_fp32)
+    if note:
+        logger.warning("Halo-Lipsy: %s", note)
+    return dtype, pick_memory_format(device)
 
 
 @dataclass
