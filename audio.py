@@ -127,9 +127,35 @@ def _to_float32(data: np.ndarray) -> np.ndarray:
     return data.astype(np.float32, copy=False)
 
 
+def downmix(samples: np.ndarray) -> np.ndarray:
+    """[C, T] -> [T] mono that keeps the dialogue. Stereo is averaged; from three channels on,
+    FFmpeg's (and WAV's) channel order is assumed (front left, front right, centre, then LFE and
+    surrounds): the centre, where 5.1 puts the dialogue, at full weight, the fronts at half,
+    surrounds at 0.35, the LFE (fourth of six or more) left out."""
+    channels = samples.shape[0]
+    if channels == 1:
+        return samples[0]
+    if channels == 2:
+        return samples.mean(axis=0, dtype=np.float32)
+    weights = np.full(channels, 0.35, dtype=np.float32)
+    weights[:3] = (0.5, 0.5, 1.0)
+    if channels >= 6:
+        weights[3] = 0.0
+    return (weights @ samples).astype(np.float32, copy=False)
+
+
+def fit_channels(samples: np.ndarray, allowed) -> np.ndarray:
+    """`samples` ([C, T]) as they are when C is in `allowed` (channel counts an encoder takes),
+    else down-mixed to stereo (both sides the dialogue-keeping mono of `downmix`)."""
+    if samples.shape[0] in allowed:
+        return samples
+    return np.repeat(downmix(samples)[None], 2, axis=0)
+
+
 def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Average [C, T] to mono and resample to 16 kHz with a band-limited polyphase filter."""
-    mono = samples.mean(axis=0, dtype=np.float32) if samples.shape[0] > 1 else samples[0]
+    """Down-mix [C, T] to mono (`downmix`) and resample to 16 kHz with a band-limited polyphase
+    filter."""
+    mono = downmix(samples)
     if rate == MODEL_SAMPLE_RATE:
         return np.ascontiguousarray(mono, dtype=np.float32)
     g = math.gcd(MODEL_SAMPLE_RATE, rate)
@@ -239,6 +265,7 @@ class AudioFeatures:
         self.fps = check_fps(fps)
         self.samples, self.sample_rate = read_audio(audio)
         self.num_samples = self.samples.shape[1]
+        self.duration = self.num_samples / self.sample_rate  # seconds
         self.n_frames = frames_for_audio(self.num_samples, self.sample_rate, self.fps)
         self.mel = melspectrogram(to_model_rate(self.samples, self.sample_rate))
 

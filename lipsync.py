@@ -6,6 +6,11 @@ Weights are looked for in the folders given with --models (default: this pack's 
 and, when present, ComfyUI's models/wav2lip next to it); the S3FD face detector's weights
 there too, or in the torch hub cache (downloaded once). `python lipsync.py --help` lists the
 settings, which are the node's.
+
+The output is written under a temporary name in its own folder and renamed when complete, so
+an earlier file of that name survives any failure, and an interrupted run leaves nothing.
+Exit codes: 0 done; 2 bad input (the message says why); 130 interrupted (Ctrl-C or SIGTERM);
+1 unexpected error (one line, after the log with its details).
 """
 
 from __future__ import annotations
@@ -15,13 +20,17 @@ import importlib
 import importlib.util
 import logging
 import os
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+OUTPUT_TYPES = (".mp4", ".mov", ".mkv")  # video.CONTAINERS, named here for --help before loading
 
 
-def load_pipeline():
+def load_pack():
     """The pack's modules, loaded as ComfyUI loads them (the folder's name does not matter)."""
     name = "halo_lipsy_cli_pack"
     if name not in sys.modules:
@@ -30,7 +39,7 @@ def load_pipeline():
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    return (importlib.import_module(f"{name}.pipeline"), importlib.import_module(f"{name}.video"))
+    return {m: importlib.import_module(f"{name}.{m}") for m in ("pipeline", "video", "audio")}
 
 
 def default_model_dirs() -> list[Path]:
@@ -43,11 +52,16 @@ def default_model_dirs() -> list[Path]:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="lipsync.py", description="Lip-sync a video to speech with Wav2Lip (Halo-Lipsy).")
+        prog="lipsync.py", description="Lip-sync a video to speech with Wav2Lip (Halo-Lipsy).",
+        epilog="Exit codes: 0 done, 2 bad input, 130 interrupted, 1 unexpected error.")
     parser.add_argument("input", help="the video to lip-sync")
     parser.add_argument("--audio", help="speech to sync to (any audio or video file); default: "
                                         "the video's own sound")
-    parser.add_argument("-o", "--output", required=True, help="the MP4 file to write")
+    parser.add_argument("-o", "--output", required=True,
+                        help=f"the file to write ({', '.join(OUTPUT_TYPES)}: H.264 + AAC)")
+    parser.add_argument("--face-mask", type=Path,
+                        help="an image the size of the (upright) video, the face painted white on "
+                             "black: its box replaces face detection for the whole clip")
     parser.add_argument("--models", action="append", type=Path,
                         help="folder with wav2lip_gan.pth / wav2lip.pth (and s3fd-619a316812.pth); "
                              "repeatable")
@@ -64,7 +78,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-blend", action="store_true", help="Wav2Lip's plain rectangular paste")
     parser.add_argument("--blend-radius", type=int, default=5)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    parser.add_argument("--quality", type=int, default=19, help="x264 CRF: 0 best, 51 smallest")
+    parser.add_argument("--quality", type=int, default=19,
+                        help="x264 CRF: 1 best, 51 smallest (0, lossless, is refused: most "
+                             "players cannot play it)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -95,41 +111,125 @@ class ProgressBar:
             self.bar.close()
 
 
+class BadInput(ValueError):
+    """A command-line problem found before any work; the message says what to do."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(output: Path, inputs) -> Path:
+    """The output path, checked before any work: a known container, a writable folder that
+    exists, not a folder itself, and not one of the inputs (through links too)."""
+    if output.suffix.lower() not in OUTPUT_TYPES:
+        raise BadInput(f"Halo-Lipsy: the output '{output}' must end in {', '.join(OUTPUT_TYPES)} "
+                       "(the container is chosen by the extension).")
+    if output.is_dir():
+        raise BadInput(f"Halo-Lipsy: the output '{output}' is a folder; give a file name.")
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise BadInput(f"Halo-Lipsy: the output folder '{folder}' does not exist; create it first.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BadInput(f"Halo-Lipsy: the output folder '{folder}' is not writable.")
+    for name in inputs:
+        if name is not None and _same_file(Path(name), output):
+            raise BadInput(f"Halo-Lipsy: the output '{output}' is the input '{name}'; writing it "
+                           "would destroy the source. Choose another output name.")
+    return output
+
+
+def temporary_output(output: Path) -> Path:
+    """A new, unique file beside `output` with the same extension (so the container matches);
+    two runs to one output never share it."""
+    fd, name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}",
+                                dir=output.parent if str(output.parent) else ".")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # the finished file gets the usual permissions, not mkstemp's
+    return Path(name)
+
+
+def read_face_mask(path: Path):
+    """A MASK [1, H, W] from an image file: nonzero (white) pixels mark the face."""
+    import cv2
+    import numpy as np
+
+    if not path.is_file():
+        raise BadInput(f"Halo-Lipsy: the face mask '{path}' does not exist.")
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise BadInput(f"Halo-Lipsy: the face mask '{path}' is not an image that can be read "
+                       "(use PNG or JPEG).")
+    return (image.astype(np.float32) / 255.0)[None]
+
+
+def _interrupt_on_sigterm():
+    """SIGTERM (a service manager, `kill`) ends the run like Ctrl-C: cleaned up, exit 130."""
+    def handler(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding program): leave its handlers alone
+        pass
+
+
+def run(args, pack) -> int:
+    pipeline, video = pack["pipeline"], pack["video"]
+    output = check_output(Path(args.output), [args.input, args.audio, args.face_mask])
+    face_mask = read_face_mask(args.face_mask) if args.face_mask else None
+    audio = None
+    if args.audio:
+        track = video.read_audio(args.audio, what="the speech file")
+        if track is None:
+            raise BadInput(f"Halo-Lipsy: the speech file '{args.audio}' has no audio stream.")
+        audio = {"waveform": track.samples[None], "sample_rate": track.rate}
+    settings = pipeline.Settings(
+        args.checkpoint, args.mode, args.face_detect_batch, args.inference_batch, args.cpu,
+        args.sync_offset, args.mel_step_multiplier, args.face_padding, args.smooth_box_frames,
+        not args.no_blend, args.blend_radius, args.precision)
+    pipeline.check_quality(args.quality)
+    partial = temporary_output(output)
+    bar = ProgressBar(args.quiet)
+    try:
+        hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar)
+        pipeline.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
+                               face_mask=face_mask, quality=args.quality)
+        os.replace(partial, output)
+    finally:
+        bar.close()
+        partial.unlink(missing_ok=True)
+    print(f"wrote {output}")
+    return EXIT_OK
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    pipeline, video = load_pipeline()
-    output = Path(args.output)
-    partial = output.with_name(output.name + ".partial")  # an earlier file at OUTPUT survives a failure
-    audio = None
+    log = logging.getLogger("HaloLipsy")
+    _interrupt_on_sigterm()
+    bad_input = (BadInput,)
     try:
-        if args.audio:
-            track = video.read_audio(args.audio)
-            if track is None:
-                raise pipeline.HaloLipsyError(f"Halo-Lipsy: {args.audio} has no audio stream.")
-            audio = {"waveform": track[0][None], "sample_rate": track[1]}
-        settings = pipeline.Settings(
-            args.checkpoint, args.mode, args.face_detect_batch, args.inference_batch, args.cpu,
-            args.sync_offset, args.mel_step_multiplier, args.face_padding, args.smooth_box_frames,
-            not args.no_blend, args.blend_radius, args.precision)
-        bar = ProgressBar(args.quiet)
-        hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar)
-        try:
-            pipeline.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
-                                   quality=args.quality)
-        finally:
-            bar.close()
-        os.replace(partial, output)
-    except (pipeline.HaloLipsyError, video.VideoInputError, ValueError) as err:
-        partial.unlink(missing_ok=True)
-        print(str(err), file=sys.stderr)
-        return 2
+        pack = load_pack()
+        bad_input = (BadInput, pack["pipeline"].HaloLipsyError, pack["video"].VideoInputError,
+                     pack["audio"].AudioInputError)
+        return run(args, pack)
     except KeyboardInterrupt:
-        partial.unlink(missing_ok=True)
         print("Halo-Lipsy: interrupted; nothing written.", file=sys.stderr)
-        return 130
-    print(f"wrote {output}")
-    return 0
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - every failure ends in an exit code and one line
+        if isinstance(err, bad_input):
+            print(str(err), file=sys.stderr)
+            return EXIT_BAD_INPUT
+        log.error("Halo-Lipsy: unexpected error; details:", exc_info=True)
+        print(f"Halo-Lipsy: unexpected error ({type(err).__name__}: {err}); nothing written. "
+              "The details are above.", file=sys.stderr)
+        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

@@ -386,15 +386,6 @@ def _video_from_file(path):
     return VideoFromFile(str(path))
 
 
-def _video_from_components(images, audio, fps):
-    from fractions import Fraction
-
-    from comfy_api.input_impl import VideoFromComponents
-    from comfy_api.util import VideoComponents
-    return VideoFromComponents(VideoComponents(images=images, audio=audio,
-                                               frame_rate=Fraction(fps).limit_denominator(100000)))
-
-
 def _stream_source(video):
     """A path or file object PyAV can read, or None for a VIDEO held as frames in memory."""
     if video is None:
@@ -407,6 +398,24 @@ def _stream_source(video):
     if type(video).__name__ == "VideoFromComponents":
         return None  # its frames are in memory already; encoding them first would only cost
     return video.get_stream_source()
+
+
+def _video_window(video):
+    """The trim window and crop a VIDEO carries (ComfyUI 2026: Trim Video, Load Video's edit
+    input), which `get_stream_source()` leaves to the consumer. Older VIDEOs have neither."""
+    from .video import Window
+
+    trim = getattr(video, "get_active_trim_window", None)
+    start, duration = trim() if callable(trim) else (0.0, 0.0)
+    # VideoFromFile keeps its crop private (no getter); its name-mangled attribute is the crop
+    crop = next((value for name, value in vars(video).items() if name.endswith("__crop")), None)
+    window = Window(float(start or 0.0), float(duration or 0.0),
+                    None if crop is None else tuple(int(v) for v in crop))
+    pending = getattr(video, "has_pending_frame_edits", None)
+    if callable(pending) and pending() and window == Window():
+        raise HaloLipsyError("Halo-Lipsy: this VIDEO carries edits (trim or crop) that Halo-Lipsy "
+                             "cannot read; apply them first (Save Video, then Load Video).")
+    return window
 
 
 class HaloLipsyVideo(_LipsyNode):
@@ -429,9 +438,10 @@ class HaloLipsyVideo(_LipsyNode):
                 "video": ("VIDEO", {"tooltip": "The video to lip-sync (Load Video)."}),
                 **_setting_inputs(with_fps=False),
                 "quality": ("INT", {
-                    "default": 19, "min": 0, "max": 51,
-                    "tooltip": "H.264 quality of the output (x264 CRF): 0 best and largest, "
-                               "18-23 look like the source, 51 smallest."}),
+                    "default": 19, "min": 1, "max": 51,
+                    "tooltip": "H.264 quality of the output (x264 CRF): 1 best and largest, "
+                               "18-23 look like the source, 51 smallest. (0, lossless, is left "
+                               "out: it needs a profile browsers and most players refuse.)"}),
             },
             "optional": {
                 "audio": ("AUDIO", {
@@ -450,17 +460,17 @@ class HaloLipsyVideo(_LipsyNode):
                                      force_cpu, sync_offset, mel_step_multiplier, face_padding,
                                      smooth_box_frames, blend_edges, blend_radius, precision)
         source = _stream_source(video)
-        if source is None:  # frames already in memory: the IMAGE route, then a VIDEO of them
-            components = video.get_components()
-            fps = float(components.frame_rate)
-            sound = audio if audio is not None else components.audio
-            images, fitted, _ = pipeline.lipsync_images(
-                components.images, sound, fps, settings, _hooks(),
-                None if face_mask is None else face_mask[:1])
-            return (_video_from_components(images, fitted, fps),)
         path = _temp_video_path()
-        pipeline.lipsync_video(source, str(path), settings, _hooks(), audio=audio,
-                               face_mask=face_mask, quality=quality)
+        if source is None:  # frames already in memory: the IMAGE route, encoded the same way
+            components = video.get_components()
+            pipeline.lipsync_components(
+                components.images, audio if audio is not None else components.audio,
+                float(components.frame_rate), str(path), settings, _hooks(),
+                face_mask=face_mask, quality=quality)
+        else:
+            pipeline.lipsync_video(source, str(path), settings, _hooks(), audio=audio,
+                                   face_mask=face_mask, quality=quality,
+                                   window=_video_window(video))
         return (_video_from_file(path),)
 
 

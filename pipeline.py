@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -127,17 +128,67 @@ class Settings:
             precision=self.precision)
 
 
-def frame_schedule(mode: str, n_video: int, n_audio: int) -> np.ndarray:
-    """For each output frame, the input frame it is made from (the mode table in
-    the README)."""
+TIME_TOLERANCE = 1e-7  # seconds: float noise never adds a frame (4.4 s at 25 fps is 110 frames)
+
+
+@dataclass
+class Timeline:
+    """What the output is: for each output frame, the input frame it is made from (`source`),
+    when it is shown (`times`, seconds from the first input frame) and where its audio window
+    starts (`positions`, in frames of the nominal rate: `times * fps`, exact for constant-rate
+    video so both routes pick the same mel windows). `end` is when the last frame ends."""
+
+    source: np.ndarray
+    times: np.ndarray
+    positions: np.ndarray
+    end: float
+
+    def __len__(self):
+        return len(self.source)
+
+
+def timeline(mode: str, frame_times, audio_end: float, fps: float,
+             last_duration: float | None = None) -> Timeline:
+    """The output frames for `mode` (the README's mode table), given the input frames' times
+    (seconds from the first, ascending) and where the audio ends (seconds from the first frame).
+
+    Each input frame lasts until the next one; the last one `last_duration` (what the file
+    says; default 1/fps). sequential: every input frame at its own time, then the last one held
+    (at 1/fps steps) while audio remains.
+    repetitive and pingpong: the clip loops (pingpong: forward then backward) with each frame
+    keeping its own duration, until the audio ends. So variable-frame-rate video keeps its
+    rhythm in every mode, and constant-rate video gives frame i at i / fps."""
+    _check_mode(mode)
+    times = np.asarray(frame_times, dtype=np.float64)
+    n, step = len(times), 1.0 / float(fps)
+    last = step if not last_duration or last_duration <= 0 else float(last_duration)
+    durations = np.diff(times, append=times[-1] + last)
+    limit = audio_end - TIME_TOLERANCE
     if mode == "sequential":
-        return np.minimum(np.arange(max(n_video, n_audio)), n_video - 1)
-    i = np.arange(n_audio)
-    if _check_mode(mode) == "repetitive" or n_video == 1:
-        return i % n_video
-    period = 2 * (n_video - 1)  # pingpong
-    j = i % period
-    return np.where(j < n_video, j, period - j)
+        first_held = times[-1] + last
+        # held frames at first_held + j * step while they start before the audio ends
+        held = max(0, math.ceil(round((limit - first_held) * fps, 6))) if limit > first_held else 0
+        source = np.concatenate([np.arange(n), np.full(held, n - 1)]).astype(np.int64)
+        out = np.concatenate([times, first_held + step * np.arange(held)])
+    else:
+        if mode == "repetitive" or n == 1:
+            cycle = np.arange(n)
+        else:  # pingpong: 0..n-1, n-2..1, then again
+            cycle = np.concatenate([np.arange(n), np.arange(n - 2, 0, -1)])
+        cycle_length = float(durations[cycle].sum())
+        loops = max(1, math.ceil(max(0.0, limit) / cycle_length) + 1)
+        source = np.tile(cycle, loops)
+        out = np.concatenate([[0.0], np.cumsum(durations[source])[:-1]])
+        keep = int(np.searchsorted(out, limit, side="left")) if limit > 0 else 0
+        source, out = source[:keep], out[:keep]
+    end = float(out[-1] + (durations[source[-1]] if len(out) <= n or mode != "sequential" else step))
+    return Timeline(source, out, np.round(out * fps, 6), end)
+
+
+def frame_schedule(mode: str, n_video: int, n_audio: int) -> np.ndarray:
+    """For each output frame, the input frame it is made from, for constant-rate frames and
+    audio lasting `n_audio` frames (the timeline's source column)."""
+    return timeline(mode, np.arange(n_video) / 25.0, n_audio / 25.0, 25.0).source
 
 
 def _check_mode(mode):
@@ -268,7 +319,8 @@ def _detection_errors(width, height):
     except fd.DetectorError as err:
         raise HaloLipsyError(
             f"Halo-Lipsy: {err}. Frames of {width}x{height} could not be searched for a face; "
-            "connect a face_mask (the face's region) to skip face detection.") from None
+            "give a face_mask (the face's region: the node's face_mask input, or --face-mask) to "
+            "skip face detection.") from None
 
 
 def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, times, weights=None,
@@ -307,8 +359,8 @@ def lipsync_images(images, audio, fps, settings: Settings, hooks: Hooks, face_ma
     stages = _set_up(audio, fps, settings, hooks)
     features, fps = stages.features, stages.features.fps
     n_video, height, width, channels = (int(v) for v in images.shape)
-    schedule = frame_schedule(settings.mode, n_video, features.n_frames)
-    n_out = len(schedule)
+    plan = timeline(settings.mode, np.arange(n_video) / fps, features.duration, fps)
+    schedule, n_out = plan.source, len(plan)
     used = int(schedule.max()) + 1  # a prefix of the input frames is ever shown
 
     # -- face boxes, one row per input frame shown
@@ -355,7 +407,7 @@ def lipsync_images(images, audio, fps, settings: Settings, hooks: Hooks, face_ma
                        and not _box_is_finite(out_np[i], usable[schedule[i]])]
         synced += _sync_faces(stages, settings, [out_np[i] for i in range(start, stop)],
                               [usable[schedule[i]] for i in range(start, stop)],
-                              list(range(start, stop)), [mask_np[i] for i in range(start, stop)],
+                              plan.positions[start:stop], [mask_np[i] for i in range(start, stop)],
                               on_slice)
         generation_progress(stop / n_out)
     generate_s = time.perf_counter() - t0
@@ -387,7 +439,8 @@ def _report(stages, settings, n_in, n_out, faces_found, shown, synced, detect_s,
         dtype)
     if faces_found == 0:
         logger.warning("Halo-Lipsy: no face found in any frame; the frames pass through unchanged. "
-                       "Check the face is visible and not tiny, or connect a face_mask.")
+                       "Check the face is visible and not tiny, or give a face_mask (the node's face_mask "
+                       "input, or --face-mask).")
 
 
 def _box_is_finite(frame: np.ndarray, box) -> bool:
@@ -402,48 +455,151 @@ def _box_is_finite(frame: np.ndarray, box) -> bool:
 BATCH_BYTES = 256 << 20  # decoded frames held per generation batch (40 frames of 1080p)
 
 
+def check_quality(quality) -> int:
+    from .video import MAX_QUALITY, MIN_QUALITY
+
+    quality = _whole_number("quality", quality, 0)
+    if not MIN_QUALITY <= quality <= MAX_QUALITY:
+        raise HaloLipsyError(
+            f"Halo-Lipsy: quality is {quality}; use {MIN_QUALITY} (best) to {MAX_QUALITY} "
+            "(smallest). 0 would be lossless H.264 (High 4:4:4 Predictive), which browsers and "
+            "most players refuse.")
+    return quality
+
+
 def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=None,
-                  face_mask=None, quality: int = 19) -> dict:
+                  face_mask=None, quality: int = 19, window=None) -> dict:
     """The VIDEO route: decode `source` (a path or a file-like object PyAV can open), lip-sync
-    it to `audio` (ComfyUI AUDIO; None: the video's own sound) and encode an MP4 (H.264 + AAC)
-    to `destination` (a path or a writable file-like object). Memory does not grow with the
-    clip: two decoding passes (detection, then generation) through a window of frames.
+    it to `audio` (ComfyUI AUDIO, starting with the first frame; None: the video's own sound,
+    wherever it starts) and encode H.264 + AAC to `destination` (a path whose extension names
+    the container, or a writable file-like object: MP4). `window` (video.Window) trims the file
+    and crops the upright picture. Memory does not grow with the clip's length: two decoding
+    passes (face boxes, then generation) through a window of frames; the audio track is held.
+
+        probe -> sound -> boxes pass -> timeline -> generate-and-encode pass -> report
 
     Each frame's audio window comes from its own presentation time, so variable frame rate
-    video stays in sync. On any failure or interrupt the destination file is deleted."""
-    from . import face_detect as fd
+    video and sound that starts before or after the picture stay in sync. The output shows
+    what a player shows of the input: upright, same colour, same A/V offset. On any failure or
+    interrupt the destination file is deleted."""
     from . import video as video_mod
-    from .audio import cut_or_pad
-    from .wav2lip import clip_box
 
     settings = settings.validated()
-    quality = _whole_number("quality", quality, 0)
-    if quality > 51:
-        raise HaloLipsyError(f"Halo-Lipsy: quality is {quality}; use 0 (best) to 51 (smallest).")
+    quality = check_quality(quality)
     try:
-        info = video_mod.probe(source)
-        if audio is None:
-            track = video_mod.read_audio(source)
-            if track is None:
-                raise HaloLipsyError(
-                    "Halo-Lipsy: the video has no sound and no 'audio' is connected: connect the "
-                    "speech (Load Audio, a TTS node) to 'audio'.")
-            audio = {"waveform": track[0][None], "sample_rate": track[1]}
+        video_mod.container_format(destination)
+        info = video_mod.probe(source, window or video_mod.Window())
+        sound = _video_sound(source, info, audio)
     except video_mod.VideoInputError as err:
         raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
-    fps = float(info.fps)
-    stages = _set_up(audio, fps, settings, hooks)
-    features, width, height = stages.features, info.width, info.height
-    expected = info.frames
-    detect_share = 0.3
-
-    # -- pass 1: every frame's time and face box (the tracker sees a window of frames)
+    if info.colour.hdr:
+        logger.info("Halo-Lipsy: HDR video (%s): the output keeps its colour description, in "
+                    "8 bits.", info.colour.hdr)
+    stages = _set_up(sound.for_mel(), float(info.fps), settings, hooks)
     t0 = time.perf_counter()
-    pts, times, stats = [], [], None
+    boxes = _boxes_pass(source, info, stages, settings, hooks, face_mask)
+    detect_s = time.perf_counter() - t0
+    plan = timeline(settings.mode, np.asarray(boxes.times) - info.start, sound.end,
+                    float(info.fps), boxes.last_duration)
+    t0 = time.perf_counter()
+    synced, seeks = _generate_pass(source, destination, info, sound, boxes, plan, stages,
+                                   settings, hooks, quality)
+    generate_s = time.perf_counter() - t0
+    _report(stages, settings, len(boxes.times), len(plan), boxes.faces_found, len(boxes.times),
+            synced, detect_s, generate_s, boxes.stats, seeks=seeks, duration_s=plan.end + sound.lead)
+    return dict(LAST_RUN)
+
+
+@dataclass
+class _Sound:
+    """The sound on the video's clock: `samples` ([C, T] at `rate`) start `lead` seconds before
+    the first frame (sound that starts after the picture is padded with silence); `end` is where
+    it ends, in seconds from the first frame."""
+
+    samples: np.ndarray
+    rate: int
+    lead: float
+
+    @property
+    def lead_samples(self) -> int:
+        return int(round(self.lead * self.rate))
+
+    @property
+    def end(self) -> float:
+        return (self.samples.shape[1] - self.lead_samples) / self.rate
+
+    def for_mel(self) -> dict:
+        """AUDIO from the first frame on (what the mouth follows)."""
+        return {"waveform": self.samples[None, :, self.lead_samples:], "sample_rate": self.rate}
+
+    def for_output(self, end: float) -> np.ndarray:
+        """The track from its start to `end` (seconds from the first frame), cut or padded."""
+        from .audio import cut_or_pad
+        from .video import output_samples
+
+        return cut_or_pad(self.samples, self.lead_samples + output_samples(end, self.rate))
+
+
+def _video_sound(source, info, audio) -> _Sound:
+    """The connected AUDIO (it starts with the first frame), or the video's own sound placed by
+    its start time relative to the first frame."""
+    from . import audio as audio_mod
+    from . import video as video_mod
+
+    if audio is not None:
+        try:
+            samples, rate = audio_mod.read_audio(audio)
+        except audio_mod.AudioInputError as err:
+            raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+        return _Sound(samples, rate, 0.0)
+    track = video_mod.read_audio(source, info.window)
+    if track is None:
+        raise HaloLipsyError(
+            "Halo-Lipsy: the video has no sound and no speech was given: connect the speech "
+            "(Load Audio, a TTS node) to the node's 'audio' input, or pass --audio SPEECH.")
+    offset = track.start - info.start  # > 0: the sound starts after the first frame
+    samples = track.samples
+    if offset > 0:
+        pad = int(round(offset * track.rate))
+        samples = np.concatenate([np.zeros((samples.shape[0], pad), np.float32), samples], axis=1)
+    sound = _Sound(samples, track.rate, max(0.0, -offset))
+    if sound.end <= 0:
+        raise HaloLipsyError(
+            "Halo-Lipsy: the video's sound ends before its picture starts; connect the speech "
+            "to the 'audio' input (or pass --audio).")
+    if abs(offset) >= 0.001:
+        logger.info("Halo-Lipsy: the sound starts %.3f s %s the picture; kept that way.",
+                    abs(offset), "after" if offset > 0 else "before")
+    return sound
+
+
+@dataclass
+class _Boxes:
+    """Pass 1's result: each input frame's time (file clock), pts and usable face box."""
+
+    times: list
+    pts: list
+    usable: list
+    stats: object = None
+    last_duration: float | None = None  # how long the file shows its last frame, when it says
+
+    @property
+    def faces_found(self) -> int:
+        return sum(u is not None for u in self.usable)
+
+
+def _boxes_pass(source, info, stages, settings, hooks, face_mask, detect_share=0.3) -> _Boxes:
+    """Decode once: every frame's time and face box (the tracker sees a window of frames, so
+    memory stays flat), or the face_mask's box for every frame."""
+    from . import face_detect as fd
+    from . import video as video_mod
+    from .wav2lip import clip_box
+
+    width, height, expected = info.width, info.height, info.frames
+    pts, times, last_duration = [], [], None
     with _detection_errors(width, height):
         if face_mask is not None:
             mask_box = _single_mask_box(face_mask, width, height, stages.box_settings)
-            raw = None
         else:
             frames = fd.WindowFrames(height, width)
             tracker = fd.FaceTracker(hooks.detector(settings.face_detect_batch),
@@ -451,11 +607,12 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
                                      check_interrupt=hooks.check_interrupt)
             run = tracker.start(frames, expected)
         try:
-            for i, (t, p, rgb) in enumerate(video_mod.decode(source)):
+            for i, (t, p, frame) in enumerate(video_mod.decode(source, info)):
                 pts.append(p)
                 times.append(t)
+                last_duration = video_mod.frame_duration(frame)
                 if face_mask is None:
-                    frames.put(i, rgb)
+                    frames.put(i, video_mod.to_rgb(frame, info))
                     run.advance(i + 1)
                     frames.drop_before(run.needed_from)
                 elif i % 64 == 0:
@@ -467,6 +624,7 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
         if n_video == 0:
             raise HaloLipsyError("Halo-Lipsy: the video has no frames (0 s long, or none could "
                                  "be decoded). Load another video.")
+        stats = None
         if face_mask is None:
             raw, starts = run.finish()
             frames.drop_before(n_video)
@@ -474,87 +632,136 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
             stats = tracker.stats
         else:
             boxes = np.tile(np.asarray(mask_box, dtype=np.int64), (n_video, 1))
-    detect_s = time.perf_counter() - t0
     usable = [clip_box(b, height, width) if b[0] >= 0 else None for b in boxes]
+    return _Boxes(times, pts, usable, stats, last_duration)
 
-    # -- the output's frames: which input frame, at what time (seconds)
-    if settings.mode == "sequential":
-        extra = max(0, features.n_frames - int(round(times[-1] * fps)) - 1)
-        schedule = np.concatenate([np.arange(n_video), np.full(extra, n_video - 1)]).astype(np.int64)
-        out_times = np.concatenate([np.asarray(times), times[-1] + np.arange(1, extra + 1) / fps])
-    else:
-        schedule = frame_schedule(settings.mode, n_video, features.n_frames)
-        out_times = np.arange(len(schedule)) / fps
-    n_out = len(schedule)
 
-    # -- pass 2: decode again, lip-sync a batch at a time, encode
-    t0 = time.perf_counter()
-    frame_bytes = width * height * 3
-    reader = video_mod.FrameReader(source, pts, times, BATCH_BYTES, frame_bytes)
-    batch = max(1, min(settings.inference_batch, BATCH_BYTES // frame_bytes))
-    samples, rate = features.samples, features.sample_rate
+def _generate_pass(source, destination, info, sound, boxes, plan, stages, settings, hooks,
+                   quality, detect_share=0.3):
+    """Decode again, lip-sync a batch at a time, encode; returns (frames synced, seeks)."""
+    from . import video as video_mod
+    from .audio import fit_channels
+
+    width, height, n_out = info.width, info.height, len(plan)
+    reader = video_mod.FrameReader(source, info, boxes.pts, boxes.times, BATCH_BYTES)
+    batch = max(1, min(settings.inference_batch, BATCH_BYTES // (width * height * 3)))
+    track = fit_channels(sound.for_output(plan.end), video_mod.AAC_LAYOUTS)
+    colour = info.colour.for_output(width, height, info.coded_size)
     writer = None
     try:
-        writer = video_mod.VideoWriter(destination, width, height, info.fps, quality, rate,
-                                       samples.shape[0])
+        writer = video_mod.VideoWriter(destination, width, height, info.fps, quality, sound.rate,
+                                       track.shape[0], colour)
         synced = 0
         for start in range(0, n_out, batch):
             hooks.check_interrupt()
             stop = min(n_out, start + batch)
-            rgbs = [reader.read(int(schedule[k])).copy() for k in range(start, stop)]
-            regions, local = [], []
-            for k, rgb in zip(range(start, stop), rgbs):
-                box = usable[schedule[k]]
-                if box is None:
-                    regions.append(None)
-                    local.append(None)
-                    continue
-                x1, y1, x2, y2 = box
-                regions.append(rgb[y1:y2, x1:x2].astype(np.float32) * np.float32(1 / 255))
-                local.append((0, 0, x2 - x1, y2 - y1))
+            frames = [reader.read(int(plan.source[k])) for k in range(start, stop)]
+            rgbs = [video_mod.to_rgb(frame, info) for frame in frames]
+            yuvs = [video_mod.to_yuv(frame, info) for frame in frames]
+            faces = [boxes.usable[plan.source[k]] for k in range(start, stop)]
+            before = [None if box is None else rgb[box[1]:box[3], box[0]:box[2]].copy()
+                      for rgb, box in zip(rgbs, faces)]
 
             def on_slice(done, total, start=start, stop=stop):
                 hooks.check_interrupt()
                 fraction = (start + (stop - start) * done / max(1, total)) / n_out
                 hooks.progress(detect_share + (1 - detect_share) * fraction)
 
-            synced += _sync_faces(stages, settings, regions, local,
-                                  out_times[start:stop] * fps, None, on_slice)
-            for k, rgb, region in zip(range(start, stop), rgbs, regions):
-                if region is not None:
-                    x1, y1, x2, y2 = usable[schedule[k]]
-                    rgb[y1:y2, x1:x2] = np.clip(region * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                writer.write(rgb, float(out_times[k]))
+            synced += _sync_uint8(stages, settings, rgbs, faces, plan.positions[start:stop],
+                                  on_slice)
+            for k, yuv, rgb, box, old in zip(range(start, stop), yuvs, rgbs, faces, before):
+                # the source's own YUV, with only the pixels the mouth changed converted back
+                writer.write(rgb, float(plan.times[k]) + sound.lead, yuv,
+                             () if box is None else [(box, old)])
             hooks.progress(detect_share + (1 - detect_share) * stop / n_out)
-        end = float(out_times[-1]) + 1.0 / fps
-        writer.finish(cut_or_pad(samples, video_mod.output_samples(end, rate)))
+        writer.finish(track)
     except BaseException:
         if writer is not None:
             writer.abort()
         elif isinstance(destination, (str, Path)):
             Path(destination).unlink(missing_ok=True)
         raise
-    generate_s = time.perf_counter() - t0
-
-    faces_found = sum(u is not None for u in usable)
-    _report(stages, settings, n_video, n_out, faces_found, n_video, synced, detect_s, generate_s,
-            stats, seeks=reader.seeks, duration_s=end)
-    return dict(LAST_RUN)
+    return synced, reader.seeks
 
 
-def _single_mask_box(face_mask, width, height, box_settings):
-    from . import face_detect as fd
+def _sync_uint8(stages, settings, rgbs, boxes, positions, on_slice) -> int:
+    """Lip-sync uint8 RGB frames in place: only each face box goes to float and back."""
+    regions, local = [], []
+    for rgb, box in zip(rgbs, boxes):
+        if box is None:
+            regions.append(None)
+            local.append(None)
+            continue
+        x1, y1, x2, y2 = box
+        regions.append(rgb[y1:y2, x1:x2].astype(np.float32) * np.float32(1 / 255))
+        local.append((0, 0, x2 - x1, y2 - y1))
+    synced = _sync_faces(stages, settings, regions, local, positions, None, on_slice)
+    for rgb, box, region in zip(rgbs, boxes, regions):
+        if region is not None:
+            x1, y1, x2, y2 = box
+            rgb[y1:y2, x1:x2] = np.clip(region * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return synced
 
-    mask = face_mask
-    shape = tuple(getattr(mask, "shape", ()))
+
+def lipsync_components(images, audio, fps, destination, settings: Settings, hooks: Hooks,
+                       face_mask=None, quality: int = 19):
+    """A VIDEO held as frames in memory (Create Video's output): the IMAGE route, then encoded
+    like the streaming route's output, with the same quality and the same face_mask rule (one
+    frame for the whole clip). Its frames are RGB with no YUV history: the output is tagged
+    BT.709, limited range, as ComfyUI tags the videos it makes."""
+    import torch
+
+    from . import video as video_mod
+    from .audio import fit_channels
+
+    quality = check_quality(quality)
+    try:
+        video_mod.container_format(destination)
+    except video_mod.VideoInputError as err:
+        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    if face_mask is not None:
+        frames = _validate_images(images)
+        _one_mask_frame(face_mask, int(frames.shape[2]), int(frames.shape[1]))
+    out, fitted, _ = lipsync_images(images, audio, fps, settings, hooks, face_mask)
+    samples = fit_channels(fitted["waveform"][0].numpy(), video_mod.AAC_LAYOUTS)
+    n, height, width = (int(v) for v in out.shape[:3])
+    bt709 = video_mod.Colour(matrix=1, range=1, primaries=1, trc=1)
+    writer = None
+    try:
+        writer = video_mod.VideoWriter(destination, width, height,
+                                       Fraction(fps).limit_denominator(100000), quality,
+                                       fitted["sample_rate"], samples.shape[0], bt709)
+        for i in range(n):
+            hooks.check_interrupt()
+            rgb = (out[i, :, :, :3].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+            writer.write(rgb.numpy(), i / fps)
+        writer.finish(samples)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        elif isinstance(destination, (str, Path)):
+            Path(destination).unlink(missing_ok=True)
+        raise
+
+
+def _one_mask_frame(face_mask, width, height):
+    """The video routes take one mask frame, drawn on the upright frame the user sees."""
+    shape = tuple(getattr(face_mask, "shape", ()))
     if len(shape) == 3 and shape[0] > 1:
         raise HaloLipsyError(
             f"Halo-Lipsy: face_mask has {shape[0]} frames; the video node takes a single frame "
             "(a fixed face region for the whole clip). Use one mask frame.")
     if len(shape) >= 2 and tuple(shape[-2:]) != (height, width) and not (len(shape) == 4 and shape[-1] == 1):
         raise HaloLipsyError(f"Halo-Lipsy: face_mask is {shape[-1]}x{shape[-2]} but the video is "
-                             f"{width}x{height}; draw the mask on a frame of this video.")
-    box = fd.mask_boxes(mask, 1, height, width, box_settings)[0]
+                             f"{width}x{height} (upright, as shown); draw the mask on a frame of "
+                             "this video.")
+
+
+def _single_mask_box(face_mask, width, height, box_settings):
+    from . import face_detect as fd
+
+    _one_mask_frame(face_mask, width, height)
+    box = fd.mask_boxes(face_mask, 1, height, width, box_settings)[0]
     if box[0] < 0:
         raise HaloLipsyError("Halo-Lipsy: face_mask is empty: paint the face region white.")
     return box

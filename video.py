@@ -1,8 +1,13 @@
 """Streamed video in and out with PyAV (ComfyUI's own video library): frames are decoded and
 encoded one at a time, so no step holds a whole clip. No ComfyUI import.
 
-Times are seconds from the first video frame (its presentation timestamp), so variable frame
-rate video keeps each frame's own time.
+What a player shows is what the pipeline sees and what it writes back:
+- frames are turned upright by the display matrix (portrait phone video) and written upright;
+- YUV is converted with the source's own matrix and range (untagged: the players' convention,
+  BT.709 from HD up, BT.601 below) and written back with the same matrix, range and colour
+  description, so a pixel no face touched decodes as it did, in any player;
+- times are the file's own presentation times (seconds on its clock), so a sound track that
+  starts before or after the picture stays where it was.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,20 +25,104 @@ logger = logging.getLogger("HaloLipsy")
 
 OUTPUT_TIME_BASE = Fraction(1, 90000)  # fine enough for any frame time (the MPEG clock)
 AUDIO_CHUNK = 1024  # samples per AAC frame
+# The rates AAC can carry; others are resampled to the nearest of these from 16 kHz up (below
+# 16 kHz the encoder's last frame overshoots the picture by up to 128 ms).
+AAC_RATES = (16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+# Channel counts FFmpeg's AAC encoder takes as they are; any other count is mixed to stereo.
+AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 6: "5.1"}
+CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what the output may be
+# FFmpeg demuxers that open any text or data file as "video"; none of them is a recording.
+NOT_VIDEO_FORMATS = {"tty", "bin", "xbin", "adf", "idf", "image2pipe", "data"}
+# x264's CRF 0 is lossless, which needs the High 4:4:4 Predictive profile: browsers and most
+# hardware players refuse it, so the best quality offered is 1.
+MIN_QUALITY, MAX_QUALITY = 1, 51
+
+# AVColorSpace values (libavutil/pixfmt.h) -> swscale's name for that YUV matrix
+_MATRIX_NAMES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020",
+                 10: "BT2020"}
+_UNSPECIFIED = 2  # AVCOL_SPC/PRI/TRC_UNSPECIFIED
+_RANGE_JPEG = 2  # AVCOL_RANGE_JPEG: full range
+_HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG (ARIB STD-B67)"}
+# bicubic chroma, as FFmpeg's own scaler defaults to (bilinear blurs colour edges)
+_INTERPOLATION = "BICUBIC"
 
 
 class VideoInputError(ValueError):
     """The video cannot be used; the message says why and what to do."""
 
 
+@dataclass(frozen=True)
+class Window:
+    """The part of a file that is used: a trim on its clock (seconds; duration 0: to the end)
+    and a crop (x, y, width, height) of the upright picture. ComfyUI's Trim Video and Load
+    Video's edit input make these."""
+
+    start: float = 0.0
+    duration: float = 0.0
+    crop: tuple | None = None
+
+    def contains(self, t: float) -> bool:
+        return t >= self.start - 1e-9 and (not self.duration or t < self.start + self.duration - 1e-9)
+
+
+@dataclass(frozen=True)
+class Colour:
+    """How the source's YUV maps to RGB (AVColorSpace / AVColorRange / primaries / transfer
+    values; 2 = unspecified) and how many bits it has."""
+
+    matrix: int = _UNSPECIFIED
+    range: int = 0
+    primaries: int = _UNSPECIFIED
+    trc: int = _UNSPECIFIED
+    bits: int = 8
+    full_range_format: bool = False  # a yuvj* pixel format: full range whatever the tag says
+
+    @property
+    def full(self) -> bool:
+        return self.range == _RANGE_JPEG or self.full_range_format
+
+    def conversion_matrix(self, width: int, height: int) -> str:
+        """The matrix to convert with: the tagged one, or for untagged video the one players
+        assume (BT.709 from HD up, BT.601 below; mpv's rule). Encoding back with the same matrix
+        and no tag keeps the YUV values, so every player shows input and output alike."""
+        name = _MATRIX_NAMES.get(self.matrix)
+        if name is None:
+            name = "ITU709" if width >= 1280 or height > 576 else "ITU601"
+        return name
+
+    def for_output(self, width: int, height: int, coded_size) -> "Colour":
+        """The description to write on an output of `width` x `height`: the source's, except
+        for an untagged source cropped across the HD line, whose matrix players would then
+        guess differently: that output names the matrix its samples were made with."""
+        if self.matrix in _MATRIX_NAMES:
+            return self
+        used = self.conversion_matrix(*coded_size)
+        if used == self.conversion_matrix(width, height):
+            return self
+        return replace(self, matrix=1 if used == "ITU709" else 6)  # bt709 / smpte170m
+
+    @property
+    def hdr(self) -> str | None:
+        return _HDR_TRANSFERS.get(self.trc)
+
+    def describe(self) -> str:
+        return (f"matrix {self.matrix}, range {'full' if self.full else 'limited'}, primaries "
+                f"{self.primaries}, transfer {self.trc}, {self.bits}-bit")
+
+
 @dataclass
 class VideoInfo:
-    width: int
+    width: int  # of the frames the pipeline sees: upright, cropped
     height: int
     fps: Fraction  # the stream's nominal (average) rate
     duration: float | None  # seconds, when the container says
     frames: int | None  # frame count, when the container says (an estimate: progress only)
     has_audio: bool
+    start: float = 0.0  # presentation time of the first frame used, on the file's clock
+    quarter_turns: int = 0  # counter-clockwise quarter turns that make the picture upright
+    colour: Colour = field(default_factory=Colour)
+    coded_size: tuple = (0, 0)  # the stream's own width and height (before rotation)
+    window: Window = field(default_factory=Window)
 
 
 def _rewind(source):
@@ -42,58 +131,250 @@ def _rewind(source):
     return source
 
 
-def _name(source) -> str:
-    return f"'{source}'" if isinstance(source, (str, os.PathLike)) else "the video"
+def _name(source, what: str) -> str:
+    return f"{what} '{source}'" if isinstance(source, (str, os.PathLike)) else what
 
 
-def _open(source):
+def _open(source, what: str = "the video"):
+    """Open `source` for reading; `what` names it in messages (the video, the speech file)."""
     import av
 
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise VideoInputError(f"{_name(source, what)} does not exist; check the path.")
+        if path.is_dir():
+            raise VideoInputError(f"{_name(source, what)} is a folder; give a file.")
+        if not os.access(path, os.R_OK):
+            raise VideoInputError(f"{_name(source, what)} cannot be read (permission denied); "
+                                  "check the file's permissions.")
     try:
-        return av.open(_rewind(source), mode="r")
+        container = av.open(_rewind(source), mode="r")
+    except PermissionError:
+        raise VideoInputError(f"{_name(source, what)} cannot be read (permission denied); check "
+                              "the file's permissions.") from None
     except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise VideoInputError(f"{_name(source)} is not a video file that can be read ({err}). "
-                              "Load a video file (mp4, mov, mkv, webm ...).") from None
+        raise VideoInputError(f"{_name(source, what)} is not a media file that can be read "
+                              f"({err}). Give a video (mp4, mov, mkv, webm ...) or, for speech, "
+                              "an audio file (wav, mp3, m4a, flac ...).") from None
+    if container.format.name in NOT_VIDEO_FORMATS:
+        container.close()
+        raise VideoInputError(f"{_name(source, what)} is not a media file (FFmpeg reads it as "
+                              f"'{container.format.name}', a text or data file). Give a video "
+                              "or audio file.")
+    return container
 
 
-def probe(source) -> VideoInfo:
-    """What the container says about its first video stream."""
+# ---------------------------------------------------------------------------- the picture
+
+
+def probe(source, window: Window = Window()) -> VideoInfo:
+    """What the first video stream is: size as shown, rate, colour and where it starts. Decodes
+    the first frame in `window` (the display matrix and colour tags live on frames)."""
     with _open(source) as container:
         if not container.streams.video:
             kind = "an audio file" if container.streams.audio else "no video"
-            raise VideoInputError(f"{_name(source)} has no video stream ({kind}). Connect a video "
-                                  "with picture; speech alone goes into the 'audio' input.")
+            raise VideoInputError(f"{_name(source, 'the video')} has no video stream ({kind}). "
+                                  "Give a video with picture; speech alone goes into the audio "
+                                  "input (the node's 'audio', or --audio).")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
-            raise VideoInputError(f"{_name(source)} has no frame rate; re-encode it with one.")
+            raise VideoInputError(f"{_name(source, 'the video')} has no frame rate; re-encode it "
+                                  "with one.")
         duration = None
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             duration = container.duration / 1_000_000
-        frames = int(stream.frames) if stream.frames else (
-            int(round(duration * float(rate))) if duration else None)
-        return VideoInfo(int(stream.codec_context.width), int(stream.codec_context.height),
-                         Fraction(rate), duration, frames, bool(container.streams.audio))
+        if window.start or window.duration:
+            end = duration if duration is not None else math.inf
+            if window.duration:
+                end = min(end, window.start + window.duration)
+            duration = max(0.0, end - window.start) if math.isfinite(end) else None
+        frames = int(stream.frames) if stream.frames and not (window.start or window.duration) \
+            else (int(round(duration * float(rate))) if duration else None)
+        first = _first_frame(container, stream, window)
+        if first is None:
+            raise VideoInputError(f"{_name(source, 'the video')} has no frames that can be decoded"
+                                  f"{' in the trimmed part' if window.start or window.duration else ''}"
+                                  " (0 s long, or damaged). Give another video.")
+        frame, time_s = first
+        turns = int(round((frame.rotation or 0) / 90)) % 4
+        colour = _colour_of(frame, stream)
+        width, height = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+        crop = _crop_rect(window.crop, width, height)
+        if crop is not None:
+            width, height = crop[2], crop[3]
+        return VideoInfo(int(width), int(height), Fraction(rate), duration, frames,
+                         _audio_stream(container) is not None, time_s, turns, colour,
+                         (int(frame.width), int(frame.height)),
+                         Window(window.start, window.duration, crop))
 
 
-def decode(source, start_time: float | None = None):
-    """Yield (time in seconds from the first frame, pts, RGB uint8 H x W x 3) for every frame.
-
-    `start_time` (seconds, from the first frame) seeks to the keyframe before it first; frames
-    before it are still yielded, so callers skip by time. A packet that fails to decode is
-    skipped with a warning naming its time: the frames around it still come."""
+def _first_frame(container, stream, window: Window):
+    """The first decodable frame inside `window` and its time, or None."""
     import av
 
+    if window.start > 0:
+        _seek(container, stream, window.start)
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            continue
+        for frame in frames:
+            t = _frame_time(frame, stream)
+            if t is None or t < window.start - 1e-9:
+                continue
+            return (frame, t) if window.contains(t) else None
+    return None
+
+
+def _frame_time(frame, stream) -> float | None:
+    pts = frame.pts if frame.pts is not None else frame.dts
+    return None if pts is None else float(pts * stream.time_base)
+
+
+def _seek(container, stream, seconds: float):
+    import av
+
+    try:
+        container.seek(int(seconds / stream.time_base), backward=True, any_frame=False,
+                       stream=stream)
+    except av.error.FFmpegError:
+        container.seek(0, stream=stream)
+
+
+def _colour_of(frame, stream) -> Colour:
+    context = stream.codec_context
+    fmt = frame.format
+    bits = max((c.bits for c in fmt.components), default=8)
+
+    def tag(name, frame_first=True):
+        value = getattr(frame, name, None) if frame_first else None
+        if value is None or int(value) in (0, _UNSPECIFIED):
+            value = getattr(context, name, None)
+        return _UNSPECIFIED if value is None else int(value)
+
+    color_range = int(getattr(frame, "color_range", 0) or getattr(context, "color_range", 0) or 0)
+    return Colour(matrix=tag("colorspace"), range=color_range, primaries=tag("color_primaries"),
+                  trc=tag("color_trc"), bits=int(bits), full_range_format=fmt.name.startswith("yuvj"))
+
+
+def _crop_rect(crop, width: int, height: int):
+    """(x, y, w, h) clamped inside width x height, or None for no crop (as ComfyUI clamps)."""
+    if crop is None:
+        return None
+    x, y, w, h = (int(v) for v in crop)
+    x, y = max(0, min(x, width - 1)), max(0, min(y, height - 1))
+    w, h = max(1, min(w, width - x)), max(1, min(h, height - y))
+    if (x, y, w, h) == (0, 0, width, height):
+        return None
+    return x, y, w, h
+
+
+def to_rgb(frame, info: VideoInfo) -> np.ndarray:
+    """One decoded frame as the pipeline sees it: RGB uint8, converted with the source's matrix
+    and range, at the stream's first size, upright, cropped."""
+    colour = info.colour
+    coded_w, coded_h = info.coded_size
+    rgb = frame.reformat(
+        width=coded_w, height=coded_h, format="rgb24",
+        src_colorspace=colour.conversion_matrix(coded_w, coded_h),
+        src_color_range="JPEG" if colour.full else "MPEG",
+        interpolation=_INTERPOLATION).to_ndarray()
+    if info.quarter_turns:
+        rgb = np.rot90(rgb, k=info.quarter_turns)
+    crop = info.window.crop
+    if crop is not None:
+        x, y, w, h = crop
+        rgb = rgb[y:y + h, x:x + w]
+    return np.ascontiguousarray(rgb)
+
+
+def to_yuv(frame, info: VideoInfo) -> np.ndarray | None:
+    """One decoded frame's 8-bit YUV 4:2:0 samples as stored (no colour conversion: 8-bit
+    4:2:0 frames are copied as they are), upright, cropped, its sides padded to even: packed
+    (H * 3/2, W) as VideoFrame.from_ndarray takes it. Encoding from these keeps every pixel no
+    face touched as it was. None where a crop starts on an odd pixel (4:2:0 chroma cannot be
+    cut there): such frames are encoded from RGB."""
+    crop = info.window.crop
+    if crop is not None and (crop[0] % 2 or crop[1] % 2):
+        return None
+    coded_w, coded_h = info.coded_size
+    if frame.format.name not in ("yuv420p", "yuvj420p") or (frame.width, frame.height) != (coded_w, coded_h):
+        matrix = info.colour.conversion_matrix(coded_w, coded_h)
+        value_range = "JPEG" if info.colour.full else "MPEG"
+        frame = frame.reformat(width=coded_w, height=coded_h, format="yuv420p",
+                               src_colorspace=matrix, dst_colorspace=matrix,
+                               src_color_range=value_range, dst_color_range=value_range,
+                               interpolation=_INTERPOLATION)
+    y, u, v = (_plane(p) for p in frame.planes[:3])
+    if info.quarter_turns:
+        y, u, v = (np.rot90(p, k=info.quarter_turns) for p in (y, u, v))
+    if crop is not None:
+        x0, y0, w, h = crop
+        y = y[y0:y0 + h, x0:x0 + w]
+        u, v = (p[y0 // 2:(y0 + h + 1) // 2, x0 // 2:(x0 + w + 1) // 2] for p in (u, v))
+    return pack_yuv(y, u, v)
+
+
+def _plane(plane) -> np.ndarray:
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+
+
+def pack_yuv(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Y (H x W) and chroma (ceil(H/2) x ceil(W/2)) planes -> a new packed (H2 * 3/2, W2)
+    yuv420p array with H2, W2 even (the last row or column repeated)."""
+    height, width = y.shape
+    h2, w2 = _even(height), _even(width)
+    out = np.empty((h2 * 3 // 2, w2), np.uint8)
+    out[:height, :width] = y
+    out[height:h2, :width] = y[-1:]  # odd sides: repeat the edge
+    out[:h2, width:w2] = out[:h2, width - 1:width]
+    chroma = out[h2:].reshape(-1)
+    quarter = h2 * w2 // 4
+    chroma[:quarter] = u.reshape(-1)
+    chroma[quarter:] = v.reshape(-1)
+    return out
+
+
+def _planes_of(packed: np.ndarray):
+    """Views of a packed yuv420p array's Y, U and V planes."""
+    h2, w2 = packed.shape[0] * 2 // 3, packed.shape[1]
+    chroma = packed[h2:].reshape(-1)
+    quarter = h2 * w2 // 4
+    return (packed[:h2], chroma[:quarter].reshape(h2 // 2, w2 // 2),
+            chroma[quarter:].reshape(h2 // 2, w2 // 2))
+
+
+def frame_duration(frame) -> float | None:
+    """How long the file shows `frame` (seconds), when it says (PyAV 15+ exposes it)."""
+    duration = getattr(frame, "duration", None)
+    if not duration or frame.time_base is None:
+        return None
+    return float(duration * frame.time_base)
+
+
+def decode(source, info: VideoInfo, seek_to: float | None = None):
+    """Yield (time in seconds on the file's clock, pts, decoded frame) for every frame in
+    `info.window`; `to_rgb` and `to_yuv` turn a frame into what the pipeline works on.
+
+    `seek_to` (seconds on the file's clock) seeks to the keyframe before it first; frames
+    before it are still yielded, so callers skip by time. A packet that fails to decode is
+    skipped with a warning naming its time; a frame that repeats the previous one's timestamp
+    is skipped (no player can show both); a frame of another size is scaled to the first one's."""
+    import av
+
+    window = info.window
     with _open(source) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        first = _first_pts(container, stream) if start_time else None
-        if start_time:
-            target = first + int(start_time / stream.time_base)
-            container.seek(target, backward=True, any_frame=False, stream=stream)
-        base = first
+        start = max(window.start, seek_to or 0.0)
+        if start > 0:
+            _seek(container, stream, start)
+        last_pts, repeats, resized = None, 0, False
         for packet in container.demux(stream):
             try:
                 frames = packet.decode()
@@ -106,31 +387,58 @@ def decode(source, start_time: float | None = None):
                 pts = frame.pts if frame.pts is not None else frame.dts
                 if pts is None:
                     continue
-                if base is None:
-                    base = pts
-                yield float((pts - base) * stream.time_base), pts, frame.to_ndarray(format="rgb24")
+                t = float(pts * stream.time_base)
+                if t < window.start - 1e-9:
+                    continue
+                if not window.contains(t):
+                    return
+                if last_pts is not None and pts <= last_pts:
+                    repeats += 1
+                    if repeats == 1:
+                        logger.warning("Halo-Lipsy: frames at %.3f s repeat an earlier timestamp; "
+                                       "such frames are skipped (a player cannot show them).", t)
+                    continue
+                last_pts = pts
+                if not resized and (frame.width, frame.height) != tuple(info.coded_size):
+                    resized = True
+                    logger.warning("Halo-Lipsy: the video changes size at %.2f s (%dx%d -> %dx%d); "
+                                   "later frames are scaled to the first size.", t,
+                                   *info.coded_size, frame.width, frame.height)
+                yield t, pts, frame
 
 
-def _first_pts(container, stream) -> int:
-    for frame in container.decode(stream):
-        pts = frame.pts if frame.pts is not None else frame.dts
-        if pts is not None:
-            return pts
-    return 0
+# ---------------------------------------------------------------------------- the sound
 
 
-def read_audio(source) -> tuple[np.ndarray, int] | None:
-    """The first audio stream as (float32 samples [channels, T], rate), or None without one."""
+@dataclass
+class AudioTrack:
+    samples: np.ndarray  # [channels, T] float32
+    rate: int
+    start: float  # time of the first sample, on the file's clock (seconds)
+
+
+def _audio_stream(container):
+    """The audio stream a player picks: the one marked default, else the first; streams FFmpeg
+    cannot decode are passed over."""
+    streams = [s for s in container.streams.audio if s.codec_context is not None]
+    for stream in streams:
+        if int(getattr(stream, "disposition", 0) or 0) & 1:  # AV_DISPOSITION_DEFAULT
+            return stream
+    return streams[0] if streams else None
+
+
+def read_audio(source, window: Window = Window(), what: str = "the video") -> AudioTrack | None:
+    """The file's audio stream (the default one) within `window`, in its own channels and rate,
+    with the time of its first sample; None without one."""
     import av
 
-    with _open(source) as container:
-        if not container.streams.audio:
+    with _open(source, what) as container:
+        stream = _audio_stream(container)
+        if stream is None:
             return None
-        stream = container.streams.audio[0]
-        channels = max(1, stream.codec_context.channels or 1)
-        layout = "mono" if channels == 1 else "stereo"
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=stream.rate)
-        chunks = []
+        resampler = None
+        chunks, start, taken = [], None, 0
+        limit = None
         for packet in container.demux(stream):
             try:
                 decoded = packet.decode()
@@ -138,47 +446,109 @@ def read_audio(source) -> tuple[np.ndarray, int] | None:
                 logger.warning("Halo-Lipsy: a damaged audio packet was skipped (%s).", err)
                 continue
             for frame in decoded:
+                if resampler is None:  # the frame's own layout and rate, as planar float
+                    resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray())
-        if not chunks:
+                    data = out.to_ndarray()
+                    if start is None:
+                        t0 = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+                        skip = max(0, int(round((window.start - t0) * out.sample_rate)))
+                        if skip >= data.shape[1]:
+                            continue
+                        data, start = data[:, skip:], t0 + skip / out.sample_rate
+                        if window.duration:
+                            limit = int(round((window.start + window.duration - start) * out.sample_rate))
+                    if limit is not None:
+                        data = data[:, :max(0, limit - taken)]
+                    chunks.append(data)
+                    taken += data.shape[1]
+        if resampler is not None:
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+        if not chunks or start is None:
             return None
-        return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), int(stream.rate)
+        samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+        if limit is not None:
+            samples = samples[:, :limit]
+        return AudioTrack(samples, int(resampler.rate), start)
+
+
+def aac_rate(rate: int) -> int:
+    """The AAC rate closest to `rate` (from 16 kHz up)."""
+    return min(AAC_RATES, key=lambda r: (abs(r - rate), -r))
+
+
+# ---------------------------------------------------------------------------- the output
+
+
+def container_format(destination) -> str:
+    """The muxer for `destination`'s extension (mp4, mov, mkv); a file object gets MP4."""
+    if not isinstance(destination, (str, os.PathLike)):
+        return "mp4"
+    suffix = Path(destination).suffix.lower()
+    if suffix not in CONTAINERS:
+        raise VideoInputError(f"the output '{destination}' must end in "
+                              f"{', '.join(CONTAINERS)} (H.264 + AAC fits those containers).")
+    return CONTAINERS[suffix]
 
 
 class VideoWriter:
-    """H.264 + AAC in an MP4, frames written as they come, each at its own time. `quality` is
-    x264's CRF (0 best, 51 worst; 18-23 look like the source). On any failure, `abort()` closes
-    and deletes the file, so nothing half-written stays behind."""
+    """H.264 + AAC, frames written as they come, each at its own time. `quality` is x264's CRF
+    (1 best, 51 worst; 18-23 look like the source). `colour` is the source's: the YUV is made
+    with its matrix and range and carries its description (untagged stays untagged). On any
+    failure, `abort()` closes and deletes the file, so nothing half-written stays behind.
+    `fmt` names the muxer; by default it follows the destination's extension."""
 
     def __init__(self, destination, width: int, height: int, fps: Fraction, quality: int = 19,
-                 audio_rate: int | None = None, audio_channels: int = 1):
+                 audio_rate: int | None = None, audio_channels: int = 1,
+                 colour: Colour = Colour(), fmt: str | None = None):
         import av
 
         self.destination = destination
-        self.container = av.open(destination, mode="w", format="mp4")
+        self.container = av.open(destination, mode="w", format=fmt or container_format(destination))
         stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100000))
         stream.width, stream.height = _even(width), _even(height)
         stream.pix_fmt = "yuv420p"
         stream.time_base = OUTPUT_TIME_BASE
-        stream.codec_context.time_base = OUTPUT_TIME_BASE
+        context = stream.codec_context
+        context.time_base = OUTPUT_TIME_BASE
+        # the source's description goes into the H.264 VUI and the container; unspecified
+        # values write nothing, so an untagged source stays untagged
+        context.colorspace, context.color_range = colour.matrix, _RANGE_JPEG if colour.full else colour.range
+        context.color_primaries, context.color_trc = colour.primaries, colour.trc
         stream.options = {"crf": str(int(quality)), "preset": "veryfast"}
-        self.stream = stream
+        self.stream, self.colour = stream, colour
+        self.matrix = colour.conversion_matrix(width, height)
         self.audio_stream = None
+        self.audio_layout = None
         if audio_rate:  # every stream must exist before the first packet is written
-            self.audio_stream = self.container.add_stream("aac", rate=int(audio_rate))
-            self.audio_stream.layout = "mono" if audio_channels == 1 else "stereo"
+            if int(audio_channels) not in AAC_LAYOUTS:
+                raise ValueError(f"AAC takes {sorted(AAC_LAYOUTS)} channels, not {audio_channels}")
+            self.audio_layout = AAC_LAYOUTS[int(audio_channels)]
+            self.audio_stream = self.container.add_stream("aac", rate=aac_rate(int(audio_rate)),
+                                                          layout=self.audio_layout)
+            self.audio_source_rate = int(audio_rate)
         self.size = (width, height)
         self.frames = 0
         self.last_pts = -1
 
-    def write(self, rgb: np.ndarray, time_s: float):
+    def write(self, rgb: np.ndarray, time_s: float, yuv: np.ndarray | None = None, edits=()):
+        """Encode one frame shown at `time_s`. With `yuv` (`to_yuv` of the source frame) the
+        frame is encoded from the source's own samples and only the pixels `edits` changed are
+        converted from `rgb`: each edit is (box, the box's pixels before the change). Without
+        it, the whole frame is converted from `rgb`."""
         import av
 
-        if rgb.shape[1] % 2 or rgb.shape[0] % 2:  # yuv420p needs even sides: repeat the edge
-            rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        if yuv is None:
+            if rgb.shape[1] % 2 or rgb.shape[0] % 2:  # yuv420p needs even sides: repeat the edge
+                rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
+            frame = self._to_yuv420(rgb)
+        else:
+            for box, before in edits:
+                self._merge(yuv, rgb, box, before)
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.colorspace = self.colour.matrix
+        frame.color_range = _RANGE_JPEG if self.colour.full else self.colour.range
         pts = max(self.last_pts + 1, int(round(time_s / OUTPUT_TIME_BASE)))
         frame.pts, frame.time_base = pts, OUTPUT_TIME_BASE
         self.last_pts = pts
@@ -186,24 +556,54 @@ class VideoWriter:
             self.container.mux(packet)
         self.frames += 1
 
+    def _to_yuv420(self, rgb: np.ndarray):
+        import av
+
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
+            format="yuv420p", dst_colorspace=self.matrix,
+            dst_color_range="JPEG" if self.colour.full else "MPEG", interpolation=_INTERPOLATION)
+
+    def _merge(self, yuv: np.ndarray, rgb: np.ndarray, box, before: np.ndarray):
+        """Write the pixels of `rgb` inside `box` that differ from `before` into `yuv` (luma per
+        pixel, chroma per 2x2 block that holds a changed pixel)."""
+        x1, y1, x2, y2 = box
+        changed_box = (rgb[y1:y2, x1:x2] != before).any(axis=-1)
+        if not changed_box.any():
+            return
+        h2, w2 = yuv.shape[0] * 2 // 3, yuv.shape[1]
+        ex1, ey1 = x1 - x1 % 2, y1 - y1 % 2  # the box grown to whole 2x2 chroma blocks
+        ex2, ey2 = min(w2, x2 + x2 % 2), min(h2, y2 + y2 % 2)
+        region = rgb[ey1:ey2, ex1:ex2]
+        if region.shape[:2] != (ey2 - ey1, ex2 - ex1):  # an odd frame's padded edge
+            region = np.pad(region, ((0, ey2 - ey1 - region.shape[0]), (0, ex2 - ex1 - region.shape[1]),
+                                     (0, 0)), mode="edge")
+        changed = np.zeros((ey2 - ey1, ex2 - ex1), bool)
+        changed[y1 - ey1:y2 - ey1, x1 - ex1:x2 - ex1] = changed_box
+        converted = self._to_yuv420(region)
+        new_y, new_u, new_v = (_plane(p) for p in converted.planes[:3])
+        plane_y, plane_u, plane_v = _planes_of(yuv)
+        plane_y[ey1:ey2, ex1:ex2][changed] = new_y[changed]
+        blocks = changed.reshape(changed.shape[0] // 2, 2, changed.shape[1] // 2, 2).any(axis=(1, 3))
+        plane_u[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_u[blocks]
+        plane_v[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_v[blocks]
+
     def finish(self, audio: np.ndarray | None = None):
-        """Flush the video, then write `audio` ([channels, T] float32 at the rate given to the
-        constructor) as AAC, and close."""
+        """Flush the video, then write `audio` ([channels, T] float32 at the rate and channel
+        count given to the constructor, its first sample at time 0) as AAC, and close."""
         import av
 
         for packet in self.stream.encode():
             self.container.mux(packet)
         astream = self.audio_stream
         if astream is not None and audio is not None and audio.shape[-1] > 0:
-            layout = "mono" if astream.layout.nb_channels == 1 else "stereo"
-            samples = audio[:1] if layout == "mono" else (
-                audio[:2] if audio.shape[0] >= 2 else np.repeat(audio[:1], 2, axis=0))
-            sample_rate = astream.rate
+            samples = audio
+            if astream.rate != self.audio_source_rate:
+                samples = resample(samples, self.audio_source_rate, astream.rate)
             for start in range(0, samples.shape[1], AUDIO_CHUNK):
                 frame = av.AudioFrame.from_ndarray(
                     np.ascontiguousarray(samples[:, start:start + AUDIO_CHUNK]), format="fltp",
-                    layout=layout)
-                frame.sample_rate, frame.pts = int(sample_rate), start
+                    layout=self.audio_layout)
+                frame.sample_rate, frame.pts = int(astream.rate), start
                 for packet in astream.encode(frame):
                     self.container.mux(packet)
             for packet in astream.encode():
@@ -219,6 +619,14 @@ class VideoWriter:
             Path(self.destination).unlink(missing_ok=True)
 
 
+def resample(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
+    """[C, T] band-limited polyphase resampling."""
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(rate), int(new_rate))
+    return resample_poly(samples, new_rate // g, rate // g, axis=1).astype(np.float32, copy=False)
+
+
 def _even(n: int) -> int:
     return int(n) + int(n) % 2
 
@@ -227,26 +635,29 @@ def output_samples(end_time: float, sample_rate: int) -> int:
     return int(math.floor(end_time * sample_rate + 0.5))
 
 
+# ---------------------------------------------------------------------------- random access
+
+
 class FrameReader:
     """Decoded frames by index, in any order, holding at most a block of frames: forward runs
     decode straight on, a jump back seeks to the keyframe before it, and a backward run (the
     pingpong mode) is read a block at a time and served from the end of the block. Frames are
-    identified by their presentation timestamps from a first pass (`pts`, one per index)."""
+    identified by their presentation timestamps from a first pass (`pts`, one per index;
+    `times`, seconds on the file's clock)."""
 
-    def __init__(self, source, pts: list[int], times: list[float], block_bytes: int = 256 << 20,
-                 frame_bytes: int = 1):
-        self.source = source
+    def __init__(self, source, info: VideoInfo, pts: list[int], times: list[float],
+                 block_bytes: int = 256 << 20):
+        self.source, self.info = source, info
         self.index_of = {p: i for i, p in enumerate(pts)}
         self.times = times
-        self.block = max(4, block_bytes // max(1, frame_bytes))
+        self.block = max(4, block_bytes // max(1, info.width * info.height * 3))
         self._stream = None  # (generator, index of the next frame it yields)
         self._cache: dict[int, np.ndarray] = {}
         self._previous = -1
         self.seeks = 0
 
-    def read(self, index: int) -> np.ndarray:
-        """Frame `index` (RGB uint8); the array may be shared with the next read of the same
-        index, so copy it before changing it."""
+    def read(self, index: int):
+        """Frame `index`, as decoded (see `to_rgb` and `to_yuv`)."""
         going_back = index < self._previous
         self._previous = index
         if index in self._cache:
@@ -256,31 +667,31 @@ class FrameReader:
         if self._stream is None or self._stream[1] > index:
             self._start(index)
         generator, _ = self._stream
-        for _, pts, rgb in generator:
+        for _, pts, frame in generator:
             i = self.index_of.get(pts)
             if i is None or i < index:
                 continue
             self._stream = (generator, i + 1)
-            self._cache = {i: rgb}  # the last frame stays: a held frame is read again
+            self._cache = {i: frame}  # the last frame stays: a held frame is read again
             if i == index:
-                return rgb
+                return frame
             break
         raise VideoInputError(f"frame {index} could not be decoded again; the file changed or is "
                               "damaged.")
 
     def _start(self, index: int):
         self.seeks += 1 if index > 0 else 0
-        self._stream = (decode(self.source, start_time=self.times[index] if index > 0 else None), 0)
+        self._stream = (decode(self.source, self.info, self.times[index] if index > 0 else None), 0)
 
-    def _read_block(self, index: int) -> np.ndarray:
+    def _read_block(self, index: int):
         first = max(0, index - self.block + 1)
         self.seeks += 1
         cache = {}
-        for _, pts, rgb in decode(self.source, start_time=self.times[first] if first > 0 else None):
+        for _, pts, frame in decode(self.source, self.info, self.times[first] if first > 0 else None):
             i = self.index_of.get(pts)
             if i is None or i < first:
                 continue
-            cache[i] = rgb
+            cache[i] = frame
             if i >= index:
                 break
         if index not in cache:

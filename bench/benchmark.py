@@ -322,11 +322,12 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
     else:  # as a user wires it: decode every frame to an IMAGE, the IMAGE node, encode
         import torch as _torch
         frames = []
-        for _, _, rgb in video.decode(str(path)):
+        for _, _, rgb in video.decode(str(path), video.probe(str(path))):
             frames.append(_torch.from_numpy(rgb).float() / 255.0)  # GetVideoComponents' layout
         images = _torch.stack(frames)
         del frames
-        samples, rate = video.read_audio(str(path))
+        track = video.read_audio(str(path))
+        samples, rate = track.samples, track.rate
         decoded = time.perf_counter()
         result, fitted, _ = pipeline.lipsync_images(
             images, {"waveform": _torch.from_numpy(samples[None]), "sample_rate": rate}, fps,

@@ -75,8 +75,9 @@ def find_s3fd_weights(extra_dirs=()) -> Path:
                     _verify(path)
                 return path
     places = ", ".join(str(d) for d in dirs)
-    offline_help = (f"Put {S3FD_FILENAME} (86 MB, from {S3FD_URL}) in one of: {places}. Or connect "
-                    "a face_mask to the node, which skips face detection.")
+    offline_help = (f"Put {S3FD_FILENAME} (86 MB, from {S3FD_URL}) in one of: {places}. Or give a "
+                    "face_mask (the node's face_mask input, or --face-mask), which skips face "
+                    "detection.")
     target = hub_checkpoint_dir() / S3FD_FILENAME
     logger.info("Halo-Lipsy: downloading the S3FD face detector weights to %s", target)
     # folders made for the download are removed again if it fails: a failed run writes nothing
