@@ -1,0 +1,401 @@
+"""Real footage through the VIDEO route, checked against an independent reference: inputs made
+by the ffmpeg binary with real colour tags, display matrices, start offsets, channel layouts and
+odd rates; outputs read back by the same binary. What a player shows of the input must be what
+it shows of the output, except the mouth."""
+
+import numpy as np
+import pytest
+import torch
+
+import ffmpeg_reference as ref
+from conftest import pack_module
+from synthetic_clip import MARKER_RGB, MarkerDetector
+
+pipeline = pack_module("pipeline")
+video = pack_module("video")
+audio_mod = pack_module("audio")
+nodes = pack_module("nodes")
+
+FPS = 25.0
+
+
+def textured(count, height, width, seed=0, marker=None):
+    """Sharp-edged random blocks that drift a little each frame (hard for chroma filters), an
+    optional pure-green 'face' marker box (x1, y1, x2, y2) and a red square in the top-left
+    corner (orientation)."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(20, 236, (height // 8 + 2, width // 8 + 2, 3)).astype(np.uint8)
+    big = np.kron(blocks, np.ones((8, 8, 1), np.uint8))
+    out = np.empty((count, height, width, 3), np.uint8)
+    for i in range(count):
+        out[i] = big[i % 8:i % 8 + height, i % 8:i % 8 + width]
+        out[i, ..., 1] //= 2  # never pure green: only the marker is
+        if marker is not None:
+            x1, y1, x2, y2 = marker
+            out[i, y1:y2, x1:x2] = np.asarray(MARKER_RGB) * 255
+        out[i, :12, :12] = (230, 20, 20)
+    return out
+
+
+def speech(seconds, rate=48000, channels=1, where=None):
+    """Voiced bursts (4 per second) in `where` (channel indices; default all)."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    voice = 0.3 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 2 * t) > 0)
+    out = np.zeros((channels, t.size), np.float32)
+    out[list(range(channels)) if where is None else where] = voice
+    return out
+
+
+def hooks(checkpoint, detector=None):
+    return pipeline.plain_hooks([checkpoint.parent], detector=detector or MarkerDetector())
+
+
+def run(source, out, checkpoint, detector=None, **kw):
+    audio = kw.pop("audio", None)
+    face_mask = kw.pop("face_mask", None)
+    quality = kw.pop("quality", 19)
+    window = kw.pop("window", None)
+    return pipeline.lipsync_video(str(source), str(out), pipeline.Settings(**kw),
+                                  hooks(checkpoint, detector), audio=audio, face_mask=face_mask,
+                                  quality=quality, window=window)
+
+
+# ------------------------------------------------------------------ orientation
+
+
+@pytest.mark.parametrize("transpose, rotation", [(1, 90), (2, -90)])
+def test_portrait_phone_video_is_processed_and_written_upright(tmp_path, fixture_checkpoint,
+                                                               transpose, rotation):
+    upright = textured(10, 160, 96, marker=(30, 60, 70, 110))  # portrait, face in the middle
+    stored = ref.encode(tmp_path / "stored.mp4", upright, rgb_filter=f"transpose={transpose}",
+                        video_args=["-pix_fmt", "yuv420p", "-crf", "10"],
+                        audio=speech(0.4), audio_rate=48000)
+    phone = ref.remux(stored, tmp_path / "phone.mp4", "-display_rotation", rotation)
+    assert ref.describe(phone).rotation != 0
+    shown = ref.frames(phone)  # the reference player turns it upright
+    assert shown.shape[1:3] == (160, 96) and shown[0, 5, 5, 0] > 180  # the fixture is right
+
+    detector = MarkerDetector()
+    out = tmp_path / "out.mp4"
+    result = run(phone, out, fixture_checkpoint, detector, quality=1)
+    assert result["faces_found"] == 10  # the detector saw the upright face
+    back = ref.frames(out)
+    assert ref.describe(out).rotation == 0 and back.shape[1:3] == (160, 96)
+    assert back[0, 5, 5, 0] > 180 and back[0, 5, 5, 1] < 80  # red marker: still top-left
+    changed = np.abs(back[:10].astype(int) - shown.astype(int)).max(axis=-1) > 40
+    ys, xs = np.nonzero(changed.any(axis=0))
+    # the mouth was generated inside the upright face box (padded 10 px below the chin)
+    assert 30 <= xs.min() and xs.max() < 70 and 60 <= ys.min() and ys.max() < 120
+    assert not changed[:, :50, :].any()  # the upper half of the frame is untouched
+
+
+def test_a_face_mask_is_drawn_on_the_upright_frame(tmp_path, fixture_checkpoint):
+    upright = textured(6, 160, 96)
+    stored = ref.encode(tmp_path / "stored.mp4", upright, rgb_filter="transpose=1",
+                        video_args=["-pix_fmt", "yuv420p"], audio=speech(0.24))
+    phone = ref.remux(stored, tmp_path / "phone.mp4", "-display_rotation", 90)
+    mask = torch.zeros(1, 160, 96)
+    mask[0, 60:110, 30:70] = 1
+    out = tmp_path / "out.mp4"
+    result = run(phone, out, fixture_checkpoint, face_mask=mask)
+    assert result["faces_found"] == 6
+    with pytest.raises(pipeline.HaloLipsyError, match="is 160x96 but the video is 96x160"):
+        run(phone, tmp_path / "o.mp4", fixture_checkpoint, face_mask=torch.ones(1, 96, 160))
+
+
+# ------------------------------------------------------------------ colour
+
+
+def tagged(matrix, out_range, fmt, tags):
+    """ffmpeg filters: RGB -> YUV with `matrix` and range, then the frames' colour description
+    (ffmpeg's encoders write the frames' tags, not the -color_* options)."""
+    return f"scale=out_color_matrix={matrix}:out_range={out_range},format={fmt},setparams={tags}"
+
+
+COLOUR_CASES = {
+    # name: (size, ffmpeg RGB->YUV filter, encoder args, what ffmpeg must print back)
+    "untagged SD": ((160, 120), "format=yuv420p", ["-pix_fmt", "yuv420p"], ""),
+    "untagged HD": ((1280, 720), tagged("bt709", "tv", "yuv420p", "colorspace=unknown:range=unknown"),
+                    ["-pix_fmt", "yuv420p"], ""),
+    "BT.709 tagged": ((320, 240), tagged("bt709", "tv", "yuv420p", "colorspace=bt709:range=tv:"
+                                         "color_primaries=bt709:color_trc=bt709"),
+                      ["-pix_fmt", "yuv420p"], "tv, bt709"),
+    "BT.601 full range": ((320, 240), tagged("bt601", "pc", "yuv420p", "colorspace=smpte170m:range=pc:"
+                                             "color_primaries=smpte170m:color_trc=smpte170m"),
+                          ["-pix_fmt", "yuv420p"], "pc, smpte170m"),
+    "10-bit HLG (iPhone HDR)": ((320, 240), tagged("bt2020", "tv", "yuv420p10le",
+                                                   "colorspace=bt2020nc:range=tv:color_primaries="
+                                                   "bt2020:color_trc=arib-std-b67"),
+                                ["-pix_fmt", "yuv420p10le"], "tv, bt2020nc/bt2020/arib-std-b67"),
+}
+
+
+@pytest.mark.parametrize("case", list(COLOUR_CASES))
+def test_pixels_no_face_touched_come_out_as_they_went_in(tmp_path, fixture_checkpoint, case):
+    (width, height), rgb_filter, args, printed = COLOUR_CASES[case]
+    count = 4 if width > 640 else 8
+    source = ref.encode(tmp_path / "in.mp4", textured(count, height, width), rgb_filter=rgb_filter,
+                        video_args=args + ["-crf", "12"], audio=speech(count / FPS))
+    assert ref.describe(source).colour == printed  # the fixture carries the tags it should
+    out = tmp_path / "out.mp4"
+    result = run(source, out, fixture_checkpoint, quality=19)
+    assert result["faces_found"] == 0  # nothing to change: every pixel passes through
+
+    described = ref.describe(out)
+    assert described.colour == printed  # same description; untagged stays untagged
+    assert described.pix_fmt in ("yuv420p", "yuvj420p")  # 8 bits; 10 converted, same tags
+    # what the file stores, 8-bit 4:2:0, before any player's assumption about untagged video
+    source_yuv, out_yuv = ref.yuv_planes(source), ref.yuv_planes(out)
+    out_yuv = out_yuv[:len(source_yuv)]  # AAC padding may hold the last frame once more
+    assert source_yuv.shape == out_yuv.shape
+    y_rows = height
+    for plane, rows in (("Y", slice(0, y_rows)), ("UV", slice(y_rows, None))):
+        shift = np.abs(out_yuv[:, rows].astype(float).mean() - source_yuv[:, rows].astype(float).mean())
+        assert shift <= 1.0, (plane, shift)
+    # and as close as ffmpeg's own re-encode of the same file at the same quality
+    again = tmp_path / "ffmpeg_again.mp4"
+    ref.ffmpeg("-i", source, "-c:v", "libx264", "-preset", "veryfast", "-crf", "19",
+               "-pix_fmt", "yuv420p", "-an", again)
+    ours, theirs = ref.psnr(out_yuv, source_yuv), ref.psnr(ref.yuv_planes(again), source_yuv)
+    assert ours >= theirs - 1.5, (ours, theirs)
+
+
+def test_untagged_hd_is_converted_as_players_show_it(tmp_path):
+    """Untagged 720p: mpv, VLC and browsers assume BT.709; the pipeline sees what they show."""
+    source = ref.encode(tmp_path / "hd.mp4", textured(2, 720, 1280),
+                        rgb_filter=COLOUR_CASES["untagged HD"][1],
+                        video_args=["-pix_fmt", "yuv420p", "-crf", "12"])
+    as_players_show = ref.frames(source, vf="scale=in_color_matrix=bt709,format=rgb24").reshape(-1, 720, 1280, 3)
+    info = video.probe(str(source))
+    ours = np.stack([video.to_rgb(frame, info) for _, _, frame in video.decode(str(source), info)])
+    assert np.abs(ours.astype(float) - as_players_show.astype(float)).mean() < 1.0
+    as_601 = ref.frames(source, vf="scale=in_color_matrix=bt601,format=rgb24").reshape(-1, 720, 1280, 3)
+    assert np.abs(ours.astype(float) - as_601.astype(float)).mean() > 2.0  # the choice matters
+
+
+# ------------------------------------------------------------------ audio on the video's clock
+
+
+def flash_and_click(seconds=2.0, flash_at=1.0, rate=48000):
+    """A dark clip with one white frame at `flash_at`, and a click at the same moment."""
+    frames = np.full((int(seconds * FPS), 48, 64, 3), 30, np.uint8)
+    frames[int(round(flash_at * FPS))] = 235
+    sound = 0.05 * np.sin(2 * np.pi * 200 * np.arange(int(seconds * rate)) / rate)[None].astype(np.float32)
+    click = int(round(flash_at * rate))
+    sound[:, click:click + 48] = 0.9
+    return frames, sound
+
+
+@pytest.mark.parametrize("delay", [0.48, -0.32])  # whole frames: the flash stays on a frame
+def test_sound_that_starts_before_or_after_the_picture_stays_in_sync(tmp_path, fixture_checkpoint,
+                                                                     delay):
+    frames, sound = flash_and_click()
+    # each stream has its flash or click 1.0 s after its own start; the one that starts first
+    # gets |delay| more at its start, so in the file the flash and the click coincide
+    sound = np.concatenate([np.zeros((1, int(round(max(0, delay) * 48000))), np.float32), sound], axis=1)
+    frames = np.concatenate([np.repeat(frames[:1], int(round(max(0, -delay) * FPS)), axis=0), frames])
+    source = ref.encode(tmp_path / "in.mkv", frames, audio=sound, video_delay=delay,
+                        video_args=["-pix_fmt", "yuv420p", "-crf", "10"])
+    times, means = ref.frame_times(source)
+    samples, rate, start = ref.audio(source, channels=1)
+    flash_in = times[np.argmax(means)]
+    click_in = start + np.argmax(np.abs(samples[0])) / rate
+    assert abs(flash_in - click_in) < 0.02 and abs(times[0] - start - delay) < 0.03  # the fixture
+
+    captured = []
+    real = audio_mod.AudioFeatures.windows
+
+    def windows(self, positions, *a):
+        captured.append((np.asarray(positions).copy(), self.mel))
+        return real(self, positions, *a)
+
+    out = tmp_path / "out.mp4"
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(audio_mod.AudioFeatures, "windows", windows)
+        run(source, out, fixture_checkpoint, detector=_EveryFrameIsAFace())
+    times, means = ref.frame_times(out)
+    samples, rate, start = ref.audio(out, channels=1)
+    flash_out = times[np.argmax(means)]
+    click_out = start + np.argmax(np.abs(samples[0])) / rate
+    assert abs(flash_out - click_out) <= 1 / FPS  # they still coincide
+    # and the mouth of the flash frame follows the click: its mel window holds the click
+    positions = np.concatenate([p for p, _ in captured])
+    mel = captured[0][1]
+    flash_frame = int(np.argmax(means))
+    start_col = int(positions[flash_frame] * 80 / FPS)
+    loudest = int(np.argmax(mel.mean(axis=0)))
+    assert start_col <= loudest < start_col + 16
+
+
+class _EveryFrameIsAFace:
+    """A detector stand-in with one fixed face box: every frame is lip-synced."""
+
+    batch_size = 4
+    min_side = 32
+
+    def detect(self, requests, images):
+        return [np.array([[8.0, 8.0, image.shape[1] - 8.0, image.shape[0] - 8.0, 0.99]])
+                for image in images]
+
+
+# ------------------------------------------------------------------ any sound
+
+
+def test_five_one_dialogue_is_heard_and_kept(tmp_path, fixture_checkpoint):
+    frames = textured(12, 48, 64)
+    centre_only = speech(12 / FPS, channels=6, where=[2])  # 5.1: dialogue in the centre
+    source = ref.encode(tmp_path / "in.mp4", frames, audio=centre_only, layout="5.1",
+                        video_args=["-pix_fmt", "yuv420p"])
+    assert ref.describe(source).audio_layout.startswith("5.1")
+    mel = audio_mod.melspectrogram(audio_mod.to_model_rate(centre_only, 48000))
+    voice = audio_mod.melspectrogram(audio_mod.to_model_rate(centre_only[2:3], 48000))
+    assert np.abs(mel - voice).max() < 0.05  # the mouth follows the dialogue at its own level
+    out = tmp_path / "out.mp4"
+    run(source, out, fixture_checkpoint)
+    assert ref.describe(out).audio_layout.startswith("5.1")
+    samples, _, _ = ref.audio(out, channels=6)
+    rms = np.sqrt((samples ** 2).mean(axis=1))
+    assert rms[2] > 0.1 and rms[[0, 1, 3, 4, 5]].max() < 0.01  # still in the centre, only there
+
+
+@pytest.mark.parametrize("channels", [3, 8])
+def test_any_channel_count_in_audio_is_accepted(tmp_path, fixture_checkpoint, channels):
+    frames = textured(8, 48, 64)
+    source = ref.encode(tmp_path / "in.mp4", frames, video_args=["-pix_fmt", "yuv420p"])
+    voice = speech(8 / FPS, channels=channels, where=[2])
+    out = tmp_path / "out.mp4"
+    run(source, out, fixture_checkpoint,
+        audio={"waveform": torch.from_numpy(voice[None]), "sample_rate": 48000})
+    samples, _, _ = ref.audio(out, channels=1)
+    assert np.sqrt((samples ** 2).mean()) > 0.05  # the centre's dialogue is in the output
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 192000])
+def test_sample_rates_aac_cannot_take_are_resampled(tmp_path, fixture_checkpoint, rate):
+    frames = textured(25, 48, 64)
+    source = ref.encode(tmp_path / "in.mp4", frames, video_args=["-pix_fmt", "yuv420p"])
+    voice = speech(1.0, rate=rate)
+    out = tmp_path / "out.mp4"
+    run(source, out, fixture_checkpoint,
+        audio={"waveform": torch.from_numpy(voice[None]), "sample_rate": rate})
+    described = ref.describe(out)
+    assert described.audio_rate in video.AAC_RATES
+    times, _ = ref.frame_times(out)
+    samples, got_rate, start = ref.audio(out)
+    picture_end = times[-1] + 1 / FPS
+    sound_end = start + samples.shape[1] / got_rate
+    assert abs(sound_end - picture_end) < 0.025  # no AAC tail past the picture
+
+
+# ------------------------------------------------------------------ the rest
+
+
+def test_loop_modes_keep_each_frames_duration(tmp_path, fixture_checkpoint):
+    from video_files import read_video, speech_wave, write_video
+    from synthetic_clip import Clip
+
+    clip = Clip(width=64, height=48, fps=FPS, seconds=6 / FPS, scenario="gentle")
+    times = [0.0, 0.02, 0.1, 0.14, 0.2, 0.3]  # uneven durations: 20, 80, 40, 60, 100, 40 ms
+    source = write_video(tmp_path / "vfr.mp4", clip, times=times, audio=speech_wave(0.9))
+    for mode in ("repetitive", "pingpong"):
+        out = tmp_path / f"{mode}.mp4"
+        run(source, out, fixture_checkpoint, mode=mode, quality=19)
+        got, _, _ = read_video(out)
+        durations = np.diff(got)
+        cycle = [0.02, 0.08, 0.04, 0.06, 0.1, 0.04] if mode == "repetitive" else \
+            [0.02, 0.08, 0.04, 0.06, 0.1, 0.04, 0.1, 0.06, 0.04, 0.08]
+        expected = np.resize(cycle, len(durations))
+        np.testing.assert_allclose(durations, expected, atol=2e-3)
+
+
+def test_both_routes_pick_the_same_windows_on_constant_rate_video(tmp_path, fixture_checkpoint,
+                                                                 monkeypatch):
+    from synthetic_clip import Clip, TruthDetector
+    from video_files import read_video, speech_wave, write_video
+
+    clip = Clip(width=64, height=48, fps=FPS, seconds=3.0, scenario="gentle")
+    source = write_video(tmp_path / "cfr.mp4", clip, audio=speech_wave(3.0))
+    asked = []
+    real = audio_mod.AudioFeatures.windows
+    monkeypatch.setattr(audio_mod.AudioFeatures, "windows",
+                        lambda self, p, *a: asked.append(np.asarray(p).copy()) or real(self, p, *a))
+    run(source, tmp_path / "o.mp4", fixture_checkpoint, detector=TruthDetector(clip))
+    video_route = np.concatenate(asked)
+    asked.clear()
+    _, frames, _ = read_video(source)
+    track = video.read_audio(str(source))
+    pipeline.lipsync_images(torch.from_numpy(frames).float() / 255,
+                            {"waveform": torch.from_numpy(track.samples[None]), "sample_rate": track.rate},
+                            FPS, pipeline.Settings(), hooks(fixture_checkpoint, TruthDetector(clip)))
+    image_route = np.concatenate(asked)
+    assert len(video_route) == len(image_route)
+    starts = audio_mod.window_starts
+    np.testing.assert_array_equal(starts(video_route, FPS), starts(image_route, FPS))
+
+
+class _TrimmedVideo:
+    """What ComfyUI 2026's Trim Video / Load Video edit input hand over: a file, a trim window
+    and a crop, with the crop kept private as VideoFromFile keeps it."""
+
+    def __init__(self, path, start, duration, crop):
+        self.path = path
+        self.start, self.duration = start, duration
+        self.__crop = crop
+
+    def get_stream_source(self):
+        return str(self.path)  # deliberately untrimmed, as ComfyUI's is
+
+    def get_active_trim_window(self):
+        return self.start, self.duration
+
+    def get_components(self):
+        pytest.fail("a file-backed video was decoded whole")
+
+
+_TrimmedVideo.__name__ = "VideoFromFile"
+
+
+def test_the_video_node_honours_a_trim_window_and_crop(tmp_path, fixture_checkpoint, monkeypatch):
+    frames = textured(50, 96, 128)
+    source = ref.encode(tmp_path / "in.mp4", frames, audio=speech(2.0),
+                        video_args=["-pix_fmt", "yuv420p", "-crf", "10"])
+    monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", fixture_checkpoint.parent)
+    monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: MarkerDetector())
+    monkeypatch.setattr(nodes, "_folder_paths", lambda: None)
+    made = []
+    monkeypatch.setattr(nodes, "_video_from_file", lambda path: made.append(path) or "VIDEO")
+    nodes.HaloLipsyVideo().lipsync(_TrimmedVideo(source, 0.4, 0.8, (16, 8, 64, 48)), quality=1)
+    out = made[0]
+    described = ref.describe(out)
+    assert (described.width, described.height) == (64, 48)
+    got = ref.frames(out)
+    # the reference: ffmpeg's own trim and crop of the same file
+    expected = ref.frames(source, vf="trim=start=0.4:duration=0.8,setpts=PTS-STARTPTS,crop=64:48:16:8").reshape(-1, 48, 64, 3)
+    assert len(got) == len(expected) == 20
+    assert np.abs(got.astype(float) - expected.astype(float)).mean() < 1.5
+    samples, rate, _ = ref.audio(out)
+    assert samples.shape[1] / rate == pytest.approx(0.8, abs=0.03)
+
+
+def test_a_stream_that_changes_size_is_scaled_to_its_first_size(tmp_path, fixture_checkpoint):
+    first = ref.encode(tmp_path / "a.ts", textured(10, 48, 64), video_args=["-pix_fmt", "yuv420p"])
+    second = ref.encode(tmp_path / "b.ts", textured(10, 72, 96, seed=1),
+                        video_args=["-pix_fmt", "yuv420p", "-output_ts_offset", "0.4"])
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    out = tmp_path / "out.mp4"
+    result = run(joined, out, fixture_checkpoint,
+                 audio={"waveform": torch.from_numpy(speech(0.8)[None]), "sample_rate": 48000})
+    assert result["frames_in"] == 20
+    described = ref.describe(out)
+    assert (described.width, described.height) == (64, 48) and len(ref.frames(out)) == 20
+
+
+def test_quality_zero_is_refused_with_the_reason(tmp_path, fixture_checkpoint):
+    source = ref.encode(tmp_path / "in.mp4", textured(4, 48, 64), audio=speech(0.2),
+                        video_args=["-pix_fmt", "yuv420p"])
+    with pytest.raises(pipeline.HaloLipsyError, match="browsers and most players refuse"):
+        run(source, tmp_path / "o.mp4", fixture_checkpoint, quality=0)
+    assert nodes.HaloLipsyVideo.INPUT_TYPES()["required"]["quality"][1]["min"] == 1
+    run(source, tmp_path / "o.mp4", fixture_checkpoint, quality=1)
+    assert "High 4:4:4" not in ref.stream_text(tmp_path / "o.mp4")
