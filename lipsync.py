@@ -125,11 +125,11 @@ def _same_file(a: Path, b: Path) -> bool:
 def check_output(output: Path, inputs) -> Path:
     """The output path, checked before any work: a known container, a writable folder that
     exists, not a folder itself, and not one of the inputs (through links too)."""
+    if output.is_dir():
+        raise BadInput(f"Halo-Lipsy: the output '{output}' is a folder; give a file name.")
     if output.suffix.lower() not in OUTPUT_TYPES:
         raise BadInput(f"Halo-Lipsy: the output '{output}' must end in {', '.join(OUTPUT_TYPES)} "
                        "(the container is chosen by the extension).")
-    if output.is_dir():
-        raise BadInput(f"Halo-Lipsy: the output '{output}' is a folder; give a file name.")
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():
         raise BadInput(f"Halo-Lipsy: the output folder '{folder}' does not exist; create it first.")
