@@ -500,7 +500,7 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     boxes = _boxes_pass(source, info, stages, settings, hooks, face_mask)
     detect_s = time.perf_counter() - t0
     plan = timeline(settings.mode, np.asarray(boxes.times) - info.start, sound.end,
-                    float(info.fps), boxes.last_duration)
+                    float(info.fps), info.last_frame_duration(boxes.times[-1], boxes.last_duration))
     t0 = time.perf_counter()
     synced, seeks = _generate_pass(source, destination, info, sound, boxes, plan, stages,
                                    settings, hooks, quality)

@@ -37,9 +37,10 @@ NOT_VIDEO_FORMATS = {"tty", "bin", "xbin", "adf", "idf", "image2pipe", "data"}
 # hardware players refuse it, so the best quality offered is 1.
 MIN_QUALITY, MAX_QUALITY = 1, 51
 
-# AVColorSpace values (libavutil/pixfmt.h) -> swscale's name for that YUV matrix
-_MATRIX_NAMES = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020",
-                 10: "BT2020"}
+# AVColorSpace values (libavutil/pixfmt.h) -> swscale's SWS_CS_* number for that YUV matrix
+# (numbers, not names: PyAV 14 has no name for BT.2020)
+_SWS_BT709, _SWS_BT601 = 1, 5
+_MATRIX_NAMES = {1: _SWS_BT709, 4: 4, 5: _SWS_BT601, 6: _SWS_BT601, 7: 7, 9: 9, 10: 9}
 _UNSPECIFIED = 2  # AVCOL_SPC/PRI/TRC_UNSPECIFIED
 _RANGE_JPEG = 2  # AVCOL_RANGE_JPEG: full range
 _HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG (ARIB STD-B67)"}
@@ -81,14 +82,15 @@ class Colour:
     def full(self) -> bool:
         return self.range == _RANGE_JPEG or self.full_range_format
 
-    def conversion_matrix(self, width: int, height: int) -> str:
-        """The matrix to convert with: the tagged one, or for untagged video the one players
-        assume (BT.709 from HD up, BT.601 below; mpv's rule). Encoding back with the same matrix
-        and no tag keeps the YUV values, so every player shows input and output alike."""
-        name = _MATRIX_NAMES.get(self.matrix)
-        if name is None:
-            name = "ITU709" if width >= 1280 or height > 576 else "ITU601"
-        return name
+    def conversion_matrix(self, width: int, height: int) -> int:
+        """swscale's number for the matrix to convert with: the tagged one, or for untagged
+        video the one players assume (BT.709 from HD up, BT.601 below; mpv's rule). Encoding
+        back with the same matrix and no tag keeps the YUV values, so every player shows input
+        and output alike."""
+        matrix = _MATRIX_NAMES.get(self.matrix)
+        if matrix is None:
+            matrix = _SWS_BT709 if width >= 1280 or height > 576 else _SWS_BT601
+        return matrix
 
     def for_output(self, width: int, height: int, coded_size) -> "Colour":
         """The description to write on an output of `width` x `height`: the source's, except
@@ -99,7 +101,7 @@ class Colour:
         used = self.conversion_matrix(*coded_size)
         if used == self.conversion_matrix(width, height):
             return self
-        return replace(self, matrix=1 if used == "ITU709" else 6)  # bt709 / smpte170m
+        return replace(self, matrix=1 if used == _SWS_BT709 else 6)  # bt709 / smpte170m
 
     @property
     def hdr(self) -> str | None:
@@ -123,6 +125,16 @@ class VideoInfo:
     colour: Colour = field(default_factory=Colour)
     coded_size: tuple = (0, 0)  # the stream's own width and height (before rotation)
     window: Window = field(default_factory=Window)
+    end: float | None = None  # where the stream's last frame ends, when the container says
+
+    def last_frame_duration(self, last_time: float, said: float | None) -> float | None:
+        """How long the last frame (shown at `last_time`) lasts: what its frame said, else
+        what the stream's end implies (PyAV 14 has no frame durations), if plausible."""
+        if said:
+            return said
+        if self.end is not None and 0 < self.end - last_time <= 10 / float(self.fps):
+            return self.end - last_time
+        return None
 
 
 def _rewind(source):
@@ -182,9 +194,10 @@ def probe(source, window: Window = Window()) -> VideoInfo:
         if not rate or rate <= 0:
             raise VideoInputError(f"{_name(source, 'the video')} has no frame rate; re-encode it "
                                   "with one.")
-        duration = None
+        duration = end = None
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
+            end = float(((stream.start_time or 0) + stream.duration) * stream.time_base)
         elif container.duration is not None:
             duration = container.duration / 1_000_000
         if window.start or window.duration:
@@ -209,7 +222,8 @@ def probe(source, window: Window = Window()) -> VideoInfo:
         return VideoInfo(int(width), int(height), Fraction(rate), duration, frames,
                          _audio_stream(container) is not None, time_s, turns, colour,
                          (int(frame.width), int(frame.height)),
-                         Window(window.start, window.duration, crop))
+                         Window(window.start, window.duration, crop),
+                         None if window.duration and end is not None and end > window.start + window.duration else end)
 
 
 def _first_frame(container, stream, window: Window):
@@ -422,9 +436,14 @@ def _audio_stream(container):
     cannot decode are passed over."""
     streams = [s for s in container.streams.audio if s.codec_context is not None]
     for stream in streams:
-        if int(getattr(stream, "disposition", 0) or 0) & 1:  # AV_DISPOSITION_DEFAULT
+        if _flags(getattr(stream, "disposition", 0)) & 1:  # AV_DISPOSITION_DEFAULT
             return stream
     return streams[0] if streams else None
+
+
+def _flags(value) -> int:
+    """An FFmpeg flag set as an int (PyAV gives an int, or a Flag enum on some versions)."""
+    return int(getattr(value, "value", value) or 0)
 
 
 def read_audio(source, window: Window = Window(), what: str = "the video") -> AudioTrack | None:

@@ -129,11 +129,13 @@ def describe(path) -> Description:
 
 
 def frames(path, pix_fmt: str = "rgb24", vf: str = "") -> np.ndarray:
-    """Every frame as a player shows it (ffmpeg rotates by the display matrix), [N, H, W, 3]
+    """Every frame as a player shows it (ffmpeg rotates by the display matrix; none is
+    repeated or dropped to make a constant rate), [N, H, W, 3]
     for rgb24; for yuv420p the raw planes of each frame, [N, H * 3 // 2, W]."""
     info = describe(path)
     w, h = (info.height, info.width) if round(info.rotation) % 180 else (info.width, info.height)
-    data = ffmpeg("-i", path, *(["-vf", vf] if vf else []), "-f", "rawvideo", "-pix_fmt", pix_fmt, "-")
+    data = ffmpeg("-i", path, *(["-vf", vf] if vf else []), "-fps_mode", "passthrough",
+                  "-f", "rawvideo", "-pix_fmt", pix_fmt, "-")
     if vf and "crop" in vf:  # a test that crops knows the size; the caller reshapes
         return np.frombuffer(data, np.uint8)
     if pix_fmt == "rgb24":
@@ -145,7 +147,8 @@ def yuv_planes(path, vf: str = "format=yuv420p") -> np.ndarray:
     """The YUV 4:2:0 8-bit samples of every frame as stored (no colour conversion, no rotation):
     what the file says, before any player's assumption. [N, H * 3 // 2, W]."""
     info = describe(path)
-    data = ffmpeg("-noautorotate", "-i", path, "-vf", vf, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-")
+    data = ffmpeg("-noautorotate", "-i", path, "-vf", vf, "-fps_mode", "passthrough", "-f",
+                  "rawvideo", "-pix_fmt", "yuv420p", "-")
     return np.frombuffer(data, np.uint8).reshape(-1, info.height * 3 // 2, info.width)
 
 

@@ -399,3 +399,33 @@ def test_quality_zero_is_refused_with_the_reason(tmp_path, fixture_checkpoint):
     assert nodes.HaloLipsyVideo.INPUT_TYPES()["required"]["quality"][1]["min"] == 1
     run(source, tmp_path / "o.mp4", fixture_checkpoint, quality=1)
     assert "High 4:4:4" not in ref.stream_text(tmp_path / "o.mp4")
+
+
+def test_frames_that_repeat_a_timestamp_are_skipped_not_fatal(tmp_path, fixture_checkpoint, caplog):
+    source = tmp_path / "dup.mkv"
+    ref.ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=0.6",
+               "-vf", "setpts='(N-eq(N,5))/25/TB'", "-fps_mode", "passthrough", "-c:v", "libx264",
+               "-bf", "0", source)
+    times, _ = ref.frame_times(source)
+    assert len(times) == 15 and len(set(np.round(times, 3))) == 14  # the fixture: one repeat
+    out = tmp_path / "out.mp4"
+    with caplog.at_level("WARNING", logger="HaloLipsy"):
+        result = run(source, out, fixture_checkpoint, detector=_EveryFrameIsAFace(),
+                     audio={"waveform": torch.from_numpy(speech(0.6)[None]), "sample_rate": 48000})
+    assert result["frames_in"] == 14 and len(ref.frames(out)) == 14
+    assert "repeat an earlier timestamp" in caplog.text
+
+
+def test_the_default_audio_track_is_the_one_used(tmp_path, fixture_checkpoint):
+    picture = ref.encode(tmp_path / "v.mp4", textured(12, 48, 64), video_args=["-pix_fmt", "yuv420p"])
+    commentary = ref._encode_sound(tmp_path / "a0.mka", np.zeros((1, 24000), np.float32), 48000,
+                                   None, ("-c:a", "aac"))
+    dialogue = ref._encode_sound(tmp_path / "a1.mka", speech(0.5), 48000, None, ("-c:a", "aac"))
+    source = tmp_path / "two_tracks.mkv"
+    ref.ffmpeg("-i", picture, "-i", commentary, "-i", dialogue, "-map", "0:v", "-map", "1:a",
+               "-map", "2:a", "-c", "copy", "-disposition:a:0", "0", "-disposition:a:1", "default",
+               source)
+    out = tmp_path / "out.mp4"
+    run(source, out, fixture_checkpoint)
+    samples, _, _ = ref.audio(out, channels=1)
+    assert np.sqrt((samples ** 2).mean()) > 0.05  # the default track (speech), not the first (silence)
