@@ -107,6 +107,8 @@ def test_bad_input_exits_2_with_the_reason_and_leaves_an_earlier_output(work, mo
     assert "the speech file" in err and "not a video" not in err
     assert main(folder / "nowhere.mp4", "-o", earlier, "--models", models, "-q") == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(words, "-o", earlier, "--models", models, "-q") == 2  # FFmpeg's tty demuxer
+    assert "is not a media file (FFmpeg reads it as 'tty'" in capsys.readouterr().err
     assert main(source, "-o", earlier, "--models", models, "-q", "--quality", "0") == 2
     assert "browsers and most players refuse" in capsys.readouterr().err
     assert earlier.read_bytes() == b"an earlier result"
