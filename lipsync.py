@@ -30,7 +30,7 @@ EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 OUTPUT_TYPES = (".mp4", ".mov", ".mkv")  # video.CONTAINERS, named here for --help before loading
 
 
-def load_pack():
+def load_pack(*modules):
     """The pack's modules, loaded as ComfyUI loads them (the folder's name does not matter)."""
     name = "halo_lipsy_cli_pack"
     if name not in sys.modules:
@@ -39,7 +39,8 @@ def load_pack():
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    return {m: importlib.import_module(f"{name}.{m}") for m in ("pipeline", "video", "audio")}
+    return {m: importlib.import_module(f"{name}.{m}")
+            for m in modules or ("pipeline", "video", "audio", "settings")}
 
 
 def default_model_dirs() -> list[Path]:
@@ -50,7 +51,13 @@ def default_model_dirs() -> list[Path]:
     return dirs
 
 
+def load_settings():
+    """The pack's settings module, loaded alone (cheap: --help needs no torch)."""
+    return load_pack("settings")["settings"]
+
+
 def parse_args(argv=None):
+    settings = load_settings()
     parser = argparse.ArgumentParser(
         prog="lipsync.py", description="Lip-sync a video to speech with Wav2Lip (Halo-Lipsy).",
         epilog="Exit codes: 0 done, 2 bad input, 130 interrupted, 1 unexpected error.")
@@ -65,24 +72,28 @@ def parse_args(argv=None):
     parser.add_argument("--models", action="append", type=Path,
                         help="folder with wav2lip_gan.pth / wav2lip.pth (and s3fd-619a316812.pth); "
                              "repeatable")
-    parser.add_argument("--checkpoint", default="auto", help="a file name in those folders, a path, or auto")
-    parser.add_argument("--mode", default="sequential", choices=["sequential", "repetitive", "pingpong"])
-    parser.add_argument("--face-detect-batch", type=int, default=4)
-    parser.add_argument("--inference-batch", type=int, default=64)
-    parser.add_argument("--cpu", action="store_true", help="run the generator on the CPU")
-    parser.add_argument("--sync-offset", type=int, default=0,
-                        help="whole frames; positive makes the lips later")
-    parser.add_argument("--mel-step-multiplier", type=float, default=1.0)
-    parser.add_argument("--face-padding", type=int, default=10)
-    parser.add_argument("--smooth-box-frames", type=int, default=5)
-    parser.add_argument("--no-blend", action="store_true", help="Wav2Lip's plain rectangular paste")
-    parser.add_argument("--blend-radius", type=int, default=5)
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    parser.add_argument("--quality", type=int, default=19,
-                        help="x264 CRF: 1 best, 51 smallest (0, lossless, is refused: most "
-                             "players cannot play it)")
+    for setting in settings.settings_for(settings.CLI):  # the nodes' settings, declared once
+        add_setting_flag(parser, setting)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
+
+
+def add_setting_flag(parser, setting):
+    """A flag for a declared setting: its type, choices and default come from the declaration;
+    a BOOLEAN's flag sets the value the declaration names (--cpu sets force_cpu, --no-blend
+    clears blend_edges). Values are checked by Settings, with the nodes' messages."""
+    common = {"dest": setting.name, "default": setting.default,
+              "help": f"{setting.tooltip} (default: %(default)s)"}
+    if setting.kind == "BOOLEAN":
+        action = "store_true" if setting.flag_sets else "store_false"
+        common["help"] = (f"sets the node's {setting.name} to {str(setting.flag_sets).lower()} "
+                          f"(default {str(setting.default).lower()}). {setting.name}: {setting.tooltip}")
+        parser.add_argument(setting.flag, action=action, **common)
+    elif setting.kind == "CHOICE":
+        parser.add_argument(setting.flag, choices=setting.choices, **common)
+    else:
+        kind = {"INT": int, "FLOAT": float}.get(setting.kind, str)
+        parser.add_argument(setting.flag, type=kind, **common)
 
 
 class ProgressBar:
@@ -189,21 +200,21 @@ def run(args, pack) -> int:
         if track is None:
             raise BadInput(f"Halo-Lipsy: the speech file '{args.audio}' has no audio stream.")
         audio = {"waveform": track.samples[None], "sample_rate": track.rate}
-    settings = pipeline.Settings(
-        args.checkpoint, args.mode, args.face_detect_batch, args.inference_batch, args.cpu,
-        args.sync_offset, args.mel_step_multiplier, args.face_padding, args.smooth_box_frames,
-        not args.no_blend, args.blend_radius, args.precision)
-    pipeline.check_quality(args.quality)
+    declared = pack["settings"]
+    settings = declared.Settings(**{s.name: getattr(args, s.name)
+                                    for s in declared.settings_for(declared.CLI)})
     partial = temporary_output(output)
     bar = ProgressBar(args.quiet)
     try:
         hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar)
-        pipeline.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
-                               face_mask=face_mask, quality=args.quality)
+        report = pipeline.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
+                                        face_mask=face_mask)
         os.replace(partial, output)
     finally:
         bar.close()
         partial.unlink(missing_ok=True)
+    if not args.quiet:
+        print(report.summary())
     print(f"wrote {output}")
     return EXIT_OK
 

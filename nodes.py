@@ -15,8 +15,7 @@ import logging
 from pathlib import Path
 
 from . import pipeline  # imports nothing heavy at module level
-# the plain logic's names, re-exported for tools and tests that use the node module
-from .pipeline import LAST_RUN, MODES, HaloLipsyError, frame_schedule  # noqa: F401
+from .settings import IMAGE, VIDEO, HaloLipsyError, Settings, settings_for
 
 logger = logging.getLogger("HaloLipsy")
 
@@ -229,92 +228,37 @@ def release_models():
 # ---------------------------------------------------------------------------- the pipeline, wired
 
 
-def _hooks(search_dirs=None, detector=None) -> pipeline.Hooks:
+def _hooks() -> pipeline.Hooks:
     """The pipeline's hooks inside (or outside) ComfyUI. Module functions are looked up at call
-    time, so tests can replace them."""
-    dirs = model_search_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
+    time, so a test can replace one with monkeypatch as it would any function."""
     progress = _Progress()
     return pipeline.Hooks(
-        resolve_checkpoint=lambda name: resolve_checkpoint_path(name, search_dirs),
+        resolve_checkpoint=lambda name: resolve_checkpoint_path(name),
         load_generator=lambda path, force_cpu, precision: _generator_on_device(path, force_cpu, precision),
-        detector=lambda batch: detector if detector is not None else _s3fd_detector(batch, dirs),
+        detector=lambda batch: _s3fd_detector(batch, model_search_dirs()),
         progress=progress.set,
         check_interrupt=_check_interrupt)
-
-
-def run_lipsync(images, audio, checkpoint="auto", mode="sequential", fps=25.0,
-                face_detect_batch=4, inference_batch=64, force_cpu=False, sync_offset=0,
-                mel_step_multiplier=1.0, face_padding=10, smooth_box_frames=5, blend_edges=True,
-                blend_radius=5, face_mask=None, precision="auto", detector=None, search_dirs=None):
-    """Lip-sync `images` to `audio`; returns (IMAGE float32 on the CPU, AUDIO, MASK).
-
-    `detector` and `search_dirs` replace S3FD and the model folders (tests, benchmarks)."""
-    settings = pipeline.Settings(checkpoint, mode, face_detect_batch, inference_batch, force_cpu,
-                                 sync_offset, mel_step_multiplier, face_padding, smooth_box_frames,
-                                 blend_edges, blend_radius, precision)
-    return pipeline.lipsync_images(images, audio, fps, settings, _hooks(search_dirs, detector),
-                                   face_mask)
 
 
 # ---------------------------------------------------------------------------- the node
 
 
-def _setting_inputs(with_fps: bool) -> dict:
-    """The settings both nodes share, in the IMAGE node's order (saved workflows depend on it)."""
-    from .wav2lip.device import PRECISIONS
+def _node_input(setting) -> tuple:
+    """A ComfyUI input spec from a setting's declaration (settings.py)."""
+    options = {"default": setting.default, "tooltip": setting.tooltip}
+    if setting.kind == "CHECKPOINT":
+        return checkpoint_choices(), options
+    if setting.kind == "CHOICE":
+        return list(setting.choices), options
+    for key, value in (("min", setting.minimum), ("max", setting.maximum), ("step", setting.step)):
+        if value is not None:
+            options[key] = value
+    return setting.kind, options
 
-    inputs = {
-        "checkpoint": (checkpoint_choices(), {
-            "default": "auto",
-            "tooltip": "Wav2Lip weights from models/wav2lip (and its subfolders, and any wav2lip "
-                       "folder in extra_model_paths.yaml) or this pack's checkpoints/. auto prefers "
-                       "wav2lip_gan.pth, then wav2lip.pth."}),
-        "mode": (list(MODES), {
-            "default": "sequential",
-            "tooltip": "sequential: frames in order, the last held while audio remains. "
-                       "repetitive: the clip loops to the audio's length. pingpong: the clip plays "
-                       "forward then backward (no jump cut)."}),
-        "fps": ("FLOAT", {
-            "default": 25.0, "min": 0.01, "max": 240.0, "step": 0.001,
-            "tooltip": "Frame rate of the images. Wire it from GetVideoComponents or VHS Video "
-                       "Info; a wrong fps drifts out of sync."}),
-        "face_detect_batch": ("INT", {
-            "default": 4, "min": 1, "max": 64, "tooltip": "Images per face-detector call (CPU)."}),
-        "inference_batch": ("INT", {
-            "default": 64, "min": 1, "max": 1024,
-            "tooltip": "Frames per generator batch; halved automatically on out-of-memory."}),
-        "force_cpu": ("BOOLEAN", {
-            "default": False, "tooltip": "Run the generator on the CPU even if a GPU is present."}),
-        "sync_offset": ("INT", {
-            "default": 0, "min": -10, "max": 10,
-            "tooltip": "Shift the mouth by whole frames: positive makes the lips later, negative "
-                       "earlier (lips behind the audio: try -2)."}),
-        "mel_step_multiplier": ("FLOAT", {
-            "default": 1.0, "min": 0.1, "max": 4.0, "step": 0.01,
-            "tooltip": "Audio advanced per frame relative to the frame rate; 1.0 is exact sync."}),
-        "face_padding": ("INT", {
-            "default": 10, "min": 0, "max": 200,
-            "tooltip": "Pixels added below the face box (the chin side), as Wav2Lip's default pads "
-                       "0 10 0 0."}),
-        "smooth_box_frames": ("INT", {
-            "default": 5, "min": 0, "max": 61,
-            "tooltip": "Average face boxes over this many frames (centred) against jitter; 0 or 1 is off."}),
-        "blend_edges": ("BOOLEAN", {
-            "default": True,
-            "tooltip": "Blend only the mouth and jaw through a feathered mask, keeping the eyes "
-                       "sharp. Off: Wav2Lip's plain rectangular paste."}),
-        "blend_radius": ("INT", {
-            "default": 5, "min": 0, "max": 64, "tooltip": "Feather width of the blend mask in pixels."}),
-        "precision": (list(PRECISIONS), {
-            "default": "auto",
-            "tooltip": "Generator precision. auto: fp16 on NVIDIA (Volta+) and AMD GPUs, fp32 "
-                       "elsewhere (and with --force-fp32). bf16: ~2x faster on CPUs with AVX-512 "
-                       "BF16 or AMX, slightly different mouth texture. A precision the device does "
-                       "not run natively falls back to fp32."}),
-    }
-    if not with_fps:
-        del inputs["fps"]
-    return inputs
+
+def _setting_inputs(front_end: str) -> dict:
+    """The settings a node shows, in declaration order (saved workflows depend on it)."""
+    return {setting.name: _node_input(setting) for setting in settings_for(front_end)}
 
 
 class _LipsyNode:
@@ -350,7 +294,7 @@ class HaloLipsy(_LipsyNode):
             "required": {
                 "images": ("IMAGE", {"tooltip": "Video frames (or one image) with a face to lip-sync."}),
                 "audio": ("AUDIO", {"tooltip": "The speech to sync to (any rate, mono or stereo)."}),
-                **_setting_inputs(with_fps=True),
+                **_setting_inputs(IMAGE),
             },
             "optional": {
                 "face_mask": ("MASK", {
@@ -359,14 +303,10 @@ class HaloLipsy(_LipsyNode):
             },
         }
 
-    def lipsync(self, images, audio, checkpoint="auto", mode="sequential", fps=25.0,
-                face_detect_batch=4, inference_batch=64, force_cpu=False, sync_offset=0,
-                mel_step_multiplier=1.0, face_padding=10, smooth_box_frames=5, blend_edges=True,
-                blend_radius=5, precision="auto", face_mask=None):
-        return run_lipsync(images, audio, checkpoint, mode, fps, face_detect_batch,
-                           inference_batch, force_cpu, sync_offset, mel_step_multiplier,
-                           face_padding, smooth_box_frames, blend_edges, blend_radius, face_mask,
-                           precision)
+    def lipsync(self, images, audio, face_mask=None, **settings):
+        result = pipeline.lipsync_images(images, audio, Settings(**settings), _hooks(), face_mask)
+        result.report.log()
+        return result.outputs()
 
 
 def _temp_video_path() -> Path:
@@ -436,12 +376,7 @@ class HaloLipsyVideo(_LipsyNode):
         return {
             "required": {
                 "video": ("VIDEO", {"tooltip": "The video to lip-sync (Load Video)."}),
-                **_setting_inputs(with_fps=False),
-                "quality": ("INT", {
-                    "default": 19, "min": 1, "max": 51,
-                    "tooltip": "H.264 quality of the output (x264 CRF): 1 best and largest, "
-                               "18-23 look like the source, 51 smallest. (0, lossless, is left "
-                               "out: it needs a profile browsers and most players refuse.)"}),
+                **_setting_inputs(VIDEO),
             },
             "optional": {
                 "audio": ("AUDIO", {
@@ -452,25 +387,20 @@ class HaloLipsyVideo(_LipsyNode):
             },
         }
 
-    def lipsync(self, video, checkpoint="auto", mode="sequential", face_detect_batch=4,
-                inference_batch=64, force_cpu=False, sync_offset=0, mel_step_multiplier=1.0,
-                face_padding=10, smooth_box_frames=5, blend_edges=True, blend_radius=5,
-                precision="auto", quality=19, audio=None, face_mask=None):
-        settings = pipeline.Settings(checkpoint, mode, face_detect_batch, inference_batch,
-                                     force_cpu, sync_offset, mel_step_multiplier, face_padding,
-                                     smooth_box_frames, blend_edges, blend_radius, precision)
+    def lipsync(self, video, audio=None, face_mask=None, **settings):
         source = _stream_source(video)
         path = _temp_video_path()
         if source is None:  # frames already in memory: the IMAGE route, encoded the same way
             components = video.get_components()
-            pipeline.lipsync_components(
-                components.images, audio if audio is not None else components.audio,
-                float(components.frame_rate), str(path), settings, _hooks(),
-                face_mask=face_mask, quality=quality)
+            report = pipeline.lipsync_components(
+                components.images, audio if audio is not None else components.audio, str(path),
+                Settings(fps=float(components.frame_rate), **settings), _hooks(),
+                face_mask=face_mask)
         else:
-            pipeline.lipsync_video(source, str(path), settings, _hooks(), audio=audio,
-                                   face_mask=face_mask, quality=quality,
-                                   window=_video_window(video))
+            report = pipeline.lipsync_video(source, str(path), Settings(**settings), _hooks(),
+                                            audio=audio, face_mask=face_mask,
+                                            window=_video_window(video))
+        report.log()
         return (_video_from_file(path),)
 
 

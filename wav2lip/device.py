@@ -22,8 +22,8 @@ def pick_device(force_cpu: bool = False) -> torch.device:
     return torch.device("cpu")
 
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = ("auto", *_DTYPES)  # what this module computes; settings.py offers these
 
 
 def cpu_has_native_bf16() -> bool:
