@@ -6,6 +6,15 @@
       -> wav2lip: crop, generate, paste
       -> frames out (a preallocated IMAGE + MASK, or an encoder)
 
+The routes read as their steps:
+
+    IMAGE: set up -> timeline -> boxes -> generate into the outputs -> ImageResult
+    VIDEO: probe -> sound -> set up -> boxes pass -> timeline -> generate-and-encode pass -> Report
+
+Both share one timeline (which input frame, at what time, for each output frame), one batch
+loop (interrupt, progress per generator slice) and one lip-sync step. Each returns its numbers
+in a `Report`; nothing is kept between runs.
+
 This module knows no ComfyUI. Whoever calls it hands in a `Hooks` object: how to find the
 checkpoint, how to place the generator (ComfyUI's model management, or torch's best device),
 which face detector to use, where progress goes and how an interrupt is noticed. Data and calls
@@ -25,21 +34,22 @@ from typing import Callable
 
 import numpy as np
 
+from .settings import MODES, HaloLipsyError, Settings
+
 logger = logging.getLogger("HaloLipsy")
 
-MODES = ("sequential", "repetitive", "pingpong")
 MAX_GAP_SECONDS = 0.2  # faceless stretches up to this long between two faces are bridged
 MEMORY_MARGIN_GB = 0.5  # kept free beyond the output, for the models, crops and the OS
-
-LAST_RUN: dict = {}  # the numbers of the most recent run (the summary line, for tools and benchmarks)
-
-
-class HaloLipsyError(ValueError):
-    """Bad input or setup; the message says what to do."""
+BATCH_BYTES = 256 << 20  # decoded frames the VIDEO route holds per batch (40 frames of 1080p)
+TIME_TOLERANCE = 1e-7  # seconds: float noise never adds a frame (4.4 s at 25 fps is 110 frames)
+DETECTION_SHARE = 0.3  # of the progress bar, when a detector runs
 
 
 def _noop(*_args):
     return None
+
+
+# ---------------------------------------------------------------------------- what callers hand in
 
 
 @dataclass
@@ -55,8 +65,8 @@ class Hooks:
     check_interrupt: Callable[[], None] = _noop
 
 
-def plain_hooks(search_dirs, detector=None, progress=_noop, check_interrupt=_noop) -> Hooks:
-    """Hooks without ComfyUI (the command line, tests): checkpoints and the S3FD weights from
+def plain_hooks(search_dirs, progress=_noop, check_interrupt=_noop) -> Hooks:
+    """Hooks without ComfyUI (the command line): checkpoints and the S3FD weights from
     `search_dirs`, the generator on torch's best device."""
     search_dirs = [Path(d) for d in search_dirs]
 
@@ -71,8 +81,6 @@ def plain_hooks(search_dirs, detector=None, progress=_noop, check_interrupt=_noo
         return load_generator(path, device, dtype, fmt), device, dtype, fmt
 
     def make_detector(batch_size):
-        if detector is not None:
-            return detector
         from .face_detect.s3fd import S3FDDetector, find_s3fd_weights
         return S3FDDetector(find_s3fd_weights(search_dirs), batch_size)
 
@@ -90,45 +98,65 @@ def generator_format(device, precision: str, force_fp32: bool = False):
     return dtype, pick_memory_format(device)
 
 
+# ---------------------------------------------------------------------------- what a run returns
+
+
 @dataclass
-class Settings:
-    """The node's settings (its input names), checked by `validated()`."""
+class Report:
+    """The numbers of one run: what the node logs, the command line prints, and benchmarks and
+    tests read."""
 
-    checkpoint: str = "auto"
-    mode: str = "sequential"
-    face_detect_batch: int = 4
-    inference_batch: int = 64
-    force_cpu: bool = False
-    sync_offset: float = 0
-    mel_step_multiplier: float = 1.0
-    face_padding: int = 10
-    smooth_box_frames: int = 5
-    blend_edges: bool = True
-    blend_radius: int = 5
-    precision: str = "auto"
+    frames_in: int
+    frames_out: int
+    faces_found: int  # input frames with a face
+    frames_shown: int  # input frames the output shows
+    frames_synced: int  # output frames with a generated mouth
+    mode: str
+    fps: float
+    device: str
+    dtype: str
+    audio_and_model_s: float
+    detection_s: float
+    generation_s: float
+    detection_stats: object = None  # face_detect.DetectionStats; None with a face_mask
+    frame_copy_s: float = 0.0  # IMAGE route: copying input frames into the output
+    seeks: int = 0  # VIDEO route: jumps back in the file (loop modes)
+    duration_s: float = 0.0  # VIDEO route: the output's length
 
-    def validated(self) -> "Settings":
-        from .wav2lip.device import PRECISIONS
+    def summary(self) -> str:
+        detection = f" ({self.detection_stats.summary()})" if self.detection_stats else " (face_mask)"
+        return (f"Halo-Lipsy: {self.frames_in} frames in -> {self.frames_out} out ({self.mode}, "
+                f"{self.fps:.3g} fps), faces in {self.faces_found}/{self.frames_shown} input "
+                f"frames, {self.frames_synced} frames lip-synced; audio+model "
+                f"{self.audio_and_model_s:.2f}s, detection {self.detection_s:.2f}s{detection}, "
+                f"generation {self.generation_s:.2f}s on {self.device} ({self.dtype})")
 
-        _check_mode(self.mode)
-        if self.precision not in PRECISIONS:
-            raise HaloLipsyError(f"Halo-Lipsy: precision '{self.precision}' is unknown; use one of "
-                                 f"{', '.join(PRECISIONS)}.")
-        return Settings(
-            checkpoint=self.checkpoint, mode=self.mode,
-            face_detect_batch=_whole_number("face_detect_batch", self.face_detect_batch),
-            inference_batch=_whole_number("inference_batch", self.inference_batch),
-            force_cpu=bool(self.force_cpu),
-            sync_offset=_finite("sync_offset", self.sync_offset),
-            mel_step_multiplier=_finite("mel_step_multiplier", self.mel_step_multiplier, positive=True),
-            face_padding=_whole_number("face_padding", self.face_padding, 0),
-            smooth_box_frames=_whole_number("smooth_box_frames", self.smooth_box_frames, 0),
-            blend_edges=bool(self.blend_edges),
-            blend_radius=_whole_number("blend_radius", self.blend_radius, 0),
-            precision=self.precision)
+    def log(self):
+        logger.info("%s", self.summary())
+        if self.faces_found == 0:
+            logger.warning("Halo-Lipsy: no face found in any frame; the frames pass through "
+                           "unchanged. Check the face is visible and not tiny, or give a face_mask "
+                           "(the node's face_mask input, or --face-mask).")
 
 
-TIME_TOLERANCE = 1e-7  # seconds: float noise never adds a frame (4.4 s at 25 fps is 110 frames)
+@dataclass
+class ImageResult:
+    """The IMAGE route's outputs: IMAGE (float32, CPU), the fitted AUDIO, the MASK of the
+    generated pixels' weights, and the run's numbers."""
+
+    images: object
+    audio: dict
+    mask: object
+    report: Report
+
+    def outputs(self) -> tuple:
+        return self.images, self.audio, self.mask
+
+    def __iter__(self):  # images, audio, mask = result
+        return iter(self.outputs())
+
+
+# ---------------------------------------------------------------------------- the timeline
 
 
 @dataclass
@@ -154,11 +182,12 @@ def timeline(mode: str, frame_times, audio_end: float, fps: float,
 
     Each input frame lasts until the next one; the last one `last_duration` (what the file
     says; default 1/fps). sequential: every input frame at its own time, then the last one held
-    (at 1/fps steps) while audio remains.
-    repetitive and pingpong: the clip loops (pingpong: forward then backward) with each frame
-    keeping its own duration, until the audio ends. So variable-frame-rate video keeps its
-    rhythm in every mode, and constant-rate video gives frame i at i / fps."""
-    _check_mode(mode)
+    (at 1/fps steps) while audio remains. repetitive and pingpong: the clip loops (pingpong:
+    forward then backward) with each frame keeping its own duration, until the audio ends. So
+    variable-frame-rate video keeps its rhythm in every mode, and constant-rate video gives
+    frame i at i / fps."""
+    if mode not in MODES:
+        raise HaloLipsyError(f"Halo-Lipsy: mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
     times = np.asarray(frame_times, dtype=np.float64)
     n, step = len(times), 1.0 / float(fps)
     last = step if not last_duration or last_duration <= 0 else float(last_duration)
@@ -170,105 +199,22 @@ def timeline(mode: str, frame_times, audio_end: float, fps: float,
         held = max(0, math.ceil(round((limit - first_held) * fps, 6))) if limit > first_held else 0
         source = np.concatenate([np.arange(n), np.full(held, n - 1)]).astype(np.int64)
         out = np.concatenate([times, first_held + step * np.arange(held)])
+        end = float(out[-1] + (step if held else last))
     else:
         if mode == "repetitive" or n == 1:
             cycle = np.arange(n)
         else:  # pingpong: 0..n-1, n-2..1, then again
             cycle = np.concatenate([np.arange(n), np.arange(n - 2, 0, -1)])
-        cycle_length = float(durations[cycle].sum())
-        loops = max(1, math.ceil(max(0.0, limit) / cycle_length) + 1)
+        loops = max(1, math.ceil(max(0.0, limit) / float(durations[cycle].sum())) + 1)
         source = np.tile(cycle, loops)
         out = np.concatenate([[0.0], np.cumsum(durations[source])[:-1]])
         keep = int(np.searchsorted(out, limit, side="left")) if limit > 0 else 0
         source, out = source[:keep], out[:keep]
-    end = float(out[-1] + (durations[source[-1]] if len(out) <= n or mode != "sequential" else step))
+        end = float(out[-1] + durations[source[-1]]) if keep else 0.0
     return Timeline(source, out, np.round(out * fps, 6), end)
 
 
-def frame_schedule(mode: str, n_video: int, n_audio: int) -> np.ndarray:
-    """For each output frame, the input frame it is made from, for constant-rate frames and
-    audio lasting `n_audio` frames (the timeline's source column)."""
-    return timeline(mode, np.arange(n_video) / 25.0, n_audio / 25.0, 25.0).source
-
-
-def _check_mode(mode):
-    if mode not in MODES:
-        raise HaloLipsyError(f"Halo-Lipsy: mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
-    return mode
-
-
-def _validate_images(images):
-    import torch
-
-    if images is None:
-        raise HaloLipsyError("Halo-Lipsy: no images: connect an IMAGE output (frames of a video, "
-                             "or a single image) to the 'images' input.")
-    if not isinstance(images, torch.Tensor):
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' is a {type(images).__name__}, not a ComfyUI "
-                             "IMAGE tensor; connect an IMAGE output.")
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] not in (3, 4):
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' has shape {tuple(images.shape)}; expected an "
-                             "IMAGE [frames, height, width, 3 or 4 channels].")
-    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' is empty (shape {tuple(images.shape)}); the "
-                             "video loader produced no frames. Check its path and frame limits.")
-    if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' has dtype {images.dtype}; expected float "
-                             "pixels in [0, 1] (any float precision) or uint8 pixels in 0-255. "
-                             "Convert the frames to a ComfyUI IMAGE first.")
-    return images
-
-
-def _whole_number(name, value, minimum=1):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or number != value or number < minimum:
-        raise HaloLipsyError(f"Halo-Lipsy: {name} is {value!r}; it must be a whole number "
-                             f">= {minimum}.")
-    return number
-
-
-def _finite(name, value, positive=False):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not math.isfinite(number) or (positive and number <= 0):
-        raise HaloLipsyError(f"Halo-Lipsy: {name} is {value!r}; it must be a "
-                             f"{'positive ' if positive else ''}finite number.")
-    return number
-
-
-def _allocate_output(n_out, height, width, channels):
-    """(IMAGE, MASK) output tensors, refused with a clear message when they cannot fit in the
-    memory actually available: under Linux overcommit torch.empty succeeds and the process is
-    killed later while filling it, so the check must come first."""
-    import psutil
-    import torch
-
-    need = n_out * height * width * (channels + 1) * 4
-    available = psutil.virtual_memory().available
-    margin = max(MEMORY_MARGIN_GB * 2**30, 0.1 * need)
-    message = (f"Halo-Lipsy: not enough memory for the output ({n_out} frames of {width}x{height}: "
-               f"{need / 2**30:.1f} GB of float32 IMAGE and MASK, with {available / 2**30:.1f} GB "
-               "available). Use shorter audio or video, downscale the frames first, or use the "
-               "Halo-Lipsy (Video) node, whose memory does not grow with length.")
-    if need + margin > available:
-        raise HaloLipsyError(message)
-    try:
-        return (torch.empty((n_out, height, width, channels), dtype=torch.float32),
-                torch.zeros((n_out, height, width), dtype=torch.float32))
-    except (RuntimeError, MemoryError):
-        raise HaloLipsyError(message) from None
-
-
-def _frame_list(frames) -> str:
-    shown = ", ".join(str(int(f)) for f in frames[:8])
-    return shown + (f" and {len(frames) - 8} more" if len(frames) > 8 else "")
+# ---------------------------------------------------------------------------- shared steps
 
 
 @dataclass
@@ -281,6 +227,11 @@ class _Stages:
     dtype: object
     box_settings: object
     setup_s: float = 0.0
+
+    def report(self, settings: Settings, **numbers) -> Report:
+        return Report(mode=settings.mode, fps=self.features.fps, device=str(self.device),
+                      dtype=str(self.dtype).replace("torch.", ""),
+                      audio_and_model_s=self.setup_s, **numbers)
 
 
 def _set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
@@ -323,19 +274,36 @@ def _detection_errors(width, height):
             "skip face detection.") from None
 
 
-def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, times, weights=None,
+def _batches(n_out: int, batch: int, hooks: Hooks, share_before: float):
+    """(start, stop, on_slice) for each batch of output frames, with an interrupt check before
+    each; `on_slice` (for the generator) checks again and moves the progress bar per slice, and
+    the bar moves after each batch."""
+    share = 1.0 - share_before
+    for start in range(0, n_out, batch):
+        hooks.check_interrupt()
+        stop = min(n_out, start + batch)
+
+        def on_slice(done, total, start=start, stop=stop):
+            hooks.check_interrupt()
+            hooks.progress(share_before + share * (start + (stop - start) * done / max(1, total)) / n_out)
+
+        yield start, stop, on_slice
+        hooks.progress(share_before + share * stop / n_out)
+
+
+def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, weights=None,
                 on_slice=None) -> int:
     """Lip-sync `frames` (a list of H x W x C float32 [0, 1] arrays, written in place) whose
-    face boxes are `boxes` (None: no face) and whose audio windows start at output times
-    `times` (frame units: i for frame i at the nominal rate). `weights` (optional list of H x W
-    arrays) receive the blend weights. Returns how many frames were synced."""
+    face boxes are `boxes` (None: no face) and whose audio windows start at `positions` (frame
+    units: i for frame i at the nominal rate). `weights` (optional list of H x W arrays) receive
+    the blend weights. Returns how many frames were synced."""
     from .wav2lip import face_input, paste
 
     faced = [k for k, box in enumerate(boxes) if box is not None]
     if not faced:
         return 0
     faces = np.stack([face_input(frames[k], boxes[k]) for k in faced])
-    mels = stages.features.windows(np.asarray([times[k] for k in faced]), settings.sync_offset,
+    mels = stages.features.windows(np.asarray([positions[k] for k in faced]), settings.sync_offset,
                                    settings.mel_step_multiplier)
     generated = stages.generator(mels, faces, on_slice=on_slice)
     for j, k in enumerate(faced):
@@ -344,28 +312,45 @@ def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, times, weigh
     return len(faced)
 
 
-def lipsync_images(images, audio, fps, settings: Settings, hooks: Hooks, face_mask=None):
-    """The IMAGE route: returns (IMAGE float32 on the CPU, AUDIO, MASK).
+def _usable(boxes, height, width) -> list:
+    """Boxes clipped to the frame, None where there is no face (or too small a one)."""
+    from .wav2lip import clip_box
+
+    return [clip_box(b, height, width) if b[0] >= 0 else None for b in boxes]
+
+
+# ---------------------------------------------------------------------------- the IMAGE route
+
+
+def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=None) -> ImageResult:
+    """The IMAGE route: frames (IMAGE at `settings.fps`) and AUDIO in, an ImageResult out.
 
     MASK holds, per output frame, the weight each pixel's generated value got (0 where the
     frame passed through)."""
-    import torch
-
-    from . import face_detect as fd
-    from .wav2lip import clip_box
-
     images = _validate_images(images)
-    settings = settings.validated()
-    stages = _set_up(audio, fps, settings, hooks)
+    stages = _set_up(audio, settings.fps, settings, hooks)
     features, fps = stages.features, stages.features.fps
-    n_video, height, width, channels = (int(v) for v in images.shape)
-    plan = timeline(settings.mode, np.arange(n_video) / fps, features.duration, fps)
-    schedule, n_out = plan.source, len(plan)
-    used = int(schedule.max()) + 1  # a prefix of the input frames is ever shown
-
-    # -- face boxes, one row per input frame shown
-    detect_share = 0.0 if face_mask is not None else 0.3
+    plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
     t0 = time.perf_counter()
+    usable, stats = _image_boxes(images, plan, stages, settings, hooks, face_mask)
+    detect_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out, mask, synced, copy_s = _image_generate(images, usable, plan, stages, settings, hooks,
+                                                0.0 if face_mask is not None else DETECTION_SHARE)
+    report = stages.report(
+        settings, frames_in=int(images.shape[0]), frames_out=len(plan),
+        faces_found=sum(u is not None for u in usable), frames_shown=len(usable),
+        frames_synced=synced, detection_s=detect_s, generation_s=time.perf_counter() - t0,
+        detection_stats=stats, frame_copy_s=copy_s)
+    return ImageResult(out, features.fitted_audio(len(plan)), mask, report)
+
+
+def _image_boxes(images, plan, stages, settings, hooks, face_mask):
+    """A usable box (or None) for each input frame the output shows, and the detection stats."""
+    from . import face_detect as fd
+
+    n_video, height, width = (int(v) for v in images.shape[:3])
+    used = int(plan.source.max()) + 1  # a prefix of the input frames is ever shown
     stats = None
     with _detection_errors(width, height):
         if face_mask is not None:
@@ -373,74 +358,93 @@ def lipsync_images(images, audio, fps, settings: Settings, hooks: Hooks, face_ma
         else:
             detector = hooks.detector(settings.face_detect_batch)
             boxes, stats = fd.detect_boxes(images, used, detector, stages.box_settings,
-                                           on_progress=lambda f: hooks.progress(detect_share * f),
+                                           on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
                                            check_interrupt=hooks.check_interrupt)
-    detect_s = time.perf_counter() - t0
-    usable = [clip_box(b, height, width) if b[0] >= 0 else None for b in boxes]
+    return _usable(boxes, height, width), stats
 
-    def generation_progress(fraction):
-        hooks.progress(detect_share + (1.0 - detect_share) * fraction)
 
-    # -- generation, streamed in chunks into one preallocated output
-    t0 = time.perf_counter()
-    out, mask_out = _allocate_output(n_out, height, width, channels)
-    out_np, mask_np = out.numpy(), mask_out.numpy()  # shared memory: pasting writes the outputs
-    scale_uint8 = images.dtype == torch.uint8
+def _image_generate(images, usable, plan, stages, settings, hooks, share_before):
+    """Copy each output frame's input frame into one preallocated output, a batch at a time,
+    and lip-sync it there. Returns (IMAGE, MASK, frames synced, seconds spent copying)."""
+    import torch
+
+    n_out, (height, width, channels) = len(plan), (int(v) for v in images.shape[1:])
+    out, mask = _allocate_output(n_out, height, width, channels)
+    out_np, mask_np = out.numpy(), mask.numpy()  # shared memory: pasting writes the outputs
+    source = plan.source
     synced, copy_s, non_finite = 0, 0.0, []
-    batch = settings.inference_batch
-    for start in range(0, n_out, batch):
-        hooks.check_interrupt()
-        stop = min(n_out, start + batch)
-        t1 = time.perf_counter()
+    for start, stop, on_slice in _batches(n_out, settings.inference_batch, hooks, share_before):
+        t0 = time.perf_counter()
         for i in range(start, stop):
-            out[i].copy_(images[int(schedule[i])])
-        if scale_uint8:
+            out[i].copy_(images[int(source[i])])
+        if images.dtype == torch.uint8:
             out[start:stop] /= 255.0
-        copy_s += time.perf_counter() - t1
-
-        def on_slice(done, total, start=start, stop=stop):
-            hooks.check_interrupt()
-            generation_progress((start + (stop - start) * done / max(1, total)) / n_out)
-
+        copy_s += time.perf_counter() - t0
+        boxes = [usable[source[i]] for i in range(start, stop)]
         # only float input can hold NaN or inf: the generator sees them as black (face_input)
-        non_finite += [i for i in range(start, stop) if usable[schedule[i]] is not None
-                       and not _box_is_finite(out_np[i], usable[schedule[i]])]
-        synced += _sync_faces(stages, settings, [out_np[i] for i in range(start, stop)],
-                              [usable[schedule[i]] for i in range(start, stop)],
-                              plan.positions[start:stop], [mask_np[i] for i in range(start, stop)],
-                              on_slice)
-        generation_progress(stop / n_out)
-    generate_s = time.perf_counter() - t0
-
-    faces_found = sum(u is not None for u in usable)
+        non_finite += [i for i, box in zip(range(start, stop), boxes)
+                       if box is not None and not _box_is_finite(out_np[i], box)]
+        synced += _sync_faces(stages, settings, list(out_np[start:stop]), boxes,
+                              plan.positions[start:stop], list(mask_np[start:stop]), on_slice)
     if non_finite:
         logger.warning(
             "Halo-Lipsy: %d output frames have NaN or infinite pixels in the face box (frames %s): "
             "the generator saw them as black, and those pixels keep their invalid values. Check "
             "the node that made the images.", len(non_finite), _frame_list(non_finite))
-    _report(stages, settings, n_video, n_out, faces_found, used, synced, detect_s, generate_s,
-            stats, frame_copy_s=copy_s)
-    return out, features.fitted_audio(n_out), mask_out
+    return out, mask, synced, copy_s
 
 
-def _report(stages, settings, n_in, n_out, faces_found, shown, synced, detect_s, generate_s,
-            stats, **extra):
-    dtype = str(stages.dtype).replace("torch.", "")
-    LAST_RUN.clear()
-    LAST_RUN.update(frames_in=n_in, frames_out=n_out, faces_found=faces_found, frames_shown=shown,
-                    frames_synced=synced, audio_and_model_s=stages.setup_s, detection_s=detect_s,
-                    generation_s=generate_s, detection_stats=stats, device=str(stages.device),
-                    dtype=dtype, **extra)
-    logger.info(
-        "Halo-Lipsy: %d frames in -> %d out (%s, %.3g fps), faces in %d/%d input frames, %d frames "
-        "lip-synced; audio+model %.2fs, detection %.2fs%s, generation %.2fs on %s (%s)",
-        n_in, n_out, settings.mode, stages.features.fps, faces_found, shown, synced, stages.setup_s,
-        detect_s, f" ({stats.summary()})" if stats else " (face_mask)", generate_s, stages.device,
-        dtype)
-    if faces_found == 0:
-        logger.warning("Halo-Lipsy: no face found in any frame; the frames pass through unchanged. "
-                       "Check the face is visible and not tiny, or give a face_mask (the node's face_mask "
-                       "input, or --face-mask).")
+
+def _validate_images(images):
+    import torch
+
+    if images is None:
+        raise HaloLipsyError("Halo-Lipsy: no images: connect an IMAGE output (frames of a video, "
+                             "or a single image) to the 'images' input.")
+    if not isinstance(images, torch.Tensor):
+        raise HaloLipsyError(f"Halo-Lipsy: 'images' is a {type(images).__name__}, not a ComfyUI "
+                             "IMAGE tensor; connect an IMAGE output.")
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] not in (3, 4):
+        raise HaloLipsyError(f"Halo-Lipsy: 'images' has shape {tuple(images.shape)}; expected an "
+                             "IMAGE [frames, height, width, 3 or 4 channels].")
+    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+        raise HaloLipsyError(f"Halo-Lipsy: 'images' is empty (shape {tuple(images.shape)}); the "
+                             "video loader produced no frames. Check its path and frame limits.")
+    if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
+        raise HaloLipsyError(f"Halo-Lipsy: 'images' has dtype {images.dtype}; expected float "
+                             "pixels in [0, 1] (any float precision) or uint8 pixels in 0-255. "
+                             "Convert the frames to a ComfyUI IMAGE first.")
+    return images
+
+
+def _allocate_output(n_out, height, width, channels):
+    """(IMAGE, MASK) output tensors, refused with a clear message when they cannot fit in the
+    memory actually available: under Linux overcommit torch.empty succeeds and the process is
+    killed later while filling it, so the check must come first."""
+    import psutil
+    import torch
+
+    need = n_out * height * width * (channels + 1) * 4
+    available = psutil.virtual_memory().available
+    margin = max(MEMORY_MARGIN_GB * 2**30, 0.1 * need)
+    message = (f"Halo-Lipsy: not enough memory for the output ({n_out} frames of {width}x{height}: "
+               f"{need / 2**30:.1f} GB of float32 IMAGE and MASK, with {available / 2**30:.1f} GB "
+               "available). Use shorter audio or video, downscale the frames first, or use the "
+               "Halo-Lipsy (Video) node, whose memory does not grow with length.")
+    if need + margin > available:
+        raise HaloLipsyError(message)
+    try:
+        return (torch.empty((n_out, height, width, channels), dtype=torch.float32),
+                torch.zeros((n_out, height, width), dtype=torch.float32))
+    except (RuntimeError, MemoryError):
+        raise HaloLipsyError(message) from None
+
+
+def _frame_list(frames) -> str:
+    shown = ", ".join(str(int(f)) for f in frames[:8])
+    return shown + (f" and {len(frames) - 8} more" if len(frames) > 8 else "")
 
 
 def _box_is_finite(frame: np.ndarray, box) -> bool:
@@ -449,34 +453,18 @@ def _box_is_finite(frame: np.ndarray, box) -> bool:
 
 
 
-
 # ---------------------------------------------------------------------------- the VIDEO route
-
-BATCH_BYTES = 256 << 20  # decoded frames held per generation batch (40 frames of 1080p)
-
-
-def check_quality(quality) -> int:
-    from .video import MAX_QUALITY, MIN_QUALITY
-
-    quality = _whole_number("quality", quality, 0)
-    if not MIN_QUALITY <= quality <= MAX_QUALITY:
-        raise HaloLipsyError(
-            f"Halo-Lipsy: quality is {quality}; use {MIN_QUALITY} (best) to {MAX_QUALITY} "
-            "(smallest). 0 would be lossless H.264 (High 4:4:4 Predictive), which browsers and "
-            "most players refuse.")
-    return quality
 
 
 def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=None,
-                  face_mask=None, quality: int = 19, window=None) -> dict:
+                  face_mask=None, window=None) -> Report:
     """The VIDEO route: decode `source` (a path or a file-like object PyAV can open), lip-sync
     it to `audio` (ComfyUI AUDIO, starting with the first frame; None: the video's own sound,
-    wherever it starts) and encode H.264 + AAC to `destination` (a path whose extension names
-    the container, or a writable file-like object: MP4). `window` (video.Window) trims the file
-    and crops the upright picture. Memory does not grow with the clip's length: two decoding
-    passes (face boxes, then generation) through a window of frames; the audio track is held.
-
-        probe -> sound -> boxes pass -> timeline -> generate-and-encode pass -> report
+    wherever it starts) and encode H.264 + AAC at `settings.quality` to `destination` (a path
+    whose extension names the container, or a writable file-like object: MP4). `window`
+    (video.Window) trims the file and crops the upright picture. Memory does not grow with the
+    clip's length: two decoding passes (face boxes, then generation) through a window of
+    frames; the audio track is held.
 
     Each frame's audio window comes from its own presentation time, so variable frame rate
     video and sound that starts before or after the picture stay in sync. The output shows
@@ -484,8 +472,6 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     interrupt the destination file is deleted."""
     from . import video as video_mod
 
-    settings = settings.validated()
-    quality = check_quality(quality)
     try:
         video_mod.container_format(destination)
         info = video_mod.probe(source, window or video_mod.Window())
@@ -503,11 +489,13 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
                     float(info.fps), info.last_frame_duration(boxes.times[-1], boxes.last_duration))
     t0 = time.perf_counter()
     synced, seeks = _generate_pass(source, destination, info, sound, boxes, plan, stages,
-                                   settings, hooks, quality)
-    generate_s = time.perf_counter() - t0
-    _report(stages, settings, len(boxes.times), len(plan), boxes.faces_found, len(boxes.times),
-            synced, detect_s, generate_s, boxes.stats, seeks=seeks, duration_s=plan.end + sound.lead)
-    return dict(LAST_RUN)
+                                   settings, hooks)
+    n_video = len(boxes.times)
+    return stages.report(
+        settings, frames_in=n_video, frames_out=len(plan), faces_found=boxes.faces_found,
+        frames_shown=n_video, frames_synced=synced, detection_s=detect_s,
+        generation_s=time.perf_counter() - t0, detection_stats=boxes.stats, seeks=seeks,
+        duration_s=plan.end + sound.lead)
 
 
 @dataclass
@@ -588,12 +576,11 @@ class _Boxes:
         return sum(u is not None for u in self.usable)
 
 
-def _boxes_pass(source, info, stages, settings, hooks, face_mask, detect_share=0.3) -> _Boxes:
+def _boxes_pass(source, info, stages, settings, hooks, face_mask) -> _Boxes:
     """Decode once: every frame's time and face box (the tracker sees a window of frames, so
     memory stays flat), or the face_mask's box for every frame."""
     from . import face_detect as fd
     from . import video as video_mod
-    from .wav2lip import clip_box
 
     width, height, expected = info.width, info.height, info.frames
     pts, times, last_duration = [], [], None
@@ -603,7 +590,7 @@ def _boxes_pass(source, info, stages, settings, hooks, face_mask, detect_share=0
         else:
             frames = fd.WindowFrames(height, width)
             tracker = fd.FaceTracker(hooks.detector(settings.face_detect_batch),
-                                     on_progress=lambda f: hooks.progress(detect_share * f),
+                                     on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
                                      check_interrupt=hooks.check_interrupt)
             run = tracker.start(frames, expected)
         try:
@@ -617,7 +604,7 @@ def _boxes_pass(source, info, stages, settings, hooks, face_mask, detect_share=0
                     frames.drop_before(run.needed_from)
                 elif i % 64 == 0:
                     hooks.check_interrupt()
-                    hooks.progress(detect_share * min(1.0, i / max(1, expected or i + 1)))
+                    hooks.progress(DETECTION_SHARE * min(1.0, i / max(1, expected or i + 1)))
         except video_mod.VideoInputError as err:
             raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
         n_video = len(times)
@@ -632,12 +619,10 @@ def _boxes_pass(source, info, stages, settings, hooks, face_mask, detect_share=0
             stats = tracker.stats
         else:
             boxes = np.tile(np.asarray(mask_box, dtype=np.int64), (n_video, 1))
-    usable = [clip_box(b, height, width) if b[0] >= 0 else None for b in boxes]
-    return _Boxes(times, pts, usable, stats, last_duration)
+    return _Boxes(times, pts, _usable(boxes, height, width), stats, last_duration)
 
 
-def _generate_pass(source, destination, info, sound, boxes, plan, stages, settings, hooks,
-                   quality, detect_share=0.3):
+def _generate_pass(source, destination, info, sound, boxes, plan, stages, settings, hooks):
     """Decode again, lip-sync a batch at a time, encode; returns (frames synced, seeks)."""
     from . import video as video_mod
     from .audio import fit_channels
@@ -649,31 +634,22 @@ def _generate_pass(source, destination, info, sound, boxes, plan, stages, settin
     colour = info.colour.for_output(width, height, info.coded_size)
     writer = None
     try:
-        writer = video_mod.VideoWriter(destination, width, height, info.fps, quality, sound.rate,
-                                       track.shape[0], colour)
+        writer = video_mod.VideoWriter(destination, width, height, info.fps, settings.quality,
+                                       sound.rate, track.shape[0], colour)
         synced = 0
-        for start in range(0, n_out, batch):
-            hooks.check_interrupt()
-            stop = min(n_out, start + batch)
+        for start, stop, on_slice in _batches(n_out, batch, hooks, DETECTION_SHARE):
             frames = [reader.read(int(plan.source[k])) for k in range(start, stop)]
             rgbs = [video_mod.to_rgb(frame, info) for frame in frames]
             yuvs = [video_mod.to_yuv(frame, info) for frame in frames]
             faces = [boxes.usable[plan.source[k]] for k in range(start, stop)]
             before = [None if box is None else rgb[box[1]:box[3], box[0]:box[2]].copy()
                       for rgb, box in zip(rgbs, faces)]
-
-            def on_slice(done, total, start=start, stop=stop):
-                hooks.check_interrupt()
-                fraction = (start + (stop - start) * done / max(1, total)) / n_out
-                hooks.progress(detect_share + (1 - detect_share) * fraction)
-
             synced += _sync_uint8(stages, settings, rgbs, faces, plan.positions[start:stop],
                                   on_slice)
             for k, yuv, rgb, box, old in zip(range(start, stop), yuvs, rgbs, faces, before):
                 # the source's own YUV, with only the pixels the mouth changed converted back
                 writer.write(rgb, float(plan.times[k]) + sound.lead, yuv,
                              () if box is None else [(box, old)])
-            hooks.progress(detect_share + (1 - detect_share) * stop / n_out)
         writer.finish(track)
     except BaseException:
         if writer is not None:
@@ -703,18 +679,15 @@ def _sync_uint8(stages, settings, rgbs, boxes, positions, on_slice) -> int:
     return synced
 
 
-def lipsync_components(images, audio, fps, destination, settings: Settings, hooks: Hooks,
-                       face_mask=None, quality: int = 19):
-    """A VIDEO held as frames in memory (Create Video's output): the IMAGE route, then encoded
-    like the streaming route's output, with the same quality and the same face_mask rule (one
-    frame for the whole clip). Its frames are RGB with no YUV history: the output is tagged
-    BT.709, limited range, as ComfyUI tags the videos it makes."""
-    import torch
-
+def lipsync_components(images, audio, destination, settings: Settings, hooks: Hooks,
+                       face_mask=None) -> Report:
+    """A VIDEO held as frames in memory (Create Video's output, at `settings.fps`): the IMAGE
+    route, then encoded like the streaming route's output, with the same quality and the same
+    face_mask rule (one frame for the whole clip). Its frames are RGB with no YUV history: the
+    output is tagged BT.709, limited range, as ComfyUI tags the videos it makes."""
     from . import video as video_mod
     from .audio import fit_channels
 
-    quality = check_quality(quality)
     try:
         video_mod.container_format(destination)
     except video_mod.VideoInputError as err:
@@ -722,19 +695,29 @@ def lipsync_components(images, audio, fps, destination, settings: Settings, hook
     if face_mask is not None:
         frames = _validate_images(images)
         _one_mask_frame(face_mask, int(frames.shape[2]), int(frames.shape[1]))
-    out, fitted, _ = lipsync_images(images, audio, fps, settings, hooks, face_mask)
-    samples = fit_channels(fitted["waveform"][0].numpy(), video_mod.AAC_LAYOUTS)
-    n, height, width = (int(v) for v in out.shape[:3])
+    result = lipsync_images(images, audio, settings, hooks, face_mask)
+    samples = fit_channels(result.audio["waveform"][0].numpy(), video_mod.AAC_LAYOUTS)
+    _encode_frames(result.images, destination, settings, result.audio["sample_rate"], samples, hooks)
+    return result.report
+
+
+def _encode_frames(frames, destination, settings, rate, samples, hooks):
+    """IMAGE frames (float32 [N, H, W, C]) and their sound as H.264 + AAC at settings.quality."""
+    import torch
+
+    from . import video as video_mod
+
+    n, height, width = (int(v) for v in frames.shape[:3])
     bt709 = video_mod.Colour(matrix=1, range=1, primaries=1, trc=1)
     writer = None
     try:
         writer = video_mod.VideoWriter(destination, width, height,
-                                       Fraction(fps).limit_denominator(100000), quality,
-                                       fitted["sample_rate"], samples.shape[0], bt709)
+                                       Fraction(settings.fps).limit_denominator(100000),
+                                       settings.quality, rate, samples.shape[0], bt709)
         for i in range(n):
             hooks.check_interrupt()
-            rgb = (out[i, :, :, :3].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-            writer.write(rgb.numpy(), i / fps)
+            rgb = (frames[i, :, :, :3].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+            writer.write(rgb.numpy(), i / settings.fps)
         writer.finish(samples)
     except BaseException:
         if writer is not None:

@@ -112,8 +112,15 @@ class RandomS3FD:
 # ---------------------------------------------------------------------------- measurements
 
 
+def with_detector(hooks, detector):
+    """The hooks with a detector stand-in (known boxes, S3FD's arithmetic)."""
+    import dataclasses
+    return dataclasses.replace(hooks, detector=lambda batch: detector)
+
+
 def run_node(mod, images, audio, clip, checkpoint_dir, fps, precision="auto"):
-    nodes = mod("nodes")
+    """The IMAGE route, as the node runs it."""
+    pipeline, Settings = mod("pipeline"), mod("settings").Settings
     inference = mod("wav2lip.inference")
     network = RandomS3FD()
     detector = TruthDetector(clip, batch_size=4, network=network)
@@ -130,13 +137,14 @@ def run_node(mod, images, audio, clip, checkpoint_dir, fps, precision="auto"):
     inference.BatchedGenerator._forward = timed_forward
     try:
         start = time.perf_counter()
-        out, audio_out, mask = nodes.run_lipsync(images, audio, fps=fps, detector=detector,
-                                                 search_dirs=[checkpoint_dir], force_cpu=True,
-                                                 precision=precision)
+        result = pipeline.lipsync_images(
+            images, audio, Settings(fps=fps, force_cpu=True, precision=precision),
+            with_detector(pipeline.plain_hooks([checkpoint_dir]), detector))
         total = time.perf_counter() - start
     finally:
         inference.BatchedGenerator._forward = original
-    run = dict(nodes.LAST_RUN)
+    out, mask = result.images, result.mask
+    run = vars(result.report).copy()
     run.update(total_s=total, model_s=model_time[0], s3fd_s=network.seconds,
                output_bytes=out.element_size() * out.nelement() + mask.element_size() * mask.nelement())
     return run, out
@@ -307,12 +315,12 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
         real_reader(self, *a, **k)
 
     video.FrameReader.__init__ = reader_init
-    hooks = pipeline.plain_hooks([workdir], detector=detector)
-    settings = pipeline.Settings(force_cpu=True, precision=precision)
+    hooks = with_detector(pipeline.plain_hooks([workdir]), detector)
+    settings = mod("settings").Settings(force_cpu=True, precision=precision, fps=fps)
     out = workdir / f"out_{route}_{path.stem}.mp4"
     start = time.perf_counter()
     if route == "video":
-        run = pipeline.lipsync_video(str(path), str(out), settings, hooks)
+        run = vars(pipeline.lipsync_video(str(path), str(out), settings, hooks))
         total = time.perf_counter() - start
         stages = {"decode (both passes)": timers["decode_1"] + timers["decode_2"],
                   "face detection (pass 1, less decoding)": run["detection_s"] - timers["decode_1"],
@@ -322,15 +330,16 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
     else:  # as a user wires it: decode every frame to an IMAGE, the IMAGE node, encode
         import torch as _torch
         frames = []
-        for _, _, rgb in video.decode(str(path), video.probe(str(path))):
-            frames.append(_torch.from_numpy(rgb).float() / 255.0)  # GetVideoComponents' layout
+        info = video.probe(str(path))
+        for _, _, frame in video.decode(str(path), info):  # GetVideoComponents' layout
+            frames.append(_torch.from_numpy(video.to_rgb(frame, info)).float() / 255.0)
         images = _torch.stack(frames)
         del frames
         track = video.read_audio(str(path))
         samples, rate = track.samples, track.rate
         decoded = time.perf_counter()
-        result, fitted, _ = pipeline.lipsync_images(
-            images, {"waveform": _torch.from_numpy(samples[None]), "sample_rate": rate}, fps,
+        result, fitted, _ = image_result = pipeline.lipsync_images(
+            images, {"waveform": _torch.from_numpy(samples[None]), "sample_rate": rate},
             settings, hooks)
         node = time.perf_counter()
         writer = video.VideoWriter(str(out), width, height, fps, 19, rate, 1)
@@ -338,7 +347,7 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
             writer.write((result[i] * 255).clamp(0, 255).byte().numpy(), i / fps)
         writer.finish(fitted["waveform"][0].numpy())
         total = time.perf_counter() - start
-        run = dict(mod("pipeline").LAST_RUN)
+        run = vars(image_result.report)
         stages = {"decode to IMAGE": decoded - start, "face detection": run["detection_s"],
                   "generator": timers["generator"], "encode": timers["encode"],
                   "frame copies, crop, resize, paste": node - decoded - run["detection_s"]

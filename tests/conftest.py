@@ -36,6 +36,15 @@ def fixtures_dir():
     return FIXTURES
 
 
+def hooks_with(search_dirs, detector=None, **kw):
+    """The plain hooks the command line uses, with a detector stand-in where a test needs known
+    faces: the same Hooks seam the nodes fill."""
+    import dataclasses
+
+    hooks = pack_module("pipeline").plain_hooks(search_dirs, **kw)
+    return hooks if detector is None else dataclasses.replace(hooks, detector=lambda batch: detector)
+
+
 def read_wav_int16(path):
     import wave
     with wave.open(str(path)) as w:

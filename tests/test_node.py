@@ -1,4 +1,5 @@
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -9,12 +10,15 @@ import pytest
 import torch
 
 from comfy_stand_ins import FakeComfy, FakeFolderPaths, real_folder_paths
-from conftest import load_pack, pack_module
+from conftest import hooks_with, load_pack, pack_module
 from fixture_weights import save_released_layout
 from synthetic_clip import Clip, TruthDetector
 
 pack = load_pack()
 nodes = pack_module("nodes")
+pipeline = pack_module("pipeline")
+Settings = pack_module("settings").Settings
+MODES = pack_module("settings").MODES
 
 W, H, FPS = 160, 120, 25.0
 
@@ -47,11 +51,21 @@ def speech(seconds, rate=16000, channels=1):
 
 @pytest.fixture
 def run(fixture_checkpoint):
-    def go(images, audio, **kw):
-        kw.setdefault("search_dirs", [fixture_checkpoint.parent])
-        kw.setdefault("fps", FPS)
-        return nodes.run_lipsync(images, audio, **kw)
+    """The IMAGE route with the checkpoint folder (and a detector stand-in) through Hooks; its
+    ImageResult unpacks as (images, audio, mask)."""
+    def go(images, audio, detector=None, face_mask=None, search_dirs=None, generator=None,
+           **settings):
+        settings.setdefault("fps", FPS)
+        hooks = hooks_with(search_dirs or [fixture_checkpoint.parent], detector)
+        if generator is not None:  # a stand-in network, placed as the hooks place one
+            hooks = dataclasses.replace(hooks, load_generator=lambda *a: generator)
+        return pipeline.lipsync_images(images, audio, Settings(**settings), hooks, face_mask)
     return go
+
+
+def schedule(mode, n_video, n_audio):
+    """The input frame each output frame shows, for constant-rate frames and audio."""
+    return pipeline.timeline(mode, np.arange(n_video) / FPS, n_audio / FPS, FPS).source
 
 
 def mask_box(mask_frame):
@@ -62,13 +76,20 @@ def mask_box(mask_frame):
 # ------------------------------------------------------------------ lengths and modes
 
 
-def test_frame_schedule_for_each_mode():
-    assert nodes.frame_schedule("sequential", 4, 7).tolist() == [0, 1, 2, 3, 3, 3, 3]
-    assert nodes.frame_schedule("sequential", 6, 3).tolist() == [0, 1, 2, 3, 4, 5]
-    assert nodes.frame_schedule("repetitive", 3, 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
-    assert nodes.frame_schedule("pingpong", 4, 10).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
-    for mode in nodes.MODES:
-        assert nodes.frame_schedule(mode, 1, 5).tolist() == [0] * 5
+def test_the_timeline_for_each_mode():
+    assert schedule("sequential", 4, 7).tolist() == [0, 1, 2, 3, 3, 3, 3]
+    assert schedule("sequential", 6, 3).tolist() == [0, 1, 2, 3, 4, 5]
+    assert schedule("repetitive", 3, 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert schedule("pingpong", 4, 10).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
+    for mode in MODES:
+        assert schedule(mode, 1, 5).tolist() == [0] * 5
+    # 4.4 s of audio at 25 fps is 110 frames, not 111 (float noise never adds a frame)
+    plan = pipeline.timeline("repetitive", np.arange(3) / FPS, 4.4, FPS)
+    assert len(plan) == 110 and plan.positions[-1] == 109 and plan.end == pytest.approx(4.4)
+    # variable frame rate: each frame keeps its duration through the loops
+    plan = pipeline.timeline("pingpong", [0.0, 0.1, 0.15], 0.75, FPS, last_duration=0.2)
+    assert plan.source.tolist() == [0, 1, 2, 1, 0, 1, 2]
+    assert np.allclose(plan.times, [0, 0.1, 0.15, 0.35, 0.4, 0.5, 0.55])
 
 
 @pytest.mark.parametrize("mode, seconds, expected", [
@@ -81,8 +102,7 @@ def test_output_length_by_mode(run, frames, face_mask, mode, seconds, expected):
     assert out.shape == (expected, H, W, 3) and out.dtype == torch.float32 and out.device.type == "cpu"
     assert audio_out["sample_rate"] == 44100
     assert audio_out["waveform"].shape == (1, 2, round(expected / FPS * 44100))
-    schedule = nodes.frame_schedule(mode, len(frames), round(seconds * FPS))
-    for i, src in enumerate(schedule):  # outside the face box each frame is its scheduled input
+    for i, src in enumerate(schedule(mode, len(frames), round(seconds * FPS))):  # outside the face box each frame is its scheduled input
         x1, y1, x2, y2 = mask_box(face_mask[src])
         keep = torch.ones(H, W, dtype=torch.bool)
         keep[y1:y2, x1:x2] = False
@@ -93,7 +113,7 @@ def test_output_length_by_mode(run, frames, face_mask, mode, seconds, expected):
 def test_a_single_image_becomes_a_talking_still(run, frames, face_mask):
     still = frames[:1]
     x1, y1, x2, y2 = mask_box(face_mask[0])
-    for mode in nodes.MODES:
+    for mode in MODES:
         out, _, _ = run(still, speech(0.5), mode=mode, face_mask=face_mask[:1], blend_edges=False,
                         face_padding=0, smooth_box_frames=0)
         assert out.shape == (13, H, W, 3)
@@ -190,9 +210,11 @@ def test_frames_without_a_face_pass_through(run, frames, face_mask, caplog):
     out, _, _ = run(frames, speech(0.4), face_mask=mask)
     assert torch.equal(out[3:6], frames[3:6])
     assert not torch.equal(out[2], frames[2])
+    result = run(frames, speech(0.4), face_mask=torch.zeros(1, H, W))
+    assert torch.equal(result.images, frames) and result.report.faces_found == 0
     with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
-        out, _, _ = run(frames, speech(0.4), face_mask=torch.zeros(1, H, W))
-    assert torch.equal(out, frames) and "no face found" in caplog.text
+        result.report.log()  # what the node does with it
+    assert "no face found" in caplog.text
 
 
 class _DimmedCrop(torch.nn.Module):
@@ -202,14 +224,14 @@ class _DimmedCrop(torch.nn.Module):
         return faces[:, 3:] * 0.5
 
 
-def test_ten_thousand_frames_stream_through_the_generator(run, monkeypatch):
-    monkeypatch.setattr(nodes, "_generator_on_device",
-                        lambda *a: (_DimmedCrop(), torch.device("cpu"), torch.float32, torch.contiguous_format))
+def test_ten_thousand_frames_stream_through_the_generator(run):
     images = torch.rand(10000, 16, 16, 3) * 0.5 + 0.5
     mask = torch.zeros(1, 16, 16)
     mask[0, 2:14, 3:15] = 1
-    out, audio_out, weights = run(images, speech(400.0, 8000), face_mask=mask, inference_batch=512,
-                                  blend_edges=False, face_padding=0, smooth_box_frames=0)
+    result = run(images, speech(400.0, 8000), face_mask=mask, inference_batch=512,
+                 blend_edges=False, face_padding=0, smooth_box_frames=0,
+                 generator=(_DimmedCrop(), torch.device("cpu"), torch.float32, torch.contiguous_format))
+    out, audio_out, weights = result
     assert out.shape == (10000, 16, 16, 3) and audio_out["waveform"].shape[-1] == 400 * 8000
     outside = torch.ones(16, 16, dtype=torch.bool)
     outside[2:14, 3:15] = False
@@ -217,7 +239,7 @@ def test_ten_thousand_frames_stream_through_the_generator(run, monkeypatch):
     # every frame, the last included, went through the generator: its box is half as bright
     inside = out[:, 2:14, 3:15].mean(dim=(1, 2, 3)) / images[:, 2:14, 3:15].mean(dim=(1, 2, 3))
     assert float((inside - 0.5).abs().max()) < 0.02
-    assert nodes.LAST_RUN["frames_synced"] == 10000 and bool((weights[:, 2:14, 3:15] == 1).all())
+    assert result.report.frames_synced == 10000 and bool((weights[:, 2:14, 3:15] == 1).all())
 
 
 def test_sync_offset_through_the_whole_node(run, frames, face_mask):
@@ -273,9 +295,10 @@ def test_bad_settings(run, frames, face_mask, setting, value):
         run(frames, speech(0.4), face_mask=face_mask, **{setting: value})
 
 
-def test_the_mask_path_builds_no_detector(run, frames, face_mask, monkeypatch):
-    monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: pytest.fail("a detector was built"))
-    out, _, _ = run(frames, speech(0.4), face_mask=face_mask)
+def test_the_mask_path_builds_no_detector(frames, face_mask, fixture_checkpoint):
+    hooks = dataclasses.replace(hooks_with([fixture_checkpoint.parent]),
+                                detector=lambda batch: pytest.fail("a detector was built"))
+    out, _, _ = pipeline.lipsync_images(frames, speech(0.4), Settings(fps=FPS), hooks, face_mask)
     assert out.shape[0] == 10
 
 
@@ -306,8 +329,8 @@ def test_comfyui_glue_progress_model_management_and_interrupt(frames, face_mask,
     models = comfy_models(tmp_path, fixture_checkpoint)
     fake = FakeComfy(models_dir=models).install(monkeypatch, nodes)
     assert "wav2lip_gan.pth" in nodes.HaloLipsy.INPUT_TYPES()["required"]["checkpoint"][0]
-    detector = TruthDetector(clip)
-    out, _, _ = nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=4, detector=detector)
+    monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: TruthDetector(clip))
+    out, _, _ = nodes.HaloLipsy().lipsync(frames, speech(0.8), fps=FPS, inference_batch=4)
     assert out.shape[0] == 20
     assert fake.loaded and fake.loaded[0][1] is True  # loaded through model management, fully
     assert fake.progress == sorted(fake.progress) and fake.progress[-1] == 1.0
@@ -317,9 +340,10 @@ def test_comfyui_glue_progress_model_management_and_interrupt(frames, face_mask,
 
     fake.interrupt_after, fake.checks = fake.checks // 2, 0
     with pytest.raises(KeyboardInterrupt):
-        nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=4, face_mask=face_mask)
+        nodes.HaloLipsy().lipsync(frames, speech(0.8), fps=FPS, inference_batch=4, face_mask=face_mask)
     fake.interrupt_after = None
-    again, _, _ = nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=4, face_mask=face_mask)
+    again, _, _ = nodes.HaloLipsy().lipsync(frames, speech(0.8), fps=FPS, inference_batch=4,
+                                            face_mask=face_mask)
     assert again.shape[0] == 20  # the next run works normally
 
 
@@ -327,7 +351,7 @@ def test_progress_and_interrupt_inside_one_generator_batch(frames, face_mask, fi
                                                           monkeypatch, tmp_path):
     # one batch of 20 frames runs on the CPU as 5 slices of 4: each is checked and reported
     fake = FakeComfy(models_dir=comfy_models(tmp_path, fixture_checkpoint)).install(monkeypatch, nodes)
-    nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=64, face_mask=face_mask)
+    nodes.HaloLipsy().lipsync(frames, speech(0.8), fps=FPS, inference_batch=64, face_mask=face_mask)
     inside = [p for p in fake.progress if 0 < p < 1]
     assert len(set(inside)) >= 4 and fake.checks >= 6
     forwards = []
@@ -336,7 +360,7 @@ def test_progress_and_interrupt_inside_one_generator_batch(frames, face_mask, fi
                         lambda self, m, f: forwards.append(len(f)) or real_forward(self, m, f))
     fake.interrupt_after, fake.checks = 3, 0
     with pytest.raises(KeyboardInterrupt):
-        nodes.run_lipsync(frames, speech(0.8), fps=FPS, inference_batch=64, face_mask=face_mask)
+        nodes.HaloLipsy().lipsync(frames, speech(0.8), fps=FPS, inference_batch=64, face_mask=face_mask)
     assert 0 < len(forwards) < 5  # stopped inside the batch, not after it
 
 
@@ -344,13 +368,15 @@ def test_an_interrupt_during_detection_stops_before_generation(frames, clip, fix
                                                                monkeypatch, tmp_path):
     fake = FakeComfy(models_dir=comfy_models(tmp_path, fixture_checkpoint)).install(monkeypatch, nodes)
     full = TruthDetector(clip, batch_size=1)
-    nodes.run_lipsync(frames, speech(0.4), fps=FPS, detector=full)
+    monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: full)
+    nodes.HaloLipsy().lipsync(frames, speech(0.4), fps=FPS)
     monkeypatch.setattr(pack_module("wav2lip.inference").BatchedGenerator, "__call__",
                         lambda *a, **k: pytest.fail("the generator ran after an interrupt"))
     fake.interrupt_after, fake.checks = 2, 0
     interrupted = TruthDetector(clip, batch_size=1)
+    monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: interrupted)
     with pytest.raises(KeyboardInterrupt):
-        nodes.run_lipsync(frames, speech(0.4), fps=FPS, detector=interrupted)
+        nodes.HaloLipsy().lipsync(frames, speech(0.4), fps=FPS)
     assert len(interrupted.requests) < len(full.requests)
 
 
@@ -432,17 +458,22 @@ def test_force_fp32_and_a_precision_fallback_inside_comfyui(frames, face_mask, f
     models = comfy_models(tmp_path, fixture_checkpoint)
     FakeComfy(models_dir=models, force_fp32=True).install(monkeypatch, nodes)
     monkeypatch.setattr(device_mod, "auto_dtype", lambda device: torch.float16)  # as on a GPU
-    nodes.run_lipsync(frames[:2], speech(0.08), fps=FPS, face_mask=face_mask[:2])
-    assert nodes.LAST_RUN["dtype"] == "float32"  # --force-fp32: auto means fp32
+    def dtype_logged(**settings):  # the node's summary line names the dtype it ran in
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="HaloLipsy"):
+            nodes.HaloLipsy().lipsync(frames[:2], speech(0.08), fps=FPS, face_mask=face_mask[:2],
+                                      **settings)
+        summary = [r.getMessage() for r in caplog.records if "frames lip-synced" in r.getMessage()]
+        assert len(summary) == 1
+        return summary[0].rsplit("(", 1)[1].rstrip(")")
+
+    assert dtype_logged() == "float32"  # --force-fp32: auto means fp32
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
-        nodes.run_lipsync(frames[:2], speech(0.08), fps=FPS, face_mask=face_mask[:2], precision="bf16")
-    assert nodes.LAST_RUN["dtype"] == "float32"
+    assert dtype_logged(precision="bf16") == "float32"
     fallbacks = [r for r in caplog.records if "not computed natively" in r.getMessage()]
     assert len(fallbacks) == 1 and "AVX-512 BF16" in fallbacks[0].getMessage()
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
-    nodes.run_lipsync(frames[:2], speech(0.08), fps=FPS, face_mask=face_mask[:2], precision="bf16")
-    assert nodes.LAST_RUN["dtype"] == "bfloat16"
+    assert dtype_logged(precision="bf16") == "bfloat16"
     nodes.release_models()
 
 

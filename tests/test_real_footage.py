@@ -8,13 +8,14 @@ import pytest
 import torch
 
 import ffmpeg_reference as ref
-from conftest import pack_module
+from conftest import hooks_with, pack_module
 from synthetic_clip import MARKER_RGB, MarkerDetector
 
 pipeline = pack_module("pipeline")
 video = pack_module("video")
 audio_mod = pack_module("audio")
 nodes = pack_module("nodes")
+Settings = pack_module("settings").Settings
 
 FPS = 25.0
 
@@ -47,17 +48,16 @@ def speech(seconds, rate=48000, channels=1, where=None):
 
 
 def hooks(checkpoint, detector=None):
-    return pipeline.plain_hooks([checkpoint.parent], detector=detector or MarkerDetector())
+    return hooks_with([checkpoint.parent], detector or MarkerDetector())
 
 
 def run(source, out, checkpoint, detector=None, **kw):
     audio = kw.pop("audio", None)
     face_mask = kw.pop("face_mask", None)
-    quality = kw.pop("quality", 19)
     window = kw.pop("window", None)
-    return pipeline.lipsync_video(str(source), str(out), pipeline.Settings(**kw),
+    return pipeline.lipsync_video(str(source), str(out), Settings(**kw),
                                   hooks(checkpoint, detector), audio=audio, face_mask=face_mask,
-                                  quality=quality, window=window)
+                                  window=window)
 
 
 # ------------------------------------------------------------------ orientation
@@ -78,7 +78,7 @@ def test_portrait_phone_video_is_processed_and_written_upright(tmp_path, fixture
     detector = MarkerDetector()
     out = tmp_path / "out.mp4"
     result = run(phone, out, fixture_checkpoint, detector, quality=1)
-    assert result["faces_found"] == 10  # the detector saw the upright face
+    assert result.faces_found == 10  # the detector saw the upright face
     back = ref.frames(out)
     assert ref.describe(out).rotation == 0 and back.shape[1:3] == (160, 96)
     assert back[0, 5, 5, 0] > 180 and back[0, 5, 5, 1] < 80  # red marker: still top-left
@@ -98,7 +98,7 @@ def test_a_face_mask_is_drawn_on_the_upright_frame(tmp_path, fixture_checkpoint)
     mask[0, 60:110, 30:70] = 1
     out = tmp_path / "out.mp4"
     result = run(phone, out, fixture_checkpoint, face_mask=mask)
-    assert result["faces_found"] == 6
+    assert result.faces_found == 6
     with pytest.raises(pipeline.HaloLipsyError, match="is 160x96 but the video is 96x160"):
         run(phone, tmp_path / "o.mp4", fixture_checkpoint, face_mask=torch.ones(1, 96, 160))
 
@@ -139,7 +139,7 @@ def test_pixels_no_face_touched_come_out_as_they_went_in(tmp_path, fixture_check
     assert ref.describe(source).colour == printed  # the fixture carries the tags it should
     out = tmp_path / "out.mp4"
     result = run(source, out, fixture_checkpoint, quality=19)
-    assert result["faces_found"] == 0  # nothing to change: every pixel passes through
+    assert result.faces_found == 0  # nothing to change: every pixel passes through
 
     described = ref.describe(out)
     assert described.colour == printed  # same description; untagged stays untagged
@@ -326,7 +326,7 @@ def test_both_routes_pick_the_same_windows_on_constant_rate_video(tmp_path, fixt
     track = video.read_audio(str(source))
     pipeline.lipsync_images(torch.from_numpy(frames).float() / 255,
                             {"waveform": torch.from_numpy(track.samples[None]), "sample_rate": track.rate},
-                            FPS, pipeline.Settings(), hooks(fixture_checkpoint, TruthDetector(clip)))
+                            Settings(fps=FPS), hooks(fixture_checkpoint, TruthDetector(clip)))
     image_route = np.concatenate(asked)
     assert len(video_route) == len(image_route)
     starts = audio_mod.window_starts
@@ -386,7 +386,7 @@ def test_a_stream_that_changes_size_is_scaled_to_its_first_size(tmp_path, fixtur
     out = tmp_path / "out.mp4"
     result = run(joined, out, fixture_checkpoint,
                  audio={"waveform": torch.from_numpy(speech(0.8)[None]), "sample_rate": 48000})
-    assert result["frames_in"] == 20
+    assert result.frames_in == 20
     described = ref.describe(out)
     assert (described.width, described.height) == (64, 48) and len(ref.frames(out)) == 20
 
@@ -394,8 +394,9 @@ def test_a_stream_that_changes_size_is_scaled_to_its_first_size(tmp_path, fixtur
 def test_quality_zero_is_refused_with_the_reason(tmp_path, fixture_checkpoint):
     source = ref.encode(tmp_path / "in.mp4", textured(4, 48, 64), audio=speech(0.2),
                         video_args=["-pix_fmt", "yuv420p"])
-    with pytest.raises(pipeline.HaloLipsyError, match="browsers and most players refuse"):
+    with pytest.raises(pipeline.HaloLipsyError, match="quality is 0; it must be a whole number from 1 to 51. 0 would be lossless"):
         run(source, tmp_path / "o.mp4", fixture_checkpoint, quality=0)
+    assert "browsers and most players refuse" in pack_module("settings").BY_NAME["quality"].tooltip
     assert nodes.HaloLipsyVideo.INPUT_TYPES()["required"]["quality"][1]["min"] == 1
     run(source, tmp_path / "o.mp4", fixture_checkpoint, quality=1)
     assert "High 4:4:4" not in ref.stream_text(tmp_path / "o.mp4")
@@ -412,7 +413,7 @@ def test_frames_that_repeat_a_timestamp_are_skipped_not_fatal(tmp_path, fixture_
     with caplog.at_level("WARNING", logger="HaloLipsy"):
         result = run(source, out, fixture_checkpoint, detector=_EveryFrameIsAFace(),
                      audio={"waveform": torch.from_numpy(speech(0.6)[None]), "sample_rate": 48000})
-    assert result["frames_in"] == 14 and len(ref.frames(out)) == 14
+    assert result.frames_in == 14 and len(ref.frames(out)) == 14
     assert "repeat an earlier timestamp" in caplog.text
 
 

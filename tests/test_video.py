@@ -1,6 +1,7 @@
 """The VIDEO route: streamed decode -> detect -> generate -> paste -> encode, its modes, timing,
 audio, bad input, the node and the command line. Videos are made here with PyAV."""
 
+import dataclasses
 import logging
 import types
 from pathlib import Path
@@ -10,13 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import pack_module
+from conftest import hooks_with, pack_module
 from synthetic_clip import Clip, MarkerDetector, TruthDetector
 from video_files import audio_seconds, read_video, speech_wave, write_video
 
 pipeline = pack_module("pipeline")
 video = pack_module("video")
 nodes = pack_module("nodes")
+settings_mod = pack_module("settings")
+Settings = settings_mod.Settings
 
 W, H, FPS = 160, 120, 25.0
 
@@ -34,7 +37,7 @@ def talking(tmp_path_factory, clip):
 
 @pytest.fixture
 def hooks(fixture_checkpoint, clip):
-    return pipeline.plain_hooks([fixture_checkpoint.parent], detector=TruthDetector(clip))
+    return hooks_with([fixture_checkpoint.parent], TruthDetector(clip))
 
 
 def frames_for_sound(path):
@@ -46,11 +49,11 @@ def frames_for_sound(path):
 
 
 def run_video(source, destination, hooks, **kw):
-    quality = kw.pop("quality", 1)
+    kw.setdefault("quality", 1)
     audio = kw.pop("audio", None)
     face_mask = kw.pop("face_mask", None)
-    return pipeline.lipsync_video(str(source), str(destination), pipeline.Settings(**kw), hooks,
-                                  audio=audio, face_mask=face_mask, quality=quality)
+    return pipeline.lipsync_video(str(source), str(destination), Settings(**kw), hooks,
+                                  audio=audio, face_mask=face_mask)
 
 
 # ------------------------------------------------------------------ the same result as the IMAGE node
@@ -62,11 +65,12 @@ def test_the_video_route_gives_the_image_routes_frames(tmp_path, hooks, clip, fi
     # profile), so only the routes can differ
     talking = write_video(tmp_path / "talking420.mp4", clip, audio=speech_wave(1.0, 16000),
                           audio_rate=16000, pix_fmt="yuv420p")
-    monkeypatch.setattr(video, "MIN_QUALITY", 0)
+    quality = settings_mod.BY_NAME["quality"]
+    monkeypatch.setitem(settings_mod.BY_NAME, "quality", dataclasses.replace(quality, minimum=0))
     out = tmp_path / "out.mp4"
     run = run_video(talking, out, hooks, quality=0)
     n = frames_for_sound(talking)
-    assert n in (26, 27) and run["frames_out"] == n and run["frames_synced"] == n
+    assert n in (26, 27) and run.frames_out == n and run.frames_synced == n
 
     # the IMAGE route as a user would wire it: every decoded frame, the same audio
     in_times, in_frames, _ = read_video(talking)
@@ -74,8 +78,8 @@ def test_the_video_route_gives_the_image_routes_frames(tmp_path, hooks, clip, fi
     track, rate = sound.samples, sound.rate
     images = torch.from_numpy(in_frames)
     reference, fitted, weights = pipeline.lipsync_images(
-        images, {"waveform": torch.from_numpy(track[None]), "sample_rate": rate}, FPS,
-        pipeline.Settings(), pipeline.plain_hooks([fixture_checkpoint.parent], detector=TruthDetector(clip)))
+        images, {"waveform": torch.from_numpy(track[None]), "sample_rate": rate},
+        Settings(fps=FPS), hooks_with([fixture_checkpoint.parent], TruthDetector(clip)))
     # the IMAGE route's frames through the same encoder (lossless, whole frames from RGB)
     encoded = tmp_path / "reference.mp4"
     writer = video.VideoWriter(str(encoded), W, H, FPS, 0, rate, 1)
@@ -104,12 +108,12 @@ def test_the_video_route_gives_the_image_routes_frames(tmp_path, hooks, clip, fi
 
 
 def test_frames_without_a_face_pass_through(tmp_path, talking, fixture_checkpoint):
-    hooks = pipeline.plain_hooks([fixture_checkpoint.parent], detector=MarkerDetector())  # finds nothing
+    hooks = hooks_with([fixture_checkpoint.parent], MarkerDetector())  # finds nothing
     out = tmp_path / "out.mp4"
     run = run_video(talking, out, hooks)
     _, frames, _ = read_video(out)
     _, source, _ = read_video(talking)
-    assert run["faces_found"] == 0 and len(frames) == frames_for_sound(talking)
+    assert run.faces_found == 0 and len(frames) == frames_for_sound(talking)
     # yuv420p output: chroma is subsampled, so colour edges move a little; nothing else changes
     same = np.abs(frames[:20].astype(int) - source.astype(int))
     assert same.mean() < 2.5 and np.percentile(same, 99) <= 10
@@ -132,10 +136,10 @@ def test_variable_frame_rate_keeps_each_frames_time_and_audio_window(tmp_path, c
     monkeypatch.setattr(pack_module("audio").AudioFeatures, "windows",
                         lambda self, idx, *a: asked.extend(np.asarray(idx).tolist()) or real(self, idx, *a))
     out = tmp_path / "out.mp4"
-    hooks = pipeline.plain_hooks([fixture_checkpoint.parent], detector=TruthDetector(clip))
+    hooks = hooks_with([fixture_checkpoint.parent], TruthDetector(clip))
     run = run_video(source, out, hooks)
     out_times, frames, _ = read_video(out)
-    assert len(frames) == clip.count == run["frames_out"]  # the video is longer than the speech
+    assert len(frames) == clip.count == run.frames_out  # the video is longer than the speech
     np.testing.assert_allclose(out_times, times, atol=2e-3)  # each frame at its own time
     fps = float(video.probe(str(source)).fps)
     # each frame's audio window starts at its presentation time (in frames of the nominal rate)
@@ -164,16 +168,16 @@ def numbered_clip(tmp_path, n=12):
 def test_modes_give_the_image_nodes_frame_count_and_order(tmp_path, fixture_checkpoint, mode, monkeypatch):
     source, clip = numbered_clip(tmp_path)
     monkeypatch.setattr(pipeline, "BATCH_BYTES", 5 * 64 * 48 * 3)  # blocks of 5 frames: many seeks
-    hooks = pipeline.plain_hooks([fixture_checkpoint.parent], detector=MarkerDetector())
+    hooks = hooks_with([fixture_checkpoint.parent], MarkerDetector())
     out = tmp_path / f"{mode}.mp4"
     run = run_video(source, out, hooks, mode=mode)
     _, frames, _ = read_video(out)
-    expected = pipeline.frame_schedule(mode, 12, frames_for_sound(source))
-    assert len(frames) == len(expected) == run["frames_out"]
+    expected = pipeline.timeline(mode, np.arange(12) / FPS, frames_for_sound(source) / FPS, FPS).source
+    assert len(frames) == len(expected) == run.frames_out
     shown = np.round(frames[:, 2:6, 2:6].mean(axis=(1, 2, 3)) / 20).astype(int)
     assert shown.tolist() == expected.tolist()
     if mode == "pingpong":
-        assert run["seeks"] >= 3  # the backward runs were read a block at a time
+        assert run.seeks >= 3  # the backward runs were read a block at a time
 
 
 # ------------------------------------------------------------------ audio
@@ -187,7 +191,7 @@ def test_the_videos_own_sound_is_used_and_an_audio_input_replaces_it(tmp_path, c
     speech = {"waveform": torch.from_numpy(speech_wave(1.2, 44100, 2)[None]), "sample_rate": 44100}
     out = tmp_path / "dubbed.mp4"
     run = run_video(silent, out, hooks, audio=speech)
-    assert run["frames_out"] == 30
+    assert run.frames_out == 30
     assert audio_seconds(out) == pytest.approx(30 / FPS, abs=0.07)
 
 
@@ -202,7 +206,7 @@ def test_an_interrupt_leaves_no_file(tmp_path, talking, fixture_checkpoint, clip
         if len(calls) > 8:
             raise KeyboardInterrupt("cancelled")
 
-    hooks = pipeline.plain_hooks([fixture_checkpoint.parent], detector=TruthDetector(clip),
+    hooks = hooks_with([fixture_checkpoint.parent], TruthDetector(clip),
                                  check_interrupt=interrupt)
     out = tmp_path / "out.mp4"
     with pytest.raises(KeyboardInterrupt):
@@ -262,7 +266,7 @@ def test_a_damaged_stream_still_gives_a_video(tmp_path, clip, hooks, caplog):
         except pipeline.HaloLipsyError as err:  # allowed: a clear message, nothing left behind
             assert "Halo-Lipsy:" in str(err) and not out.exists()
             return
-    assert run["frames_out"] >= 20 and out.exists()
+    assert run.frames_out >= 20 and out.exists()
 
 
 def test_a_face_mask_must_be_one_frame(tmp_path, talking, hooks):
@@ -273,7 +277,7 @@ def test_a_face_mask_must_be_one_frame(tmp_path, talking, hooks):
     mask = torch.zeros(1, H, W)
     mask[0, 30:90, 50:110] = 1
     run = run_video(talking, tmp_path / "o.mp4", hooks, face_mask=mask)
-    assert run["frames_synced"] == frames_for_sound(talking) and run["detection_stats"] is None
+    assert run.frames_synced == frames_for_sound(talking) and run.detection_stats is None
 
 
 # ------------------------------------------------------------------ the node and the command line
