@@ -393,7 +393,8 @@ def decode(source, info: VideoInfo, seek_to: float | None = None):
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as err:
-                when = "" if packet.pts is None else f" at {float(packet.pts * stream.time_base):.2f} s"
+                # threaded decoders report an error a few packets late: the time is approximate
+                when = "" if packet.pts is None else f" near {float(packet.pts * stream.time_base):.2f} s"
                 logger.warning("Halo-Lipsy: a damaged video packet%s could not be decoded (%s); "
                                "its frame is missing from the output.", when, err)
                 continue

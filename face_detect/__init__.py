@@ -34,11 +34,10 @@ def finish_boxes(raw: np.ndarray, height: int, width: int, settings: BoxSettings
 
 
 def detect_boxes(images, count: int, detector: FaceDetector, settings: BoxSettings,
-                 config: TrackerConfig | None = None, on_progress=None, check_interrupt=None,
-                 frames=None):
-    """Boxes for images[0:count] found by `detector`; returns (int boxes, DetectionStats).
-    `frames` may replace the IMAGE tensor with any source offering TensorFrames' methods."""
-    frames = TensorFrames(images) if frames is None else frames
+                 config: TrackerConfig | None = None, on_progress=None, check_interrupt=None):
+    """Boxes for images[0:count] (an IMAGE tensor) found by `detector`; returns (int boxes,
+    DetectionStats)."""
+    frames = TensorFrames(images)
     tracker = FaceTracker(detector, config, on_progress, check_interrupt)
     raw, shot_starts = tracker.track(frames, count)
     return finish_boxes(raw, frames.height, frames.width, settings, shot_starts), tracker.stats

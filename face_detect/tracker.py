@@ -124,13 +124,6 @@ class FaceTracker:
         frame count, if known) only scales progress."""
         return TrackingRun(self, frames, expected)
 
-    def find_cuts(self, frames, count: int) -> list[int]:
-        """Frame indices that start a new shot (hard cuts)."""
-        run = TrackingRun(self, frames, count, cuts_only=True)
-        run.advance(count)
-        run.finish()
-        return run.cuts
-
     def _is_cut(self, diffs: list, i: int, count: int) -> bool:
         """Frame i starts a new shot: its change from frame i-1 is large and stands out from the
         changes around it (diffs[i - 4:i + 5], which must all be known, or the clip end)."""
@@ -289,11 +282,10 @@ class TrackingRun:
     """One clip tracked as its frames arrive (see the module notes). Boxes grow with the clip
     (32 bytes a frame); frames are needed only from `needed_from` on."""
 
-    def __init__(self, tracker: FaceTracker, frames, expected: int | None = None, cuts_only=False):
+    def __init__(self, tracker: FaceTracker, frames, expected: int | None = None):
         self.t = tracker
         self.frames = frames
         self.expected = expected
-        self.cuts_only = cuts_only
         self.available = 0
         self.finished = False
         self.diffs: list[float] = []  # mean thumbnail change from the previous frame
@@ -313,8 +305,7 @@ class TrackingRun:
     @property
     def needed_from(self) -> int:
         """Frames below this index are never read again."""
-        return self.available if self.cuts_only else (self.last_key if self.last_key is not None
-                                                      else self.shot_start)
+        return self.last_key if self.last_key is not None else self.shot_start
 
     # ------------------------------------------------------------------ driving
 
@@ -370,10 +361,6 @@ class TrackingRun:
                     self.shot_stop = cut
                 elif self.finished and self.decided >= self.available:
                     self.shot_stop = self.available
-            if self.cuts_only:
-                if self.shot_stop is None or not self._next_shot():
-                    return
-                continue
             if not self._keyframe_group():
                 return
 

@@ -8,6 +8,15 @@ from conftest import pack_module
 from synthetic_clip import Clip, LazyFrames, MarkerDetector, TruthDetector, marker_frames
 
 fd = pack_module("face_detect")
+
+
+def track_lazily(clip, detector, settings):
+    """Boxes for a clip drawn frame by frame as the tracker asks (no tensor of the whole clip):
+    the tracker and the finishing steps, as the VIDEO route runs them."""
+    frames = LazyFrames(clip, fd.TensorFrames)
+    tracker = fd.FaceTracker(detector)
+    raw, starts = tracker.track(frames, clip.count)
+    return fd.finish_boxes(raw, frames.height, frames.width, settings, starts), tracker.stats
 boxes_mod = pack_module("face_detect.boxes")
 s3fd = pack_module("face_detect.s3fd")
 weights = pack_module("face_detect.s3fd.weights")
@@ -20,8 +29,7 @@ weights = pack_module("face_detect.s3fd.weights")
 def tracked():
     clip = Clip(scenario="tracking")  # 10 s, 1280x720, 25 fps
     detector = TruthDetector(clip, batch_size=4)
-    boxes, stats = fd.detect_boxes(None, clip.count, detector, fd.BoxSettings(face_padding=0),
-                                   frames=LazyFrames(clip, fd.TensorFrames))
+    boxes, stats = track_lazily(clip, detector, fd.BoxSettings(face_padding=0))
     return clip, detector, boxes, stats
 
 
@@ -66,8 +74,7 @@ def test_requests_are_batched():
     calls = []
     inner = detector.detect
     detector.detect = lambda requests, images: calls.append(len(images)) or inner(requests, images)
-    fd.detect_boxes(None, clip.count, detector, fd.BoxSettings(),
-                    frames=LazyFrames(clip, fd.TensorFrames))
+    track_lazily(clip, detector, fd.BoxSettings())
     assert max(calls) == 4 and sum(calls) == len(detector.requests)
 
 
@@ -76,8 +83,8 @@ def test_a_global_hard_cut_is_found_from_thumbnails():
     images[:8] = 0.2
     images[8:] = 0.8
     images[:, :, :, 0] += torch.linspace(0, 0.05, 20)[:, None, None]  # slow drift is no cut
-    tracker = fd.FaceTracker(detector=None)
-    assert tracker.find_cuts(fd.TensorFrames(images), 20) == [8]
+    _, shot_starts = fd.FaceTracker(MarkerDetector()).track(fd.TensorFrames(images), 20)
+    assert list(shot_starts) == [8]
 
 
 def test_frames_render_the_same_from_float_half_and_uint8_images():
@@ -97,8 +104,7 @@ def test_tracking_over_a_real_tensor_matches_the_lazy_source():
     clip = Clip(width=320, height=180, scenario="tracking", seconds=3, fps=10)
     images = clip.images()
     a, _ = fd.detect_boxes(images, clip.count, TruthDetector(clip), fd.BoxSettings())
-    b, _ = fd.detect_boxes(None, clip.count, TruthDetector(clip), fd.BoxSettings(),
-                           frames=LazyFrames(clip, fd.TensorFrames))
+    b, _ = track_lazily(clip, TruthDetector(clip), fd.BoxSettings())
     np.testing.assert_array_equal(a, b)
     assert (a[:, 0] >= 0).all()
 
@@ -168,9 +174,16 @@ def test_a_marker_in_a_thin_frame_is_found_through_the_padding():
 
 def test_the_real_s3fd_survives_tiny_and_extreme_frames(random_s3fd_file):
     detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=2)
+    seen = []
+    real = detector.detect_images
+    detector.detect_images = lambda images: seen.append(images.shape[1:3]) or real(images)
     for height, width in [(20, 20), (36, 1080), (2000, 68)]:
-        boxes, _ = fd.detect_boxes(torch.rand(2, height, width, 3), 2, detector, fd.BoxSettings())
-        assert boxes.shape == (2, 4)
+        seen.clear()
+        boxes, stats = fd.detect_boxes(torch.rand(2, height, width, 3), 2, detector, fd.BoxSettings())
+        assert seen and stats.image_count >= 1  # the network really ran on these frames
+        assert min(min(shape) for shape in seen) >= 32  # padded up to what S3FD's pooling needs
+        inside = (boxes[:, 0] >= 0) & (boxes[:, 1] >= 0) & (boxes[:, 2] <= width) & (boxes[:, 3] <= height)
+        assert ((boxes == -1).all(axis=1) | inside).all()  # "no face", or a box inside the frame
 
 
 def test_a_failing_detector_names_the_frame_size():

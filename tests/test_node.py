@@ -4,6 +4,7 @@ import logging
 import os
 import time
 import types
+import weakref
 
 import numpy as np
 import pytest
@@ -399,12 +400,18 @@ def test_models_stay_cached_across_workflows_until_comfyui_unloads_them(
     del node_a, node_b  # ComfyUI drops node objects when a workflow without them runs
     gc.collect()
     nodes.HaloLipsy().lipsync(frames[:2], speech(0.08), face_mask=face_mask[:2])
-    assert len(reads) == 2 and checkpoint.cached_generator_count() == 2  # no reload
+    assert len(reads) == 2  # no reload
 
     # "Unload models" / "Free model and node cache" / eviction: ComfyUI detaches the patcher
     patcher = fake.loaded[-1][0][0]
+    unloaded = weakref.ref(patcher.model)
     patcher.detach()
-    assert fake.detached == [patcher] and checkpoint.cached_generator_count() == 1
+    assert fake.detached == [patcher]
+    del patcher
+    fake.loaded.clear()
+    fake.detached.clear()
+    gc.collect()
+    assert unloaded() is None  # nothing of ours holds it: its memory is really returned
     nodes.HaloLipsy().lipsync(frames[:2], speech(0.08), face_mask=face_mask[:2])
     assert len(reads) == 3  # loaded again after ComfyUI let it go
     nodes.release_models()
@@ -615,5 +622,7 @@ def test_tiny_and_extreme_frames_run_through_the_real_detector(run, height, widt
     torch.save(S3FDNet().state_dict(), tmp_path / "s3fd.pth")
     detector = pack_module("face_detect.s3fd").S3FDDetector(tmp_path / "s3fd.pth")
     images = torch.rand(2, height, width, 3)
-    out, _, _ = run(images, speech(0.08), detector=detector)
-    assert out.shape == (2, height, width, 3)
+    result = run(images, speech(0.08), detector=detector)
+    assert result.report.detection_stats.image_count >= 1  # the network looked at these frames
+    # random weights find no face in noise: every frame passes through untouched, none is lost
+    assert result.report.faces_found == 0 and torch.equal(result.images, images)

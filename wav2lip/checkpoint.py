@@ -270,10 +270,6 @@ def load_generator(path, device="cpu", dtype=torch.float32,
         return model
 
 
-def cached_generator_count() -> int:
-    return len(_cache)
-
-
 def release_generator(model) -> bool:
     """Forget one cached generator (ComfyUI unloaded it); True if it was cached."""
     with _cache_lock:
