@@ -174,3 +174,56 @@ def test_workflow_converts_to_an_api_prompt(workflows):
     assert lipsy["checkpoint"] == "auto" and lipsy["blend_radius"] == 5 and lipsy["force_cpu"] is False
     assert prompt["1"]["inputs"] == {"file": "talking_head.mp4"}
     assert prompt["4"]["inputs"]["audio"] == ["3", 1]
+
+
+ORCHESTRATION = ("nodes.py", "pipeline.py", "video.py", "lipsync.py")
+
+
+@pytest.mark.parametrize("name", ORCHESTRATION)
+def test_the_orchestration_reads_in_short_steps(name):
+    tree = ast.parse((ROOT / name).read_text())
+    long = [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > 60]
+    assert not long, f"{name}: functions over 60 lines: {long}"
+
+
+MUTATING = {"append", "extend", "insert", "update", "clear", "pop", "popitem", "setdefault",
+            "add", "discard", "remove"}
+
+
+@pytest.mark.parametrize("name", ORCHESTRATION)
+def test_results_are_returned_not_kept_in_module_state(name):
+    """A run's numbers travel in its returned Report: no module-level container is written
+    while the pack runs, except the nodes' model caches (what ComfyUI unloads)."""
+    allowed = {"nodes.py": {"_patchers", "_releasing_classes", "_detectors"}}.get(name, set())
+    tree = ast.parse((ROOT / name).read_text())
+    containers = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
+        value = getattr(node, "value", None)
+        if isinstance(value, (ast.Dict, ast.List, ast.Set)) or (
+                isinstance(value, ast.Call) and getattr(value.func, "id", "") in ("dict", "list", "set")):
+            containers |= {t.id for t in targets if isinstance(t, ast.Name)}
+    written = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and isinstance(node.func.value, ast.Name) and node.func.attr in MUTATING:
+            written.add(node.func.value.id)
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            for target in getattr(node, "targets", None) or [node.target]:
+                if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                    written.add(target.value.id)
+        if isinstance(node, ast.Global):
+            written |= set(node.names)
+    changed = (containers & written) - allowed
+    assert not changed, f"{name}: module-level state written at run time: {sorted(changed)}"
+
+
+def test_the_state_check_catches_a_results_global(tmp_path, monkeypatch):
+    """The check above would have caught the old LAST_RUN."""
+    (tmp_path / "pipeline.py").write_text("LAST_RUN: dict = {}\n\ndef run():\n    LAST_RUN.clear()\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    with pytest.raises(AssertionError, match="LAST_RUN"):
+        test_results_are_returned_not_kept_in_module_state("pipeline.py")
