@@ -257,6 +257,60 @@ def mel_windows(mel: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(view[:, starts - lo].transpose(1, 0, 2))
 
 
+# Silence, for keeping the real mouth where nobody speaks (the `silence` setting)
+SPEECH_RANGE_DB = 35.0  # quieter than the clip's speech level by more than this: silence
+SPEECH_LEVEL_PERCENTILE = 95  # the clip's speech level: its loud mel columns, not its peaks
+MIN_PAUSE_S = 0.3  # shorter gaps (between words, a breath) are not pauses
+FADE_FRAMES = 3  # frames over which the generated mouth fades in and out around a pause
+
+
+def voiced_columns(samples_16k: np.ndarray) -> np.ndarray:
+    """Per mel column (80 a second, the mel's own clock), whether someone speaks: louder than
+    the clip's speech level minus SPEECH_RANGE_DB, so a quiet recording and a loud one behave
+    alike and background noise well below the speech is silence. Gaps shorter than MIN_PAUSE_S
+    between voiced stretches count as speech."""
+    x = np.asarray(samples_16k, dtype=np.float64).reshape(-1)
+    n = 1 + x.size // HOP  # as many as the mel has columns
+    padded = np.pad(x, (N_FFT // 2, N_FFT // 2 + HOP))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n]
+    level = 10.0 * np.log10(np.maximum((frames ** 2).mean(axis=1), 1e-20))
+    audible = level > -100.0  # digital silence has no level to judge by
+    if not audible.any():
+        return np.zeros(n, dtype=bool)
+    speech_level = np.percentile(level[audible], SPEECH_LEVEL_PERCENTILE)
+    voiced = audible & (level > speech_level - SPEECH_RANGE_DB)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], voiced.astype(np.int8), [0]))))
+    starts, stops = edges[::2], edges[1::2]
+    for stop, start in zip(stops[:-1], starts[1:]):  # the gap between two voiced stretches
+        if (start - stop) / MEL_FRAMES_PER_SECOND < MIN_PAUSE_S:
+            voiced[stop:start] = True
+    return voiced
+
+
+def speech_strength(voiced: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per output frame (whose mel windows start at `starts`, in output order), how much of the
+    generated mouth to use: 1 where its window holds speech, 0 in pauses, and a linear fade over
+    FADE_FRAMES frames either side of each pause's edge, so no mouth pops."""
+    starts = np.asarray(starts, dtype=np.int64)
+    if starts.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    cumulative = np.concatenate([[0], np.cumsum(voiced)])
+    lo = np.clip(starts, 0, voiced.size)
+    hi = np.clip(starts + MEL_WINDOW, 0, voiced.size)
+    speaking = (cumulative[hi] - cumulative[lo]) > 0
+    if not speaking.any():
+        return np.zeros(starts.size, dtype=np.float32)
+    return np.clip(1.0 - _distance_to_nearest(speaking) / (FADE_FRAMES + 1.0), 0.0, 1.0).astype(np.float32)
+
+
+def _distance_to_nearest(flags: np.ndarray) -> np.ndarray:
+    """For each position, how far the nearest True is (at least one must be True)."""
+    index = np.arange(flags.size, dtype=np.float64)
+    before = np.maximum.accumulate(np.where(flags, index, -np.inf))
+    after = np.minimum.accumulate(np.where(flags, index, np.inf)[::-1])[::-1]
+    return np.minimum(index - before, after - index)
+
+
 class AudioFeatures:
     """Everything the node needs from one AUDIO input: the mel, the frame count it drives,
     and per-frame windows on demand (so an hour of audio never materialises all windows)."""
@@ -267,12 +321,21 @@ class AudioFeatures:
         self.num_samples = self.samples.shape[1]
         self.duration = self.num_samples / self.sample_rate  # seconds
         self.n_frames = frames_for_audio(self.num_samples, self.sample_rate, self.fps)
-        self.mel = melspectrogram(to_model_rate(self.samples, self.sample_rate))
+        mono = to_model_rate(self.samples, self.sample_rate)
+        self.mel = melspectrogram(mono)
+        self.voiced = voiced_columns(mono)  # speech or silence, per mel column
 
     def windows(self, frame_indices: np.ndarray, sync_offset: float = 0.0,
                 mel_step_multiplier: float = 1.0) -> np.ndarray:
         return mel_windows(self.mel, window_starts(frame_indices, self.fps, sync_offset,
                                                    mel_step_multiplier))
+
+    def speech_strength(self, frame_positions: np.ndarray, sync_offset: float = 0.0,
+                        mel_step_multiplier: float = 1.0) -> np.ndarray:
+        """Per output frame (in order), 1 where its audio window holds speech, 0 in pauses, with
+        fades between (see `speech_strength`)."""
+        return speech_strength(self.voiced, window_starts(frame_positions, self.fps, sync_offset,
+                                                          mel_step_multiplier))
 
     def fitted_audio(self, n_frames: int) -> dict:
         return fit_audio(self.samples, self.sample_rate, n_frames, self.fps)

@@ -69,6 +69,10 @@ def parse_args(argv=None):
     parser.add_argument("--face-mask", type=Path,
                         help="an image the size of the (upright) video, the face painted white on "
                              "black: its box replaces face detection for the whole clip")
+    parser.add_argument("--face-marker", type=Path,
+                        help="an image the size of the (upright) video with a rough white stroke "
+                             "on the face that speaks: that face is detected and tracked "
+                             "(implies --face marked)")
     parser.add_argument("--models", action="append", type=Path,
                         help="folder with wav2lip_gan.pth / wav2lip.pth (and s3fd-619a316812.pth); "
                              "repeatable")
@@ -165,16 +169,16 @@ def temporary_output(output: Path) -> Path:
     return Path(name)
 
 
-def read_face_mask(path: Path):
-    """A MASK [1, H, W] from an image file: nonzero (white) pixels mark the face."""
+def read_mask_image(path: Path, what: str = "face mask"):
+    """A MASK [1, H, W] from an image file: white pixels mark the face."""
     import cv2
     import numpy as np
 
     if not path.is_file():
-        raise BadInput(f"Halo-Lipsy: the face mask '{path}' does not exist.")
+        raise BadInput(f"Halo-Lipsy: the {what} '{path}' does not exist.")
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise BadInput(f"Halo-Lipsy: the face mask '{path}' is not an image that can be read "
+        raise BadInput(f"Halo-Lipsy: the {what} '{path}' is not an image that can be read "
                        "(use PNG or JPEG).")
     return (image.astype(np.float32) / 255.0)[None]
 
@@ -192,8 +196,10 @@ def _interrupt_on_sigterm():
 
 def run(args, pack) -> int:
     pipeline, video = pack["pipeline"], pack["video"]
-    output = check_output(Path(args.output), [args.input, args.audio, args.face_mask])
-    face_mask = read_face_mask(args.face_mask) if args.face_mask else None
+    output = check_output(Path(args.output), [args.input, args.audio, args.face_mask,
+                                               args.face_marker])
+    face_mask = read_mask_image(args.face_mask) if args.face_mask else None
+    face_marker = read_mask_image(args.face_marker, "face marker") if args.face_marker else None
     audio = None
     if args.audio:
         track = video.read_audio(args.audio, what="the speech file")
@@ -208,7 +214,7 @@ def run(args, pack) -> int:
     try:
         hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar)
         report = pipeline.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
-                                        face_mask=face_mask)
+                                        face_mask=face_mask, face_marker=face_marker)
         os.replace(partial, output)
     finally:
         bar.close()

@@ -298,13 +298,21 @@ class HaloLipsy(_LipsyNode):
             },
             "optional": {
                 "face_mask": ("MASK", {
-                    "tooltip": "Optional: marks the face per frame (or one frame for all) and "
-                               "replaces face detection; the box is the mask's bounding box."}),
+                    "tooltip": "Optional: marks the face's region per frame (or one frame for "
+                               "all) and replaces face detection: the box is the mask's bounding "
+                               "box, fixed where you painted it."}),
+                "face_marker": ("MASK", {
+                    "tooltip": "Optional: a rough stroke painted on the face that speaks, in one "
+                               "frame (Load Image of a frame, then the mask editor). That face is "
+                               "detected and tracked through motion, and found again after a cut "
+                               "(the face nearest the mark). Unlike face_mask, the box follows "
+                               "the face."}),
             },
         }
 
-    def lipsync(self, images, audio, face_mask=None, **settings):
-        result = pipeline.lipsync_images(images, audio, Settings(**settings), _hooks(), face_mask)
+    def lipsync(self, images, audio, face_mask=None, face_marker=None, **settings):
+        result = pipeline.lipsync_images(images, audio, Settings(**settings), _hooks(), face_mask,
+                                         face_marker)
         result.report.log()
         return result.outputs()
 
@@ -383,11 +391,18 @@ class HaloLipsyVideo(_LipsyNode):
                     "tooltip": "The speech to sync to. Leave empty to use the video's own sound."}),
                 "face_mask": ("MASK", {
                     "tooltip": "Optional: one mask frame marking the face region for the whole "
-                               "clip; replaces face detection."}),
+                               "clip; replaces face detection (the box stays where you painted "
+                               "it)."}),
+                "face_marker": ("MASK", {
+                    "tooltip": "Optional: a rough stroke painted on the face that speaks, in one "
+                               "frame (Load Image of a frame, then the mask editor). That face is "
+                               "detected and tracked through motion, and found again after a cut "
+                               "(the face nearest the mark). Unlike face_mask, the box follows "
+                               "the face."}),
             },
         }
 
-    def lipsync(self, video, audio=None, face_mask=None, **settings):
+    def lipsync(self, video, audio=None, face_mask=None, face_marker=None, **settings):
         source = _stream_source(video)
         path = _temp_video_path()
         if source is None:  # frames already in memory: the IMAGE route, encoded the same way
@@ -395,11 +410,11 @@ class HaloLipsyVideo(_LipsyNode):
             report = pipeline.lipsync_components(
                 components.images, audio if audio is not None else components.audio, str(path),
                 Settings(fps=float(components.frame_rate), **settings), _hooks(),
-                face_mask=face_mask)
+                face_mask=face_mask, face_marker=face_marker)
         else:
             report = pipeline.lipsync_video(source, str(path), Settings(**settings), _hooks(),
                                             audio=audio, face_mask=face_mask,
-                                            window=_video_window(video))
+                                            window=_video_window(video), face_marker=face_marker)
         report.log()
         return (_video_from_file(path),)
 

@@ -40,7 +40,7 @@ logger = logging.getLogger("HaloLipsy")
 
 MAX_GAP_SECONDS = 0.2  # faceless stretches up to this long between two faces are bridged
 MEMORY_MARGIN_GB = 0.5  # kept free beyond the output, for the models, crops and the OS
-BATCH_BYTES = 256 << 20  # decoded frames the VIDEO route holds per batch (40 frames of 1080p)
+BATCH_BYTES = 256 << 20  # decoded frames the VIDEO route holds (20 a batch at 1080p)
 TIME_TOLERANCE = 1e-7  # seconds: float noise never adds a frame (4.4 s at 25 fps is 110 frames)
 DETECTION_SHARE = 0.3  # of the progress bar, when a detector runs
 
@@ -122,14 +122,19 @@ class Report:
     frame_copy_s: float = 0.0  # IMAGE route: copying input frames into the output
     seeks: int = 0  # VIDEO route: jumps back in the file (loop modes)
     duration_s: float = 0.0  # VIDEO route: the output's length
+    face: str = "face_mask"  # which face was followed: the face setting, or the face_mask
+    frames_kept_original: int = 0  # output frames with a face that kept their real mouth (silence)
 
     def summary(self) -> str:
-        detection = f" ({self.detection_stats.summary()})" if self.detection_stats else " (face_mask)"
+        detection = f" ({self.detection_stats.summary()})" if self.detection_stats else ""
+        kept = (f", {self.frames_kept_original} kept their real mouth (silence)"
+                if self.frames_kept_original else "")
         return (f"Halo-Lipsy: {self.frames_in} frames in -> {self.frames_out} out ({self.mode}, "
-                f"{self.fps:.3g} fps), faces in {self.faces_found}/{self.frames_shown} input "
-                f"frames, {self.frames_synced} frames lip-synced; audio+model "
-                f"{self.audio_and_model_s:.2f}s, detection {self.detection_s:.2f}s{detection}, "
-                f"generation {self.generation_s:.2f}s on {self.device} ({self.dtype})")
+                f"{self.fps:.3g} fps), followed the {self.face} face, faces in "
+                f"{self.faces_found}/{self.frames_shown} input frames, {self.frames_synced} frames "
+                f"lip-synced{kept}; audio+model {self.audio_and_model_s:.2f}s, detection "
+                f"{self.detection_s:.2f}s{detection}, generation {self.generation_s:.2f}s on "
+                f"{self.device} ({self.dtype})")
 
     def log(self):
         logger.info("%s", self.summary())
@@ -291,15 +296,16 @@ def _batches(n_out: int, batch: int, hooks: Hooks, share_before: float):
         hooks.progress(share_before + share * stop / n_out)
 
 
-def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, weights=None,
-                on_slice=None) -> int:
+def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, strengths,
+                weights=None, on_slice=None) -> int:
     """Lip-sync `frames` (a list of H x W x C float32 [0, 1] arrays, written in place) whose
     face boxes are `boxes` (None: no face) and whose audio windows start at `positions` (frame
-    units: i for frame i at the nominal rate). `weights` (optional list of H x W arrays) receive
-    the blend weights. Returns how many frames were synced."""
+    units: i for frame i at the nominal rate), each as much as its `strengths` value (0: the
+    frame is left as it is). `weights` (optional list of H x W arrays) receive the blend weights.
+    Returns how many frames were synced."""
     from .wav2lip import face_input, paste
 
-    faced = [k for k, box in enumerate(boxes) if box is not None]
+    faced = [k for k, box in enumerate(boxes) if box is not None and strengths[k] > 0]
     if not faced:
         return 0
     faces = np.stack([face_input(frames[k], boxes[k]) for k in faced])
@@ -308,8 +314,48 @@ def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, w
     generated = stages.generator(mels, faces, on_slice=on_slice)
     for j, k in enumerate(faced):
         paste(frames[k], boxes[k], generated[j], settings.blend_edges, settings.blend_radius,
-              weights_out=None if weights is None else weights[k])
+              weights_out=None if weights is None else weights[k], strength=float(strengths[k]))
     return len(faced)
+
+
+def _strengths(stages: _Stages, settings: Settings, plan: Timeline) -> np.ndarray:
+    """How much of the generated mouth each output frame gets: 1 everywhere, or with silence
+    'keep_original', 0 in pauses with fades around them."""
+    if settings.silence != "keep_original":
+        return np.ones(len(plan), dtype=np.float32)
+    return stages.features.speech_strength(plan.positions, settings.sync_offset,
+                                           settings.mel_step_multiplier)
+
+
+def _kept_original(strengths, faces) -> int:
+    return int(sum(1 for s, box in zip(strengths, faces) if box is not None and s <= 0))
+
+
+def _tracker_config(settings: Settings, face_mask, face_marker, height: int, width: int):
+    """The tracker's face choice from the `face` setting and a face_marker (which picks the
+    marked face whatever the setting says). None with a face_mask: nothing is detected."""
+    from . import face_detect as fd
+
+    if face_mask is not None:
+        if face_marker is not None:
+            raise HaloLipsyError(
+                "Halo-Lipsy: both face_mask and face_marker are connected. face_mask fixes the "
+                "face's region (no detection); face_marker picks which detected face is tracked. "
+                "Connect one of them.")
+        return None
+    if face_marker is None:
+        if settings.face == "marked":
+            raise HaloLipsyError(
+                "Halo-Lipsy: face is 'marked' but no face_marker is given: paint a stroke on the "
+                "speaker's face in one frame (Load Image of a frame, then the mask editor) and "
+                "connect it to face_marker (or --face-marker), or choose largest, left-most or "
+                "right-most.")
+        return fd.TrackerConfig(choice=settings.face)
+    try:
+        mark = fd.mark_from_mask(face_marker, height, width)
+    except fd.MaskInputError as err:
+        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    return fd.TrackerConfig(choice="marked", mark=mark)
 
 
 def _usable(boxes, height, width) -> list:
@@ -322,30 +368,41 @@ def _usable(boxes, height, width) -> list:
 # ---------------------------------------------------------------------------- the IMAGE route
 
 
-def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=None) -> ImageResult:
+def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=None,
+                   face_marker=None) -> ImageResult:
     """The IMAGE route: frames (IMAGE at `settings.fps`) and AUDIO in, an ImageResult out.
+    `face_mask` fixes the face's region (no detection); `face_marker` picks the detected face
+    under its strokes.
 
     MASK holds, per output frame, the weight each pixel's generated value got (0 where the
     frame passed through)."""
     images = _validate_images(images)
+    config = _tracker_config(settings, face_mask, face_marker, int(images.shape[1]),
+                             int(images.shape[2]))
     stages = _set_up(audio, settings.fps, settings, hooks)
     features, fps = stages.features, stages.features.fps
     plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
     t0 = time.perf_counter()
-    usable, stats = _image_boxes(images, plan, stages, settings, hooks, face_mask)
+    usable, stats = _image_boxes(images, plan, stages, settings, hooks, face_mask, config)
     detect_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    out, mask, synced, copy_s = _image_generate(images, usable, plan, stages, settings, hooks,
-                                                0.0 if face_mask is not None else DETECTION_SHARE)
+    strengths = _strengths(stages, settings, plan)
+    out, mask, synced, copy_s = _image_generate(images, usable, plan, strengths, stages, settings,
+                                                hooks, 0.0 if config is None else DETECTION_SHARE)
     report = stages.report(
         settings, frames_in=int(images.shape[0]), frames_out=len(plan),
         faces_found=sum(u is not None for u in usable), frames_shown=len(usable),
         frames_synced=synced, detection_s=detect_s, generation_s=time.perf_counter() - t0,
-        detection_stats=stats, frame_copy_s=copy_s)
+        detection_stats=stats, frame_copy_s=copy_s, face=_face_name(config),
+        frames_kept_original=_kept_original(strengths, [usable[s] for s in plan.source]))
     return ImageResult(out, features.fitted_audio(len(plan)), mask, report)
 
 
-def _image_boxes(images, plan, stages, settings, hooks, face_mask):
+def _face_name(config) -> str:
+    return "face_mask" if config is None else config.choice
+
+
+def _image_boxes(images, plan, stages, settings, hooks, face_mask, config):
     """A usable box (or None) for each input frame the output shows, and the detection stats."""
     from . import face_detect as fd
 
@@ -357,13 +414,13 @@ def _image_boxes(images, plan, stages, settings, hooks, face_mask):
             boxes = fd.mask_boxes(face_mask, n_video, height, width, stages.box_settings)[:used]
         else:
             detector = hooks.detector(settings.face_detect_batch)
-            boxes, stats = fd.detect_boxes(images, used, detector, stages.box_settings,
+            boxes, stats = fd.detect_boxes(images, used, detector, stages.box_settings, config,
                                            on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
                                            check_interrupt=hooks.check_interrupt)
     return _usable(boxes, height, width), stats
 
 
-def _image_generate(images, usable, plan, stages, settings, hooks, share_before):
+def _image_generate(images, usable, plan, strengths, stages, settings, hooks, share_before):
     """Copy each output frame's input frame into one preallocated output, a batch at a time,
     and lip-sync it there. Returns (IMAGE, MASK, frames synced, seconds spent copying)."""
     import torch
@@ -385,7 +442,8 @@ def _image_generate(images, usable, plan, stages, settings, hooks, share_before)
         non_finite += [i for i, box in zip(range(start, stop), boxes)
                        if box is not None and not _box_is_finite(out_np[i], box)]
         synced += _sync_faces(stages, settings, list(out_np[start:stop]), boxes,
-                              plan.positions[start:stop], list(mask_np[start:stop]), on_slice)
+                              plan.positions[start:stop], strengths[start:stop],
+                              list(mask_np[start:stop]), on_slice)
     if non_finite:
         logger.warning(
             "Halo-Lipsy: %d output frames have NaN or infinite pixels in the face box (frames %s): "
@@ -457,7 +515,7 @@ def _box_is_finite(frame: np.ndarray, box) -> bool:
 
 
 def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=None,
-                  face_mask=None, window=None) -> Report:
+                  face_mask=None, window=None, face_marker=None) -> Report:
     """The VIDEO route: decode `source` (a path or a file-like object PyAV can open), lip-sync
     it to `audio` (ComfyUI AUDIO, starting with the first frame; None: the video's own sound,
     wherever it starts) and encode H.264 + AAC at `settings.quality` to `destination` (a path
@@ -475,27 +533,32 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     try:
         video_mod.container_format(destination)
         info = video_mod.probe(source, window or video_mod.Window())
-        sound = _video_sound(source, info, audio)
+        sound = _video_sound(source, info, audio)  # what the mouth follows
+        track = sound if audio is None or settings.output_sound == "speech" else \
+            _video_sound(source, info, None)  # what the output carries
     except video_mod.VideoInputError as err:
         raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
     if info.colour.hdr:
         logger.info("Halo-Lipsy: HDR video (%s): the output keeps its colour description, in "
                     "8 bits.", info.colour.hdr)
+    config = _tracker_config(settings, face_mask, face_marker, info.height, info.width)
     stages = _set_up(sound.for_mel(), float(info.fps), settings, hooks)
     t0 = time.perf_counter()
-    boxes = _boxes_pass(source, info, stages, settings, hooks, face_mask)
+    boxes = _boxes_pass(source, info, stages, settings, hooks, face_mask, config)
     detect_s = time.perf_counter() - t0
     plan = timeline(settings.mode, np.asarray(boxes.times) - info.start, sound.end,
                     float(info.fps), info.last_frame_duration(boxes.times[-1], boxes.last_duration))
     t0 = time.perf_counter()
-    synced, seeks = _generate_pass(source, destination, info, sound, boxes, plan, stages,
-                                   settings, hooks)
+    strengths = _strengths(stages, settings, plan)
+    synced, seeks = _generate_pass(source, destination, info, track, boxes, plan, strengths,
+                                   stages, settings, hooks)
     n_video = len(boxes.times)
     return stages.report(
         settings, frames_in=n_video, frames_out=len(plan), faces_found=boxes.faces_found,
         frames_shown=n_video, frames_synced=synced, detection_s=detect_s,
         generation_s=time.perf_counter() - t0, detection_stats=boxes.stats, seeks=seeks,
-        duration_s=plan.end + sound.lead)
+        duration_s=plan.end + track.lead, face=_face_name(config),
+        frames_kept_original=_kept_original(strengths, [boxes.usable[s] for s in plan.source]))
 
 
 @dataclass
@@ -543,8 +606,10 @@ def _video_sound(source, info, audio) -> _Sound:
     track = video_mod.read_audio(source, info.window)
     if track is None:
         raise HaloLipsyError(
-            "Halo-Lipsy: the video has no sound and no speech was given: connect the speech "
-            "(Load Audio, a TTS node) to the node's 'audio' input, or pass --audio SPEECH.")
+            "Halo-Lipsy: the video has no sound, and the speech was not given (or output_sound "
+            "is 'video'): connect the speech (Load Audio, a TTS node) to the node's 'audio' "
+            "input, or pass --audio SPEECH; with output_sound 'video' the video needs its own "
+            "sound.")
     offset = track.start - info.start  # > 0: the sound starts after the first frame
     samples = track.samples
     if offset > 0:
@@ -576,7 +641,7 @@ class _Boxes:
         return sum(u is not None for u in self.usable)
 
 
-def _boxes_pass(source, info, stages, settings, hooks, face_mask) -> _Boxes:
+def _boxes_pass(source, info, stages, settings, hooks, face_mask, config) -> _Boxes:
     """Decode once: every frame's time and face box (the tracker sees a window of frames, so
     memory stays flat), or the face_mask's box for every frame."""
     from . import face_detect as fd
@@ -589,7 +654,7 @@ def _boxes_pass(source, info, stages, settings, hooks, face_mask) -> _Boxes:
             mask_box = _single_mask_box(face_mask, width, height, stages.box_settings)
         else:
             frames = fd.WindowFrames(height, width)
-            tracker = fd.FaceTracker(hooks.detector(settings.face_detect_batch),
+            tracker = fd.FaceTracker(hooks.detector(settings.face_detect_batch), config,
                                      on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
                                      check_interrupt=hooks.check_interrupt)
             run = tracker.start(frames, expected)
@@ -622,14 +687,18 @@ def _boxes_pass(source, info, stages, settings, hooks, face_mask) -> _Boxes:
     return _Boxes(times, pts, _usable(boxes, height, width), stats, last_duration)
 
 
-def _generate_pass(source, destination, info, sound, boxes, plan, stages, settings, hooks):
-    """Decode again, lip-sync a batch at a time, encode; returns (frames synced, seeks)."""
+def _generate_pass(source, destination, info, sound, boxes, plan, strengths, stages, settings,
+                   hooks):
+    """Decode again, lip-sync a batch at a time, encode with `sound` as the output's track;
+    returns (frames synced, seeks)."""
     from . import video as video_mod
     from .audio import fit_channels
 
     width, height, n_out = info.width, info.height, len(plan)
     reader = video_mod.FrameReader(source, info, boxes.pts, boxes.times, BATCH_BYTES)
-    batch = max(1, min(settings.inference_batch, BATCH_BYTES // (width * height * 3)))
+    # held per frame of a batch: its decoded picture (~1.5 B a pixel), RGB (3) and, while it is
+    # written, its YUV (1.5)
+    batch = max(1, min(settings.inference_batch, BATCH_BYTES // (width * height * 6)))
     track = fit_channels(sound.for_output(plan.end), video_mod.AAC_LAYOUTS)
     colour = info.colour.for_output(width, height, info.coded_size)
     writer = None
@@ -640,15 +709,14 @@ def _generate_pass(source, destination, info, sound, boxes, plan, stages, settin
         for start, stop, on_slice in _batches(n_out, batch, hooks, DETECTION_SHARE):
             frames = [reader.read(int(plan.source[k])) for k in range(start, stop)]
             rgbs = [video_mod.to_rgb(frame, info) for frame in frames]
-            yuvs = [video_mod.to_yuv(frame, info) for frame in frames]
             faces = [boxes.usable[plan.source[k]] for k in range(start, stop)]
             before = [None if box is None else rgb[box[1]:box[3], box[0]:box[2]].copy()
                       for rgb, box in zip(rgbs, faces)]
             synced += _sync_uint8(stages, settings, rgbs, faces, plan.positions[start:stop],
-                                  on_slice)
-            for k, yuv, rgb, box, old in zip(range(start, stop), yuvs, rgbs, faces, before):
+                                  strengths[start:stop], on_slice)
+            for k, frame, rgb, box, old in zip(range(start, stop), frames, rgbs, faces, before):
                 # the source's own YUV, with only the pixels the mouth changed converted back
-                writer.write(rgb, float(plan.times[k]) + sound.lead, yuv,
+                writer.write(rgb, float(plan.times[k]) + sound.lead, video_mod.to_yuv(frame, info),
                              () if box is None else [(box, old)])
         writer.finish(track)
     except BaseException:
@@ -660,7 +728,7 @@ def _generate_pass(source, destination, info, sound, boxes, plan, stages, settin
     return synced, reader.seeks
 
 
-def _sync_uint8(stages, settings, rgbs, boxes, positions, on_slice) -> int:
+def _sync_uint8(stages, settings, rgbs, boxes, positions, strengths, on_slice) -> int:
     """Lip-sync uint8 RGB frames in place: only each face box goes to float and back."""
     regions, local = [], []
     for rgb, box in zip(rgbs, boxes):
@@ -671,7 +739,7 @@ def _sync_uint8(stages, settings, rgbs, boxes, positions, on_slice) -> int:
         x1, y1, x2, y2 = box
         regions.append(rgb[y1:y2, x1:x2].astype(np.float32) * np.float32(1 / 255))
         local.append((0, 0, x2 - x1, y2 - y1))
-    synced = _sync_faces(stages, settings, regions, local, positions, None, on_slice)
+    synced = _sync_faces(stages, settings, regions, local, positions, strengths, None, on_slice)
     for rgb, box, region in zip(rgbs, boxes, regions):
         if region is not None:
             x1, y1, x2, y2 = box
@@ -680,7 +748,7 @@ def _sync_uint8(stages, settings, rgbs, boxes, positions, on_slice) -> int:
 
 
 def lipsync_components(images, audio, destination, settings: Settings, hooks: Hooks,
-                       face_mask=None) -> Report:
+                       face_mask=None, face_marker=None) -> Report:
     """A VIDEO held as frames in memory (Create Video's output, at `settings.fps`): the IMAGE
     route, then encoded like the streaming route's output, with the same quality and the same
     face_mask rule (one frame for the whole clip). Its frames are RGB with no YUV history: the
@@ -695,7 +763,7 @@ def lipsync_components(images, audio, destination, settings: Settings, hooks: Ho
     if face_mask is not None:
         frames = _validate_images(images)
         _one_mask_frame(face_mask, int(frames.shape[2]), int(frames.shape[1]))
-    result = lipsync_images(images, audio, settings, hooks, face_mask)
+    result = lipsync_images(images, audio, settings, hooks, face_mask, face_marker)
     samples = fit_channels(result.audio["waveform"][0].numpy(), video_mod.AAC_LAYOUTS)
     _encode_frames(result.images, destination, settings, result.audio["sample_rate"], samples, hooks)
     return result.report

@@ -10,6 +10,9 @@ import math
 from dataclasses import dataclass
 
 MODES = ("sequential", "repetitive", "pingpong")
+FACE_CHOICES = ("largest", "left-most", "right-most", "marked")  # face_detect.FACE_CHOICES (a test checks)
+SILENCE_CHOICES = ("generate", "keep_original")
+SOUND_CHOICES = ("speech", "video")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # wav2lip.device computes these (a test checks)
 
 IMAGE, VIDEO, CLI = "image", "video", "cli"  # the front ends: the two nodes and lipsync.py
@@ -121,6 +124,22 @@ SETTINGS = (
             "players refuse.)", minimum=1, maximum=51, flag="--quality", shown_in=(VIDEO, CLI),
             why_limits=" 0 would be lossless H.264 (High 4:4:4 Predictive), which browsers and "
                        "most players refuse."),
+    # new settings go last: saved workflows keep their widget values in this order
+    Setting("face", "CHOICE", "largest",
+            "Which face to lip-sync when several are in view, chosen where each shot starts and "
+            "then tracked (it never jumps to another face that grows larger). largest, left-most, "
+            "right-most, or marked: the face under the face_marker strokes.",
+            choices=FACE_CHOICES, flag="--face"),
+    Setting("silence", "CHOICE", "generate",
+            "generate: a generated mouth on every frame (Wav2Lip). keep_original: where nobody "
+            "speaks (pauses of 0.3 s and more, judged on this audio's own loudness), the frame "
+            "keeps its real mouth, with a 3-frame fade either side.",
+            choices=SILENCE_CHOICES, flag="--silence"),
+    Setting("output_sound", "CHOICE", "speech",
+            "The output's sound track. speech: the speech the mouth follows (the audio input, or "
+            "the video's own sound without one). video: the video's own sound, whatever drives "
+            "the mouth: for dubbing one speaker at a time over a video that carries the whole "
+            "dialogue.", choices=SOUND_CHOICES, flag="--output-sound", shown_in=(VIDEO, CLI)),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import DetectionRequest, DetectorError, FaceDetector, TensorFrames, WindowFrames
-from .boxes import fill_gaps, pad_and_clip, smooth
-from .mask import MaskInputError, boxes_from_mask
+from .boxes import FACE_CHOICES, fill_gaps, pad_and_clip, pick_face, smooth
+from .mask import MaskInputError, boxes_from_mask, mark_from_mask
 from .tracker import DetectionStats, FaceTracker, TrackerConfig, TrackingRun
 
 
@@ -50,7 +50,7 @@ def mask_boxes(mask, n_frames: int, height: int, width: int, settings: BoxSettin
 
 
 __all__ = [
-    "BoxSettings", "DetectionRequest", "DetectionStats", "DetectorError", "FaceDetector", "FaceTracker",
+    "FACE_CHOICES", "BoxSettings", "DetectionRequest", "DetectionStats", "DetectorError", "FaceDetector", "FaceTracker",
     "MaskInputError", "TensorFrames", "TrackerConfig", "TrackingRun", "WindowFrames", "detect_boxes",
-    "finish_boxes", "mask_boxes",
+    "finish_boxes", "mask_boxes", "mark_from_mask", "pick_face",
 ]

@@ -25,6 +25,28 @@ def area(box) -> float:
     return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
 
 
+FACE_CHOICES = ("largest", "left-most", "right-most", "marked")
+
+
+def centre(box) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0])
+
+
+def pick_face(boxes: np.ndarray, choice: str = "largest", mark=None) -> int:
+    """Which of `boxes` (k, 4+) a new track starts on: the largest, the left-most or right-most
+    (by centre), or the one `mark` (x, y in frame pixels) lies on (else the nearest to it)."""
+    if choice == "left-most":
+        return int(np.argmin([centre(b)[0] for b in boxes]))
+    if choice == "right-most":
+        return int(np.argmax([centre(b)[0] for b in boxes]))
+    if choice == "marked" and mark is not None:
+        x, y = mark
+        inside = [b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes]
+        distance = [np.hypot(*(centre(b) - (x, y))) - (1e9 if hit else 0) for b, hit in zip(boxes, inside)]
+        return int(np.argmin(distance))
+    return int(np.argmax([area(b) for b in boxes]))
+
+
 def lerp(a, b, t):
     return (1.0 - t) * np.asarray(a, float) + t * np.asarray(b, float)
 

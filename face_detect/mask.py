@@ -45,3 +45,26 @@ def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
     if m.shape[0] == 1:
         boxes[:] = boxes[0]
     return boxes
+
+
+def mark_from_mask(mask, height: int, width: int) -> tuple:
+    """(x, y): the centre of the strokes of a face_marker MASK (painted roughly on the face that
+    speaks, in any one frame; the first frame with paint counts), in frame pixels."""
+    m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim == 4 and m.shape[-1] == 1:
+        m = m[..., 0]
+    if m.ndim != 3:
+        raise MaskInputError(f"face_marker has shape {tuple(m.shape)}; expected a MASK.")
+    if tuple(m.shape[1:]) != (height, width):
+        raise MaskInputError(
+            f"face_marker is {m.shape[2]}x{m.shape[1]} but the frames are {width}x{height}; paint "
+            "the mark on a frame of this video (as it is shown).")
+    for frame in m:
+        painted = frame.detach().float().cpu().numpy() > 0.5
+        if painted.any():
+            ys, xs = np.nonzero(painted)
+            return float(xs.mean()) + 0.5, float(ys.mean()) + 0.5
+    raise MaskInputError("face_marker is empty: paint a stroke on the face that speaks (white on "
+                         "black), or choose another face setting.")

@@ -14,8 +14,11 @@ smoothly, so this strategy detects sparsely and cheaply and interpolates in betw
    Where they disagree, or a face appears or disappears, the midpoint is detected (around the
    interpolated box) and both halves are examined again, down to single frames: appearances,
    disappearances and undetected cuts are located exactly, at a cost of log2(interval) looks.
-4. One face is followed: the largest where it first appears, then whichever box continues its
-   track (best overlap with the expected box); a second face entering is ignored.
+4. One face is followed. Where a shot starts (and after every cut) it is chosen by
+   `TrackerConfig.choice`: the largest (the default), the left-most, the right-most, or the one
+   under the user's mark. From then on the box that continues its track is followed (best
+   overlap with the expected box; after a look that lost it, the face nearest where it was), so
+   another face that grows larger or passes in front is never taken instead.
 
 Requests are batched `detector.batch_size` at a time; the detector sees at most one batch of
 rendered (downscaled) images at once.
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .base import DetectionRequest, DetectorError, FaceDetector
-from .boxes import area, empty_boxes, iou, lerp
+from .boxes import centre, empty_boxes, iou, lerp, pick_face
 
 logger = logging.getLogger("HaloLipsy")
 
@@ -53,6 +56,8 @@ class TrackerConfig:
     cut_threshold: float = 0.08  # mean absolute grey change of the thumbnails, 0..1
     continue_iou: float = 0.1  # a box overlapping the expected one this much continues the track
     max_keyframe_group: int = 4  # keyframes detected together (bounds a stream's frame window)
+    choice: str = "largest"  # which face a shot's track starts on (boxes.FACE_CHOICES)
+    mark: tuple | None = None  # (x, y) in frame pixels, for choice "marked"
 
     CUT_CONTEXT = 4  # frames either side whose changes a cut must stand out from
 
@@ -65,6 +70,7 @@ class DetectionStats:
     images: Counter = field(default_factory=Counter)  # (height, width) -> images
     roi_fallbacks: int = 0
     shots: int = 0
+    most_faces: int = 0  # the most faces one whole-frame look saw
 
     def add(self, size, count: int):
         self.calls += 1
@@ -84,7 +90,8 @@ class DetectionStats:
 
     def summary(self) -> str:
         sizes = ", ".join(f"{n}x{w}x{h}" for (h, w), n in sorted(self.images.items()))
-        return f"{self.calls} detector calls, {self.image_count} images ({sizes or 'none'})"
+        return (f"{self.calls} detector calls, {self.image_count} images ({sizes or 'none'}), "
+                f"up to {self.most_faces} face{'s' if self.most_faces != 1 else ''} in view")
 
 
 class FaceTracker:
@@ -249,8 +256,8 @@ class FaceTracker:
 
     def _choose(self, candidates, expected, request, frames):
         """The box that continues the track (best overlap with `expected`), or for a new track
-        the largest face. In a region (not whole-frame) look, a box cut by the region's edge
-        inside the frame is not trusted."""
+        the face `config.choice` picks. In a region (not whole-frame) look, a box cut by the
+        region's edge inside the frame is not trusted."""
         if candidates is None or len(candidates) == 0:
             return None
         boxes = candidates[:, :4]
@@ -268,6 +275,8 @@ class FaceTracker:
             boxes = boxes[np.array(keep, dtype=bool)]
             if len(boxes) == 0:
                 return None
+        else:
+            self.stats.most_faces = max(self.stats.most_faces, len(boxes))
         if expected is not None:
             overlaps = [iou(b, expected) for b in boxes]
             best = int(np.argmax(overlaps))
@@ -275,7 +284,10 @@ class FaceTracker:
                 return boxes[best].copy()
             if not whole_frame:
                 return None  # something else is near: let the whole frame decide
-        return boxes[int(np.argmax([area(b) for b in boxes]))].copy()
+            # lost for a moment (a fast move, a turn): the face nearest where it was, never
+            # another one because it is larger
+            return boxes[int(np.argmin([np.hypot(*(centre(b) - centre(expected))) for b in boxes]))].copy()
+        return boxes[pick_face(boxes, self.config.choice, self.config.mark)].copy()
 
 
 class TrackingRun:

@@ -207,3 +207,41 @@ class MarkerDetector:
                 continue
             out.append(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 0.99]], np.float64))
         return out
+
+
+class FaceBlobsDetector:
+    """A detector stand-in that reads pixels and sees several faces: each separate patch of
+    marker green in the rendered image is one face (its bounding box, scored by its fill)."""
+
+    min_side = 32
+
+    def __init__(self, batch_size=4, min_face=6):
+        self.batch_size = batch_size
+        self.min_face = min_face
+
+    def detect(self, requests, images):
+        out = []
+        for image in images:
+            b, g, r = (image[..., k].astype(np.int32) for k in range(3))
+            green = ((g - np.maximum(r, b)) > 127).astype(np.uint8)
+            count, _, stats, _ = cv2.connectedComponentsWithStats(green, connectivity=8)
+            boxes = [[x, y, x + w, y + h, 0.99] for x, y, w, h, n in stats[1:count]
+                     if w >= self.min_face and h >= self.min_face]
+            out.append(np.array(boxes, np.float64).reshape(-1, 5))
+        return out
+
+
+def two_faces(count, height, width, faces_for, seed=0, background=0.35):
+    """An IMAGE of `count` frames with marker-green faces at faces_for(i) -> [(x1, y1, x2, y2)]
+    on a textured background (never pure green); `background` may change per frame (a cut)."""
+    rng = np.random.default_rng(seed)
+    texture = rng.random((height, width, 3)).astype(np.float32) * 0.3
+    texture[..., 1] *= 0.5
+    out = torch.empty((count, height, width, 3))
+    for i in range(count):
+        level = background(i) if callable(background) else background
+        frame = texture + level
+        for x1, y1, x2, y2 in faces_for(i):
+            frame[y1:y2, x1:x2] = MARKER_RGB
+        out[i] = torch.from_numpy(np.clip(frame, 0, 1))
+    return out

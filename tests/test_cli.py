@@ -167,3 +167,21 @@ def test_sigterm_cleans_up_and_exits_130(tmp_path, models):
     assert "interrupted; nothing written" in err.decode()
     assert output.read_bytes() == b"an earlier result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "mask.png", "out.mp4"]
+
+
+def test_the_face_choice_flags(work, models, capsys):
+    import cv2
+    folder, source = work
+    out = folder / "out.mp4"
+    assert main(source, "-o", out, "--models", models, "--face", "marked", "-q") == 2
+    assert "no face_marker is given" in capsys.readouterr().err
+    marker = np.zeros((64, 96), np.uint8)
+    marker[20:40, 40:44] = 255
+    cv2.imwrite(str(folder / "marker.png"), marker)
+    assert main(source, "-o", out, "--models", models, "--face-marker", folder / "marker.png",
+                "--face-mask", folder / "marker.png", "-q") == 2  # one or the other
+    assert "Connect one of them" in capsys.readouterr().err
+    assert main(source, "-o", out, "--models", models, "--face-marker", folder / "marker.png",
+                "--silence", "keep_original", "--cpu") == 0
+    assert "followed the marked face" in capsys.readouterr().out
+    assert listing(folder) == ["in.mp4", "marker.png", "out.mp4"]

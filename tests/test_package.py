@@ -131,7 +131,7 @@ def check_links(workflow):
 
 def test_example_workflows_are_consistent(workflows):
     assert set(workflows) == {"halo_lipsy_core_video.json", "halo_lipsy_videohelpersuite.json",
-                              "halo_lipsy_video_node.json"}
+                              "halo_lipsy_video_node.json", "halo_lipsy_dialogue.json"}
     spec = nodes.HaloLipsy.INPUT_TYPES()["required"]
     widget_count = sum(1 for v in spec.values() if isinstance(v[0], list) or v[0] in {"INT", "FLOAT", "BOOLEAN"})
     for workflow in workflows.values():
@@ -156,6 +156,25 @@ def test_core_workflow_uses_core_nodes_and_wires_fps_and_audio(workflows):
     assert ("GetVideoComponents", 2, "HaloLipsy", 3) in wires  # fps -> Halo-Lipsy
     assert ("GetVideoComponents", 2, "CreateVideo", 2) in wires  # fps -> CreateVideo
     assert ("HaloLipsy", 1, "CreateVideo", 1) in wires  # synced audio -> CreateVideo
+
+
+def test_the_dialogue_workflow_chains_two_speakers(workflows):
+    """Speaker A's voice drives the left-most face, then B's the right-most on A's output;
+    each keeps the real mouth while the other speaks; the video's own sound (the whole
+    dialogue) goes into the result."""
+    workflow = workflows["halo_lipsy_dialogue.json"]
+    types = {n["id"]: n["type"] for n in workflow["nodes"]}
+    lipsy = [n for n in workflow["nodes"] if n["type"] == "HaloLipsy"]
+    names = [k for k in nodes.HaloLipsy.INPUT_TYPES()["required"] if k not in ("images", "audio")]
+    chosen = [dict(zip(names, n["widgets_values"])) for n in lipsy]
+    assert [(c["face"], c["silence"]) for c in chosen] == [("left-most", "keep_original"),
+                                                           ("right-most", "keep_original")]
+    wires = {(o, os_, t, ts) for _, o, os_, t, ts, _ in workflow["links"]}
+    first, second = (n["id"] for n in lipsy)
+    assert (first, 0, second, 0) in wires  # B's node lip-syncs A's output frames
+    create = next(i for i, kind in types.items() if kind == "CreateVideo")
+    components = next(i for i, kind in types.items() if kind == "GetVideoComponents")
+    assert (components, 1, create, 1) in wires  # the video's own sound: the whole dialogue
 
 
 def test_workflow_converts_to_an_api_prompt(workflows):

@@ -186,7 +186,7 @@ def test_modes_give_the_image_nodes_frame_count_and_order(tmp_path, fixture_chec
 
 def test_the_videos_own_sound_is_used_and_an_audio_input_replaces_it(tmp_path, clip, hooks):
     silent = write_video(tmp_path / "silent.mp4", clip)
-    with pytest.raises(pipeline.HaloLipsyError, match="no sound and no speech was given"):
+    with pytest.raises(pipeline.HaloLipsyError, match="the video has no sound, and the speech was not given"):
         run_video(silent, tmp_path / "x.mp4", hooks)
     assert not (tmp_path / "x.mp4").exists()
     speech = {"waveform": torch.from_numpy(speech_wave(1.2, 44100, 2)[None]), "sample_rate": 44100}
@@ -325,8 +325,9 @@ def test_the_video_node_interface():
     spec = nodes.HaloLipsyVideo.INPUT_TYPES()
     image_spec = nodes.HaloLipsy.INPUT_TYPES()["required"]
     shared = [k for k in image_spec if k not in ("images", "audio", "fps")]
-    assert list(spec["required"]) == ["video"] + shared + ["quality"]
-    assert list(spec["optional"]) == ["audio", "face_mask"]
+    assert list(spec["required"]) == ["video"] + shared[:-2] + ["quality"] + shared[-2:] + ["output_sound"]
+    assert shared[-2:] == ["face", "silence"]  # new settings last: saved workflows keep their values
+    assert list(spec["optional"]) == ["audio", "face_mask", "face_marker"]
     for name, (_, options) in {**spec["required"], **spec["optional"]}.items():
         assert options.get("tooltip"), name
     assert nodes.HaloLipsyVideo.RETURN_TYPES == ("VIDEO",)

@@ -69,11 +69,12 @@ def _smoothstep(t):
 
 
 def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool = True,
-          blend_radius: int = 5, weights_out: np.ndarray | None = None):
+          blend_radius: int = 5, weights_out: np.ndarray | None = None, strength: float = 1.0):
     """Write the generated (3, 96, 96) BGR face into `frame` (H, W, C float32, RGB[A]) in place.
 
     blend_edges=False is Wav2Lip's rectangular paste of the whole box; True replaces only the
-    lower face through a feathered mask. Alpha (a 4th channel) is never touched. `weights_out`
+    lower face through a feathered mask. `strength` (0..1) scales the blend (a fade between the
+    generated mouth and the real one). Alpha (a 4th channel) is never touched. `weights_out`
     (H, W float32), when given, receives the blend weight each pixel got (1: generated,
     0: the frame's own) inside the box.
     """
@@ -83,12 +84,22 @@ def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool =
     face_rgb = cv2.resize(face_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
     np.clip(face_rgb, 0.0, 1.0, out=face_rgb)
     region = frame[y1:y2, x1:x2, :3]
-    if not blend_edges:
+    strength = float(min(1.0, max(0.0, strength)))
+    if not blend_edges and strength == 1.0:
         region[...] = face_rgb
         if weights_out is not None:
             weights_out[y1:y2, x1:x2] = 1.0
         return
+    if not blend_edges:
+        mask = np.full((h, w, 1), strength, dtype=np.float32)
+        with np.errstate(invalid="ignore"):
+            region[...] = region + (face_rgb - region) * mask
+        if weights_out is not None:
+            weights_out[y1:y2, x1:x2] = strength
+        return
     mask = lower_face_mask(h, w, blend_radius)
+    if strength < 1.0:
+        mask = mask * np.float32(strength)
     rows = slice(h // 2, h)  # the mask is exactly 0 above the mid-line: leave those pixels alone
     sub_mask = mask[rows]
     sub = region[rows]
