@@ -452,7 +452,6 @@ def _image_generate(images, usable, plan, strengths, stages, settings, hooks, sh
     return out, mask, synced, copy_s
 
 
-
 def _validate_images(images):
     import torch
 
@@ -508,7 +507,6 @@ def _frame_list(frames) -> str:
 def _box_is_finite(frame: np.ndarray, box) -> bool:
     x1, y1, x2, y2 = box
     return bool(np.isfinite(frame[y1:y2, x1:x2, :3]).all())
-
 
 
 # ---------------------------------------------------------------------------- the VIDEO route
