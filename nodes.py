@@ -272,6 +272,13 @@ class _LipsyNode:
         return checkpoint_fingerprint(checkpoint)
 
 
+FACE_MARKER_INPUT = ("MASK", {
+    "tooltip": "Optional: a rough stroke painted on the face that speaks, in one frame (Load "
+               "Image of a frame, then the mask editor). That face is detected and tracked "
+               "through motion, and found again after a cut (the face nearest the mark). Unlike "
+               "face_mask, the box follows the face."})
+
+
 class HaloLipsy(_LipsyNode):
     """Lip-sync video frames to speech with Wav2Lip."""
 
@@ -301,12 +308,7 @@ class HaloLipsy(_LipsyNode):
                     "tooltip": "Optional: marks the face's region per frame (or one frame for "
                                "all) and replaces face detection: the box is the mask's bounding "
                                "box, fixed where you painted it."}),
-                "face_marker": ("MASK", {
-                    "tooltip": "Optional: a rough stroke painted on the face that speaks, in one "
-                               "frame (Load Image of a frame, then the mask editor). That face is "
-                               "detected and tracked through motion, and found again after a cut "
-                               "(the face nearest the mark). Unlike face_mask, the box follows "
-                               "the face."}),
+                "face_marker": FACE_MARKER_INPUT,
             },
         }
 
@@ -393,12 +395,7 @@ class HaloLipsyVideo(_LipsyNode):
                     "tooltip": "Optional: one mask frame marking the face region for the whole "
                                "clip; replaces face detection (the box stays where you painted "
                                "it)."}),
-                "face_marker": ("MASK", {
-                    "tooltip": "Optional: a rough stroke painted on the face that speaks, in one "
-                               "frame (Load Image of a frame, then the mask editor). That face is "
-                               "detected and tracked through motion, and found again after a cut "
-                               "(the face nearest the mark). Unlike face_mask, the box follows "
-                               "the face."}),
+                "face_marker": FACE_MARKER_INPUT,
             },
         }
 

@@ -699,11 +699,9 @@ def _generate_pass(source, destination, info, sound, boxes, plan, strengths, sta
     batch = max(1, min(settings.inference_batch, BATCH_BYTES // (width * height * 6)))
     track = fit_channels(sound.for_output(plan.end), video_mod.AAC_LAYOUTS)
     colour = info.colour.for_output(width, height, info.coded_size)
-    writer = None
-    try:
-        writer = video_mod.VideoWriter(destination, width, height, info.fps, settings.quality,
-                                       sound.rate, track.shape[0], colour)
-        synced = 0
+    synced = 0
+    with _encoder(destination, width, height, info.fps, settings.quality, sound.rate,
+                  track.shape[0], colour) as writer:
         for start, stop, on_slice in _batches(n_out, batch, hooks, DETECTION_SHARE):
             frames = [reader.read(int(plan.source[k])) for k in range(start, stop)]
             rgbs = [video_mod.to_rgb(frame, info) for frame in frames]
@@ -717,13 +715,25 @@ def _generate_pass(source, destination, info, sound, boxes, plan, strengths, sta
                 writer.write(rgb, float(plan.times[k]) + sound.lead, video_mod.to_yuv(frame, info),
                              () if box is None else [(box, old)])
         writer.finish(track)
+    return synced, reader.seeks
+
+
+@contextlib.contextmanager
+def _encoder(destination, *writer_args):
+    """A video.VideoWriter to `destination` that deletes what it wrote when anything fails
+    (an error, an interrupt): nothing half-written stays behind."""
+    from . import video as video_mod
+
+    writer = None
+    try:
+        writer = video_mod.VideoWriter(destination, *writer_args)
+        yield writer
     except BaseException:
         if writer is not None:
             writer.abort()
         elif isinstance(destination, (str, Path)):
             Path(destination).unlink(missing_ok=True)
         raise
-    return synced, reader.seeks
 
 
 def _sync_uint8(stages, settings, rgbs, boxes, positions, strengths, on_slice) -> int:
@@ -775,22 +785,13 @@ def _encode_frames(frames, destination, settings, rate, samples, hooks):
 
     n, height, width = (int(v) for v in frames.shape[:3])
     bt709 = video_mod.Colour(matrix=1, range=1, primaries=1, trc=1)
-    writer = None
-    try:
-        writer = video_mod.VideoWriter(destination, width, height,
-                                       Fraction(settings.fps).limit_denominator(100000),
-                                       settings.quality, rate, samples.shape[0], bt709)
+    with _encoder(destination, width, height, Fraction(settings.fps).limit_denominator(100000),
+                  settings.quality, rate, samples.shape[0], bt709) as writer:
         for i in range(n):
             hooks.check_interrupt()
             rgb = (frames[i, :, :, :3].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
             writer.write(rgb.numpy(), i / settings.fps)
         writer.finish(samples)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        elif isinstance(destination, (str, Path)):
-            Path(destination).unlink(missing_ok=True)
-        raise
 
 
 def _one_mask_frame(face_mask, width, height):
