@@ -118,6 +118,8 @@ SETTINGS = (
             "with --force-fp32). bf16: ~2x faster on CPUs with AVX-512 BF16 or AMX, slightly "
             "different mouth texture. A precision the device does not run natively falls back to "
             "fp32.", choices=PRECISIONS, flag="--precision"),
+    # x264's CRF 0 is lossless, which needs the High 4:4:4 Predictive profile: refused by
+    # browsers and most hardware players, so the best quality offered is 1
     Setting("quality", "INT", 19,
             "H.264 quality of the output (x264 CRF): 1 best and largest, 18-23 look like the "
             "source, 51 smallest. (0, lossless, is left out: it needs a profile browsers and most "

@@ -33,9 +33,6 @@ AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 6: "5.1"}
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what the output may be
 # FFmpeg demuxers that open any text or data file as "video"; none of them is a recording.
 NOT_VIDEO_FORMATS = {"tty", "bin", "xbin", "adf", "idf", "image2pipe", "data"}
-# x264's CRF 0 is lossless, which needs the High 4:4:4 Predictive profile: browsers and most
-# hardware players refuse it, so the best quality offered is 1.
-MIN_QUALITY, MAX_QUALITY = 1, 51
 
 # AVColorSpace values (libavutil/pixfmt.h) -> swscale's SWS_CS_* number for that YUV matrix
 # (numbers, not names: PyAV 14 has no name for BT.2020)
@@ -265,11 +262,11 @@ def _colour_of(frame, stream) -> Colour:
     fmt = frame.format
     bits = max((c.bits for c in fmt.components), default=8)
 
-    def tag(name, frame_first=True):
-        value = getattr(frame, name, None) if frame_first else None
-        if value is None or int(value) in (0, _UNSPECIFIED):
-            value = getattr(context, name, None)
-        return _UNSPECIFIED if value is None else int(value)
+    def tag(name):  # the frame's tag, else the stream's; 0 (reserved / RGB) counts as unset
+        for value in (getattr(frame, name, None), getattr(context, name, None)):
+            if value is not None and int(value) not in (0, _UNSPECIFIED):
+                return int(value)
+        return _UNSPECIFIED
 
     color_range = int(getattr(frame, "color_range", 0) or getattr(context, "color_range", 0) or 0)
     return Colour(matrix=tag("colorspace"), range=color_range, primaries=tag("color_primaries"),
@@ -516,16 +513,16 @@ class VideoWriter:
     """H.264 + AAC, frames written as they come, each at its own time. `quality` is x264's CRF
     (1 best, 51 worst; 18-23 look like the source). `colour` is the source's: the YUV is made
     with its matrix and range and carries its description (untagged stays untagged). On any
-    failure, `abort()` closes and deletes the file, so nothing half-written stays behind.
-    `fmt` names the muxer; by default it follows the destination's extension."""
+    failure, `abort()` closes and deletes the file, so nothing half-written stays behind. The
+    container follows the destination's extension (a file object gets MP4)."""
 
     def __init__(self, destination, width: int, height: int, fps: Fraction, quality: int = 19,
                  audio_rate: int | None = None, audio_channels: int = 1,
-                 colour: Colour = Colour(), fmt: str | None = None):
+                 colour: Colour = Colour()):
         import av
 
         self.destination = destination
-        self.container = av.open(destination, mode="w", format=fmt or container_format(destination))
+        self.container = av.open(destination, mode="w", format=container_format(destination))
         stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100000))
         stream.width, stream.height = _even(width), _even(height)
         stream.pix_fmt = "yuv420p"

@@ -40,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from fixture_weights import fixture_state_dict, save_released_layout  # noqa: E402
-from synthetic_clip import Clip, TruthDetector  # noqa: E402
+from synthetic_clip import RENDERED, Clip, TruthDetector  # noqa: E402
 
 PACK = "HaloLipsyBench"
 
@@ -51,7 +51,10 @@ def load_pack():
     module = importlib.util.module_from_spec(spec)
     sys.modules[PACK] = module
     spec.loader.exec_module(module)
-    return lambda name: importlib.import_module(f"{PACK}.{name}")
+    mod = lambda name: importlib.import_module(f"{PACK}.{name}")  # noqa: E731
+    # the known-box stand-in learns which region each image shows by watching the renders
+    RENDERED.install(mod("face_detect.base").TensorFrames)
+    return mod
 
 
 def peak_rss_mb() -> float:

@@ -1,9 +1,8 @@
 """The small contract every face detector backend meets, and the frames it looks at.
 
 The tracker asks for faces in *requests*: a region of one frame (possibly the whole frame, possibly
-reaching past its edge) rendered at some scale into a BGR uint8 image. A backend answers with
-boxes in that image's pixels; the tracker maps them back. A real detector (S3FD) only looks at
-the image; a test stand-in may answer from the request's frame, region and scale instead.
+reaching past its edge) rendered at some scale into a BGR uint8 image. A backend sees only the
+images and answers with boxes in their pixels; the tracker maps them back through the requests.
 """
 
 from __future__ import annotations
@@ -54,9 +53,10 @@ class FaceDetector:
         x1, y1, x2, y2, score in image pixels, faces above the detector's threshold."""
         raise NotImplementedError
 
-    def detect(self, requests: list[DetectionRequest], images: np.ndarray) -> list[np.ndarray]:
+    def detect(self, images: np.ndarray) -> list[np.ndarray]:
+        """Faces in each of `images` (B, H, W, 3 uint8 BGR), `batch_size` images a call."""
         out = []
-        for start in range(0, len(requests), max(1, self.batch_size)):
+        for start in range(0, len(images), max(1, self.batch_size)):
             out.extend(self.detect_images(images[start:start + self.batch_size]))
         return out
 

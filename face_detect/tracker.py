@@ -222,7 +222,7 @@ class FaceTracker:
                 images = np.stack([frames.render(requests[n]) for n in chunk])
                 self.stats.add(size, len(chunk))
                 try:
-                    answers = self.detector.detect([requests[n] for n in chunk], images)
+                    answers = self.detector.detect(images)
                 except Exception as err:  # noqa: BLE001 - any backend failure gets the same advice
                     raise DetectorError(
                         f"face detection failed on frame {requests[chunk[0]].frame_index} "

@@ -31,6 +31,25 @@ def pack_module(name):
     return importlib.import_module(f"{PACK}.{name}")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def rendered_requests():
+    """The whole session watches what the tracker renders, so detector stand-ins that answer
+    from known boxes can learn which region an image shows (detectors only get images)."""
+    from synthetic_clip import RENDERED
+    restore = RENDERED.install(pack_module("face_detect.base").TensorFrames)
+    yield RENDERED
+    restore()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_render_log(rendered_requests):
+    """Renders a test made without a detector looking (a failing detector, a direct render)
+    must not reach the next test, nor a module fixture set up before it."""
+    rendered_requests.pending.clear()
+    yield
+    rendered_requests.pending.clear()
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir():
     return FIXTURES

@@ -127,22 +127,53 @@ class LazyFrames:
                          for i in range(start, stop)])
 
 
+class RenderedRequests:
+    """What the tracker asked to look at, in order: watching TensorFrames.render (which every
+    frame source renders through; the test session patches it, as monkeypatch would), so a
+    stand-in that answers from known boxes can tell which frame and region each image it is
+    handed shows. Detectors themselves only ever get images."""
+
+    def __init__(self):
+        self.pending = []
+
+    def install(self, frames_cls):
+        """Watch frames_cls.render; returns the function that puts the original back."""
+        real = frames_cls.render
+
+        def render(frames, request):
+            self.pending.append(request)
+            return real(frames, request)
+
+        frames_cls.render = render
+        return lambda: setattr(frames_cls, "render", real)
+
+    def take(self, images) -> list:
+        """The requests behind `images` (the next len(images) renders)."""
+        assert len(self.pending) >= len(images), "images the tracker did not render"
+        taken, self.pending = self.pending[:len(images)], self.pending[len(images):]
+        for request, image in zip(taken, images):
+            assert tuple(request.size) == image.shape[:2], "rendered requests out of step"
+        return taken
+
+
 class TruthDetector:
     """A detector stand-in that answers with the clip's true boxes for whatever frame, region and
-    resolution it is asked about: faces at least 60% inside the region and at least 10 px tall
-    in the rendered image, mapped into that image's pixels."""
+    resolution each image shows (learnt from `rendered`, see RenderedRequests): faces at least
+    60% inside the region and at least 10 px tall in the rendered image, mapped into that image's
+    pixels."""
 
-    def __init__(self, clip: Clip, batch_size=4, network=None):
+    def __init__(self, clip: Clip, batch_size=4, network=None, rendered=None):
         self.clip = clip
         self.batch_size = batch_size
         self.network = network  # optional: run a real network on the images for honest cost
+        self.rendered = rendered if rendered is not None else RENDERED
         self.requests = []
 
-    def detect(self, requests, images):
+    def detect(self, images):
         if self.network is not None:
             self.network(images)
         out = []
-        for request in requests:
+        for request in self.rendered.take(images):
             self.requests.append(request)
             x1, y1, x2, y2 = request.region
             sx, sy = request.scale
@@ -156,6 +187,9 @@ class TruthDetector:
                 found.append([(ix1 - x1) * sx, (iy1 - y1) * sy, (ix2 - x1) * sx, (iy2 - y1) * sy, 0.99])
             out.append(np.array(found, dtype=np.float64).reshape(-1, 5))
         return out
+
+
+RENDERED = RenderedRequests()  # conftest installs it for every test; benchmarks install it too
 
 
 # ------------------------------------------------------------------ a detector that looks at pixels
@@ -192,12 +226,12 @@ class MarkerDetector:
         self.requests = []
         self.images_seen = []
 
-    def detect(self, requests, images):
-        assert len(requests) == len(images) <= self.batch_size
+    def detect(self, images):
+        assert len(images) <= self.batch_size
         out = []
-        for request, image in zip(requests, images):
+        for request, image in zip(RENDERED.take(images), images):
             assert min(image.shape[:2]) >= self.min_side, image.shape
-            self.requests.append(request)
+            self.requests.append(request)  # recorded for tests: the answer comes from pixels
             self.images_seen.append(image.shape[:2])
             b, g, r = (image[..., k].astype(np.int32) for k in range(3))
             green = (g - np.maximum(r, b)) > 127  # at least half of the pixel is marker
@@ -219,7 +253,7 @@ class FaceBlobsDetector:
         self.batch_size = batch_size
         self.min_face = min_face
 
-    def detect(self, requests, images):
+    def detect(self, images):
         out = []
         for image in images:
             b, g, r = (image[..., k].astype(np.int32) for k in range(3))

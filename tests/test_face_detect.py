@@ -73,7 +73,7 @@ def test_requests_are_batched():
     detector = TruthDetector(clip, batch_size=4)
     calls = []
     inner = detector.detect
-    detector.detect = lambda requests, images: calls.append(len(images)) or inner(requests, images)
+    detector.detect = lambda images: calls.append(len(images)) or inner(images)
     track_lazily(clip, detector, fd.BoxSettings())
     assert max(calls) == 4 and sum(calls) == len(detector.requests)
 
@@ -190,7 +190,7 @@ def test_a_failing_detector_names_the_frame_size():
     class Broken:
         batch_size = 4
 
-        def detect(self, requests, images):
+        def detect(self, images):
             raise RuntimeError("Given input size: (512x1x1). Output size is too small")
 
     with pytest.raises(fd.DetectorError, match=r"frame 0 \(64x48, looked at as 64x48\).*Output size is too small"):
@@ -350,7 +350,7 @@ def test_s3fd_loads_and_detects_batches_with_the_bgr_quirk(random_s3fd_file):
     request = fd.DetectionRequest(0, (0, 0, 64, 64), (64, 64))
     image = frames.render(request)
     assert image[0, 0].tolist() == [0, 0, 255]  # handed over as BGR
-    found = detector.detect([request] * 3, np.stack([image] * 3))
+    found = detector.detect(np.stack([image] * 3))
     assert len(found) == 3 and [len(x) for x in seen] == [2, 1]  # batches of face_detect_batch
     net_input = seen[0][0]
     # face-alignment flips to BGR and subtracts its means: the network sees red first, like Wav2Lip's S3FD

@@ -608,7 +608,7 @@ def test_a_failing_detector_becomes_a_clear_error(run, frames):
     class Broken:
         batch_size = 4
 
-        def detect(self, requests, images):
+        def detect(self, images):
             raise RuntimeError("Output size is too small")
 
     with pytest.raises(nodes.HaloLipsyError, match=r"160x120.*Output size is too small.*face_mask"):
