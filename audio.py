@@ -259,26 +259,23 @@ def mel_windows(mel: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 # Silence, for keeping the real mouth where nobody speaks (the `silence` setting)
 SPEECH_RANGE_DB = 35.0  # quieter than the clip's speech level by more than this: silence
-SPEECH_LEVEL_PERCENTILE = 95  # the clip's speech level: its loud mel columns, not its peaks
+SPEECH_LEVEL_PERCENTILE = 95  # the clip's speech level: its loud columns, not its peaks
 MIN_PAUSE_S = 0.3  # shorter gaps (between words, a breath) are not pauses
 FADE_FRAMES = 3  # frames over which the generated mouth fades in and out around a pause
 
 
-def voiced_columns(samples_16k: np.ndarray) -> np.ndarray:
-    """Per mel column (80 a second, the mel's own clock), whether someone speaks: louder than
-    the clip's speech level minus SPEECH_RANGE_DB, so a quiet recording and a loud one behave
-    alike and background noise well below the speech is silence. Gaps shorter than MIN_PAUSE_S
-    between voiced stretches count as speech."""
-    x = np.asarray(samples_16k, dtype=np.float64).reshape(-1)
-    n = 1 + x.size // HOP  # as many as the mel has columns
-    padded = np.pad(x, (N_FFT // 2, N_FFT // 2 + HOP))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n]
-    level = 10.0 * np.log10(np.maximum((frames ** 2).mean(axis=1), 1e-20))
-    audible = level > -100.0  # digital silence has no level to judge by
+def voiced_columns(mel: np.ndarray) -> np.ndarray:
+    """Per mel column (80 a second), whether someone speaks, read off the mel the mouth follows
+    (no second pass over the samples): a column whose loudest band is within SPEECH_RANGE_DB of
+    the clip's speech level (the SPEECH_LEVEL_PERCENTILE of those loudest bands) is speech, so
+    a quiet recording and a loud one behave alike and noise well below the speech is silence.
+    Gaps shorter than MIN_PAUSE_S between voiced stretches count as speech."""
+    level = mel.max(axis=0)  # normalised dB: 8 units are 100 dB, -4 is digital silence
+    audible = level > SILENCE + 1e-3
     if not audible.any():
-        return np.zeros(n, dtype=bool)
+        return np.zeros(mel.shape[1], dtype=bool)
     speech_level = np.percentile(level[audible], SPEECH_LEVEL_PERCENTILE)
-    voiced = audible & (level > speech_level - SPEECH_RANGE_DB)
+    voiced = audible & (level > speech_level - SPEECH_RANGE_DB * 8.0 / 100.0)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], voiced.astype(np.int8), [0]))))
     starts, stops = edges[::2], edges[1::2]
     for stop, start in zip(stops[:-1], starts[1:]):  # the gap between two voiced stretches
@@ -321,9 +318,8 @@ class AudioFeatures:
         self.num_samples = self.samples.shape[1]
         self.duration = self.num_samples / self.sample_rate  # seconds
         self.n_frames = frames_for_audio(self.num_samples, self.sample_rate, self.fps)
-        mono = to_model_rate(self.samples, self.sample_rate)
-        self.mel = melspectrogram(mono)
-        self.voiced = voiced_columns(mono)  # speech or silence, per mel column
+        self.mel = melspectrogram(to_model_rate(self.samples, self.sample_rate))
+        self.voiced = voiced_columns(self.mel)  # speech or silence, per mel column
 
     def windows(self, frame_indices: np.ndarray, sync_offset: float = 0.0,
                 mel_step_multiplier: float = 1.0) -> np.ndarray:
