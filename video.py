@@ -225,26 +225,48 @@ def probe(source, window: Window = Window()) -> VideoInfo:
 
 def _first_frame(container, stream, window: Window):
     """The first decodable frame inside `window` and its time, or None."""
-    import av
-
-    if window.start > 0:
-        _seek(container, stream, window.start)
-    for packet in container.demux(stream):
-        try:
-            frames = packet.decode()
-        except av.error.FFmpegError:
-            continue
-        for frame in frames:
-            t = _frame_time(frame, stream)
-            if t is None or t < window.start - 1e-9:
-                continue
-            return (frame, t) if window.contains(t) else None
+    for t, _, frame in _frames_in(container, stream, window, quiet=True):
+        return frame, t
     return None
 
 
-def _frame_time(frame, stream) -> float | None:
-    pts = frame.pts if frame.pts is not None else frame.dts
-    return None if pts is None else float(pts * stream.time_base)
+def _frames_in(container, stream, window: Window, seek_to: float | None = None, quiet=False):
+    """(time on the file's clock, pts, frame) for each frame of an open stream inside `window`,
+    from the keyframe before `seek_to` (earlier frames are yielded too: callers skip by time).
+    A packet that fails to decode is skipped, with a warning naming its time unless `quiet`;
+    a frame that repeats the previous one's timestamp is skipped (no player can show both)."""
+    import av
+
+    start = max(window.start, seek_to or 0.0)
+    if start > 0:
+        _seek(container, stream, start)
+    last_pts, repeats = None, 0
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as err:
+            if not quiet:  # threaded decoders report an error a few packets late: "near"
+                when = "" if packet.pts is None else f" near {float(packet.pts * stream.time_base):.2f} s"
+                logger.warning("Halo-Lipsy: a damaged video packet%s could not be decoded (%s); "
+                               "its frame is missing from the output.", when, err)
+            continue
+        for frame in frames:
+            pts = frame.pts if frame.pts is not None else frame.dts
+            if pts is None:
+                continue
+            t = float(pts * stream.time_base)
+            if t < window.start - 1e-9:
+                continue
+            if not window.contains(t):
+                return
+            if last_pts is not None and pts <= last_pts:
+                repeats += 1
+                if repeats == 1 and not quiet:
+                    logger.warning("Halo-Lipsy: frames at %.3f s repeat an earlier timestamp; "
+                                   "such frames are skipped (a player cannot show them).", t)
+                continue
+            last_pts = pts
+            yield t, pts, frame
 
 
 def _seek(container, stream, seconds: float):
@@ -370,53 +392,20 @@ def frame_duration(frame) -> float | None:
 
 def decode(source, info: VideoInfo, seek_to: float | None = None):
     """Yield (time in seconds on the file's clock, pts, decoded frame) for every frame in
-    `info.window`; `to_rgb` and `to_yuv` turn a frame into what the pipeline works on.
-
-    `seek_to` (seconds on the file's clock) seeks to the keyframe before it first; frames
-    before it are still yielded, so callers skip by time. A packet that fails to decode is
-    skipped with a warning naming its time; a frame that repeats the previous one's timestamp
-    is skipped (no player can show both); a frame of another size is scaled to the first one's."""
-    import av
-
-    window = info.window
+    `info.window` (see `_frames_in`: damaged packets and repeated timestamps are skipped);
+    `to_rgb` and `to_yuv` turn a frame into what the pipeline works on, scaling a frame of
+    another size to the first one's."""
     with _open(source) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        start = max(window.start, seek_to or 0.0)
-        if start > 0:
-            _seek(container, stream, start)
-        last_pts, repeats, resized = None, 0, False
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError as err:
-                # threaded decoders report an error a few packets late: the time is approximate
-                when = "" if packet.pts is None else f" near {float(packet.pts * stream.time_base):.2f} s"
-                logger.warning("Halo-Lipsy: a damaged video packet%s could not be decoded (%s); "
-                               "its frame is missing from the output.", when, err)
-                continue
-            for frame in frames:
-                pts = frame.pts if frame.pts is not None else frame.dts
-                if pts is None:
-                    continue
-                t = float(pts * stream.time_base)
-                if t < window.start - 1e-9:
-                    continue
-                if not window.contains(t):
-                    return
-                if last_pts is not None and pts <= last_pts:
-                    repeats += 1
-                    if repeats == 1:
-                        logger.warning("Halo-Lipsy: frames at %.3f s repeat an earlier timestamp; "
-                                       "such frames are skipped (a player cannot show them).", t)
-                    continue
-                last_pts = pts
-                if not resized and (frame.width, frame.height) != tuple(info.coded_size):
-                    resized = True
-                    logger.warning("Halo-Lipsy: the video changes size at %.2f s (%dx%d -> %dx%d); "
-                                   "later frames are scaled to the first size.", t,
-                                   *info.coded_size, frame.width, frame.height)
-                yield t, pts, frame
+        resized = False
+        for t, pts, frame in _frames_in(container, stream, info.window, seek_to):
+            if not resized and (frame.width, frame.height) != tuple(info.coded_size):
+                resized = True
+                logger.warning("Halo-Lipsy: the video changes size at %.2f s (%dx%d -> %dx%d); "
+                               "later frames are scaled to the first size.", t,
+                               *info.coded_size, frame.width, frame.height)
+            yield t, pts, frame
 
 
 # ---------------------------------------------------------------------------- the sound
