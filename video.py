@@ -66,13 +66,12 @@ class Window:
 @dataclass(frozen=True)
 class Colour:
     """How the source's YUV maps to RGB (AVColorSpace / AVColorRange / primaries / transfer
-    values; 2 = unspecified) and how many bits it has."""
+    values; 2 = unspecified)."""
 
     matrix: int = _UNSPECIFIED
     range: int = 0
     primaries: int = _UNSPECIFIED
     trc: int = _UNSPECIFIED
-    bits: int = 8
     full_range_format: bool = False  # a yuvj* pixel format: full range whatever the tag says
 
     @property
@@ -104,9 +103,6 @@ class Colour:
     def hdr(self) -> str | None:
         return _HDR_TRANSFERS.get(self.trc)
 
-    def describe(self) -> str:
-        return (f"matrix {self.matrix}, range {'full' if self.full else 'limited'}, primaries "
-                f"{self.primaries}, transfer {self.trc}, {self.bits}-bit")
 
 
 @dataclass
@@ -281,8 +277,6 @@ def _seek(container, stream, seconds: float):
 
 def _colour_of(frame, stream) -> Colour:
     context = stream.codec_context
-    fmt = frame.format
-    bits = max((c.bits for c in fmt.components), default=8)
 
     def tag(name):  # the frame's tag, else the stream's; 0 (reserved / RGB) counts as unset
         for value in (getattr(frame, name, None), getattr(context, name, None)):
@@ -292,7 +286,7 @@ def _colour_of(frame, stream) -> Colour:
 
     color_range = int(getattr(frame, "color_range", 0) or getattr(context, "color_range", 0) or 0)
     return Colour(matrix=tag("colorspace"), range=color_range, primaries=tag("color_primaries"),
-                  trc=tag("color_trc"), bits=int(bits), full_range_format=fmt.name.startswith("yuvj"))
+                  trc=tag("color_trc"), full_range_format=frame.format.name.startswith("yuvj"))
 
 
 def _crop_rect(crop, width: int, height: int):

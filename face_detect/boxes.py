@@ -32,6 +32,11 @@ def centre(box) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0])
 
 
+def nearest(boxes: np.ndarray, point) -> int:
+    """Which of `boxes` has its centre nearest `point` (x, y)."""
+    return int(np.argmin([np.hypot(*(centre(b) - point)) for b in boxes]))
+
+
 def pick_face(boxes: np.ndarray, choice: str = "largest", mark=None) -> int:
     """Which of `boxes` (k, 4+) a new track starts on: the largest, the left-most or right-most
     (by centre), or the one `mark` (x, y in frame pixels) lies on (else the nearest to it)."""
@@ -41,9 +46,10 @@ def pick_face(boxes: np.ndarray, choice: str = "largest", mark=None) -> int:
         return int(np.argmax([centre(b)[0] for b in boxes]))
     if choice == "marked" and mark is not None:
         x, y = mark
-        inside = [b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes]
-        distance = [np.hypot(*(centre(b) - (x, y))) - (1e9 if hit else 0) for b, hit in zip(boxes, inside)]
-        return int(np.argmin(distance))
+        under = [k for k, b in enumerate(boxes) if b[0] <= x <= b[2] and b[1] <= y <= b[3]]
+        candidates = boxes[under] if under else boxes
+        k = nearest(candidates, mark)
+        return under[k] if under else k
     return int(np.argmax([area(b) for b in boxes]))
 
 

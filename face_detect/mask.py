@@ -16,8 +16,8 @@ class MaskInputError(ValueError):
     pass
 
 
-def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
-    """(n_frames, 4) float boxes; a single mask frame applies to every image."""
+def _mask_frames(mask, name: str, height: int, width: int, fix: str) -> torch.Tensor:
+    """A MASK input as [frames, height, width], or MaskInputError naming it and saying `fix`."""
     m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
     if m.ndim == 2:
         m = m[None]
@@ -25,11 +25,17 @@ def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
         m = m[..., 0]
     if m.ndim != 3:
         raise MaskInputError(
-            f"face_mask has shape {tuple(m.shape)}; expected a MASK [frames, height, width].")
+            f"{name} has shape {tuple(m.shape)}; expected a MASK [frames, height, width].")
     if tuple(m.shape[1:]) != (height, width):
-        raise MaskInputError(
-            f"face_mask is {m.shape[2]}x{m.shape[1]} but the images are {width}x{height}; make "
-            "the mask from the same frames (or resize it to the frame size).")
+        raise MaskInputError(f"{name} is {m.shape[2]}x{m.shape[1]} but {fix}")
+    return m
+
+
+def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
+    """(n_frames, 4) float boxes; a single mask frame applies to every image."""
+    m = _mask_frames(mask, "face_mask", height, width,
+                     f"the images are {width}x{height}; make the mask from the same frames (or "
+                     "resize it to the frame size).")
     if m.shape[0] not in (1, n_frames):
         raise MaskInputError(
             f"face_mask has {m.shape[0]} frames but there are {n_frames} images; give one mask "
@@ -50,17 +56,9 @@ def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
 def mark_from_mask(mask, height: int, width: int) -> tuple:
     """(x, y): the centre of the strokes of a face_marker MASK (painted roughly on the face that
     speaks, in any one frame; the first frame with paint counts), in frame pixels."""
-    m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
-    if m.ndim == 2:
-        m = m[None]
-    if m.ndim == 4 and m.shape[-1] == 1:
-        m = m[..., 0]
-    if m.ndim != 3:
-        raise MaskInputError(f"face_marker has shape {tuple(m.shape)}; expected a MASK.")
-    if tuple(m.shape[1:]) != (height, width):
-        raise MaskInputError(
-            f"face_marker is {m.shape[2]}x{m.shape[1]} but the frames are {width}x{height}; paint "
-            "the mark on a frame of this video (as it is shown).")
+    m = _mask_frames(mask, "face_marker", height, width,
+                     f"the frames are {width}x{height}; paint the mark on a frame of this video "
+                     "(as it is shown).")
     for frame in m:
         painted = frame.detach().float().cpu().numpy() > 0.5
         if painted.any():

@@ -18,7 +18,7 @@ smoothly, so this strategy detects sparsely and cheaply and interpolates in betw
    `TrackerConfig.choice`: the largest (the default), the left-most, the right-most, or the one
    under the user's mark. From then on the box that continues its track is followed (best
    overlap with the expected box; after a look that lost it, the face nearest where it was), so
-   another face that grows larger or passes in front is never taken instead.
+   another face that grows larger or walks past is never taken instead.
 
 Requests are batched `detector.batch_size` at a time; the detector sees at most one batch of
 rendered (downscaled) images at once.
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .base import DetectionRequest, DetectorError, FaceDetector
-from .boxes import centre, empty_boxes, iou, lerp, pick_face
+from .boxes import centre, empty_boxes, iou, lerp, nearest, pick_face
 
 logger = logging.getLogger("HaloLipsy")
 
@@ -286,7 +286,7 @@ class FaceTracker:
                 return None  # something else is near: let the whole frame decide
             # lost for a moment (a fast move, a turn): the face nearest where it was, never
             # another one because it is larger
-            return boxes[int(np.argmin([np.hypot(*(centre(b) - centre(expected))) for b in boxes]))].copy()
+            return boxes[nearest(boxes, centre(expected))].copy()
         return boxes[pick_face(boxes, self.config.choice, self.config.mark)].copy()
 
 
