@@ -225,15 +225,6 @@ def check_fps(fps) -> float:
     return value
 
 
-def frames_for_audio(num_samples: int, sample_rate: int, fps: float) -> int:
-    """ceil(duration * fps), computed so float noise never adds a frame (4.4 s at 25 fps -> 110)."""
-    exact = num_samples * float(fps) / sample_rate
-    nearest = round(exact)
-    if abs(exact - nearest) <= 1e-9 * max(1.0, exact):
-        return int(nearest)
-    return int(math.ceil(exact))
-
-
 def window_starts(frame_indices, fps: float, sync_offset: float = 0.0,
                   mel_step_multiplier: float = 1.0) -> np.ndarray:
     """start(i) = int((i * mel_step_multiplier - sync_offset) * 80 / fps), element-wise."""
@@ -316,8 +307,7 @@ class AudioFeatures:
         self.fps = check_fps(fps)
         self.samples, self.sample_rate = read_audio(audio)
         self.num_samples = self.samples.shape[1]
-        self.duration = self.num_samples / self.sample_rate  # seconds
-        self.n_frames = frames_for_audio(self.num_samples, self.sample_rate, self.fps)
+        self.duration = self.num_samples / self.sample_rate  # seconds (the frames it drives: pipeline.timeline)
         self.mel = melspectrogram(to_model_rate(self.samples, self.sample_rate))
         self.voiced = voiced_columns(self.mel)  # speech or silence, per mel column
 
