@@ -27,7 +27,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-OUTPUT_TYPES = (".mp4", ".mov", ".mkv")  # video.CONTAINERS, named here for --help before loading
 
 
 def load_pack(*modules):
@@ -56,6 +55,11 @@ def load_settings():
     return load_pack("settings")["settings"]
 
 
+def output_types() -> tuple:
+    """The extensions the output may have: the containers video.py writes."""
+    return tuple(load_pack("video")["video"].CONTAINERS)
+
+
 def parse_args(argv=None):
     settings = load_settings()
     parser = argparse.ArgumentParser(
@@ -65,7 +69,7 @@ def parse_args(argv=None):
     parser.add_argument("--audio", help="speech to sync to (any audio or video file); default: "
                                         "the video's own sound")
     parser.add_argument("-o", "--output", required=True,
-                        help=f"the file to write ({', '.join(OUTPUT_TYPES)}: H.264 + AAC)")
+                        help=f"the file to write ({', '.join(output_types())}: H.264 + AAC)")
     parser.add_argument("--face-mask", type=Path,
                         help="an image the size of the (upright) video, the face painted white on "
                              "black: its box replaces face detection for the whole clip")
@@ -142,8 +146,8 @@ def check_output(output: Path, inputs) -> Path:
     exists, not a folder itself, and not one of the inputs (through links too)."""
     if output.is_dir():
         raise BadInput(f"Halo-Lipsy: the output '{output}' is a folder; give a file name.")
-    if output.suffix.lower() not in OUTPUT_TYPES:
-        raise BadInput(f"Halo-Lipsy: the output '{output}' must end in {', '.join(OUTPUT_TYPES)} "
+    if output.suffix.lower() not in output_types():
+        raise BadInput(f"Halo-Lipsy: the output '{output}' must end in {', '.join(output_types())} "
                        "(the container is chosen by the extension).")
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():
