@@ -249,54 +249,69 @@ def mel_windows(mel: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 # Silence, for keeping the real mouth where nobody speaks (the `silence` setting)
-SPEECH_RANGE_DB = 35.0  # quieter than the clip's speech level by more than this: silence
-SPEECH_LEVEL_PERCENTILE = 95  # the clip's speech level: its loud columns, not its peaks
-MIN_PAUSE_S = 0.3  # shorter gaps (between words, a breath) are not pauses
-FADE_FRAMES = 3  # frames over which the generated mouth fades in and out around a pause
+SPEECH_PROBABILITY = 0.5  # the voice activity detector's call: speech from this probability up
+EDGE_RANGE_DB = 30.0  # chunks at a speech stretch's edges this far under its level are room tone
+MIN_SPEECH_S = 0.1  # shorter blips of "speech" (a click, a cough in the room tone) are not
+MERGE_GAP_S = 0.15  # shorter gaps (between words) are speech
+MIN_PAUSE_S = 0.3  # a pause at least this long shows the real mouth, fully, in its middle
+FADE_S = 0.08  # the generated mouth fades out (and in) over this long, inside the pause
+VAD_LEVEL = 0.3  # the detector hears every track with its loud peaks here (quiet = loud)
+VAD_MAX_GAIN_DB = 40.0  # so a track of room tone alone is not raised to speech level
 
 
-def voiced_columns(mel: np.ndarray) -> np.ndarray:
-    """Per mel column (80 a second), whether someone speaks, read off the mel the mouth follows
-    (no second pass over the samples): a column whose loudest band is within SPEECH_RANGE_DB of
-    the clip's speech level (the SPEECH_LEVEL_PERCENTILE of those loudest bands) is speech, so
-    a quiet recording and a loud one behave alike and noise well below the speech is silence.
-    Gaps shorter than MIN_PAUSE_S between voiced stretches count as speech."""
-    level = mel.max(axis=0)  # normalised dB: 8 units are 100 dB, -4 is digital silence
-    audible = level > SILENCE + 1e-3
-    if not audible.any():
-        return np.zeros(mel.shape[1], dtype=bool)
-    speech_level = np.percentile(level[audible], SPEECH_LEVEL_PERCENTILE)
-    voiced = audible & (level > speech_level - SPEECH_RANGE_DB * 8.0 / 100.0)
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], voiced.astype(np.int8), [0]))))
-    starts, stops = edges[::2], edges[1::2]
-    for stop, start in zip(stops[:-1], starts[1:]):  # the gap between two voiced stretches
-        if (start - stop) / MEL_FRAMES_PER_SECOND < MIN_PAUSE_S:
-            voiced[stop:start] = True
-    return voiced
+def speech_runs(samples_16k: np.ndarray) -> np.ndarray:
+    """Where somebody speaks in mono 16 kHz audio: (k, 2) start and end times in seconds.
+
+    A voice activity detector (vad.py) decides what is speech, whatever its loudness: room tone,
+    hiss, breaths and music without a voice are not. Its calls lag the end of a word by a chunk
+    or two, so each stretch's edges are trimmed of chunks whose level lies EDGE_RANGE_DB under
+    the stretch's own (room tone, not a word's tail). Gaps under MERGE_GAP_S are speech; blips
+    under MIN_SPEECH_S are not. The track is first brought to one loudness (its 99.9th
+    percentile of magnitude at VAD_LEVEL), so a quiet recording and a loud one are judged alike."""
+    from . import vad
+
+    samples = np.asarray(samples_16k, dtype=np.float32).reshape(-1)
+    peak = float(np.percentile(np.abs(samples), 99.9))
+    gain = min(VAD_LEVEL / max(peak, 1e-12), 10 ** (VAD_MAX_GAIN_DB / 20))
+    speaking = vad.speech_probability(samples * np.float32(gain)) >= SPEECH_PROBABILITY
+    padded = np.zeros(speaking.size * vad.CHUNK, dtype=np.float64)
+    padded[:samples.size] = samples
+    level = 10 * np.log10(np.mean(padded.reshape(-1, vad.CHUNK) ** 2, axis=1) + 1e-12)  # dB
+    chunk_s = vad.CHUNK / vad.SAMPLE_RATE
+    runs = []
+    for start, stop in _runs(speaking):
+        loud = level[start:stop] >= np.percentile(level[start:stop], 90) - EDGE_RANGE_DB
+        inside = np.flatnonzero(loud)
+        start, stop = start + inside[0], start + inside[-1] + 1
+        if runs and (start - runs[-1][1]) * chunk_s < MERGE_GAP_S:
+            runs[-1][1] = stop
+        else:
+            runs.append([start, stop])
+    kept = [(a * chunk_s, b * chunk_s) for a, b in runs if (b - a) * chunk_s >= MIN_SPEECH_S]
+    return np.asarray(kept, dtype=np.float64).reshape(-1, 2)
 
 
-def speech_strength(voiced: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per output frame (whose mel windows start at `starts`, in output order), how much of the
-    generated mouth to use: 1 where its window holds speech, 0 in pauses, and a linear fade over
-    FADE_FRAMES frames either side of each pause's edge, so no mouth pops."""
+def _runs(flags: np.ndarray):
+    """(start, stop) of each run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def speech_strength(runs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per output frame (whose mel windows start at `starts`), how much of the generated mouth
+    to use: 1 where the middle of its audio window lies in speech (`speech_runs`), falling to 0
+    over FADE_S into each pause, so no mouth pops and every pause of MIN_PAUSE_S or more shows
+    the real mouth in its middle, at any frame rate."""
     starts = np.asarray(starts, dtype=np.int64)
-    if starts.size == 0:
-        return np.zeros(0, dtype=np.float32)
-    cumulative = np.concatenate([[0], np.cumsum(voiced)])
-    lo = np.clip(starts, 0, voiced.size)
-    hi = np.clip(starts + MEL_WINDOW, 0, voiced.size)
-    speaking = (cumulative[hi] - cumulative[lo]) > 0
-    if not speaking.any():
+    if starts.size == 0 or len(runs) == 0:
         return np.zeros(starts.size, dtype=np.float32)
-    return np.clip(1.0 - _distance_to_nearest(speaking) / (FADE_FRAMES + 1.0), 0.0, 1.0).astype(np.float32)
-
-
-def _distance_to_nearest(flags: np.ndarray) -> np.ndarray:
-    """For each position, how far the nearest True is (at least one must be True)."""
-    index = np.arange(flags.size, dtype=np.float64)
-    before = np.maximum.accumulate(np.where(flags, index, -np.inf))
-    after = np.minimum.accumulate(np.where(flags, index, np.inf)[::-1])[::-1]
-    return np.minimum(index - before, after - index)
+    moment = (starts + MEL_WINDOW / 2) / MEL_FRAMES_PER_SECOND  # seconds
+    last = len(runs) - 1
+    k = np.searchsorted(runs[:, 0], moment, side="right") - 1  # the run starting at or before
+    since = np.where(k >= 0, np.maximum(0.0, moment - runs[np.maximum(k, 0), 1]), np.inf)
+    until = np.where(k < last, runs[np.minimum(k + 1, last), 0] - moment, np.inf)
+    distance = np.minimum(since, until)
+    return np.clip(1.0 - distance / FADE_S, 0.0, 1.0).astype(np.float32)
 
 
 class AudioFeatures:
@@ -308,8 +323,9 @@ class AudioFeatures:
         self.samples, self.sample_rate = read_audio(audio)
         self.num_samples = self.samples.shape[1]
         self.duration = self.num_samples / self.sample_rate  # seconds (the frames it drives: pipeline.timeline)
-        self.mel = melspectrogram(to_model_rate(self.samples, self.sample_rate))
-        self.voiced = voiced_columns(self.mel)  # speech or silence, per mel column
+        self.samples_16k = to_model_rate(self.samples, self.sample_rate)
+        self.mel = melspectrogram(self.samples_16k)
+        self._speech = None  # speech_runs, found the first time they are asked for
 
     def windows(self, frame_indices: np.ndarray, sync_offset: float = 0.0,
                 mel_step_multiplier: float = 1.0) -> np.ndarray:
@@ -318,10 +334,12 @@ class AudioFeatures:
 
     def speech_strength(self, frame_positions: np.ndarray, sync_offset: float = 0.0,
                         mel_step_multiplier: float = 1.0) -> np.ndarray:
-        """Per output frame (in order), 1 where its audio window holds speech, 0 in pauses, with
-        fades between (see `speech_strength`)."""
-        return speech_strength(self.voiced, window_starts(frame_positions, self.fps, sync_offset,
-                                                          mel_step_multiplier))
+        """Per output frame (in order), 1 where its audio holds speech, 0 in pauses, with fades
+        between (see `speech_strength`)."""
+        if self._speech is None:
+            self._speech = speech_runs(self.samples_16k)
+        return speech_strength(self._speech, window_starts(frame_positions, self.fps, sync_offset,
+                                                           mel_step_multiplier))
 
     def fitted_audio(self, n_frames: int) -> dict:
         return fit_audio(self.samples, self.sample_rate, n_frames, self.fps)

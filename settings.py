@@ -134,8 +134,10 @@ SETTINGS = (
             choices=FACE_CHOICES, flag="--face"),
     Setting("silence", "CHOICE", "generate",
             "generate: a generated mouth on every frame (Wav2Lip). keep_original: where nobody "
-            "speaks (pauses of 0.3 s and more, judged on this audio's own loudness), the frame "
-            "keeps its real mouth, with a 3-frame fade either side.",
+            "speaks, the frame keeps its real mouth. A voice activity detector decides (room "
+            "tone, hiss, breaths and music without a voice are silence, at any loudness); every "
+            "pause of 0.3 s or more shows the real mouth in its middle, and the generated one "
+            "fades out and in over 0.08 s inside the pause.",
             choices=SILENCE_CHOICES, flag="--silence"),
     Setting("output_sound", "CHOICE", "speech",
             "The output's sound track. speech: the speech the mouth follows (the audio input, or "
