@@ -405,9 +405,9 @@ class HaloLipsyVideo(_LipsyNode):
         if source is None:  # frames already in memory: the IMAGE route, encoded the same way
             components = video.get_components()
             report = pipeline.lipsync_components(
-                components.images, audio if audio is not None else components.audio, str(path),
+                components.images, audio, str(path),
                 Settings(fps=float(components.frame_rate), **settings), _hooks(),
-                face_mask=face_mask, face_marker=face_marker)
+                face_mask=face_mask, face_marker=face_marker, own_sound=components.audio)
         else:
             report = pipeline.lipsync_video(source, str(path), Settings(**settings), _hooks(),
                                             audio=audio, face_mask=face_mask,

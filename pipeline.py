@@ -331,9 +331,11 @@ def _kept_original(strengths, faces) -> int:
     return int(sum(1 for s, box in zip(strengths, faces) if box is not None and s <= 0))
 
 
-def _tracker_config(settings: Settings, face_mask, face_marker, height: int, width: int):
+def _tracker_config(settings: Settings, face_mask, face_marker, height: int, width: int,
+                    n_frames: int | None = None):
     """The tracker's face choice from the `face` setting and a face_marker (which picks the
-    marked face whatever the setting says). None with a face_mask: nothing is detected."""
+    marked person whatever the setting says; with `n_frames` marker frames, one per frame, each
+    stroke's frame is known). None with a face_mask: nothing is detected."""
     from . import face_detect as fd
 
     if face_mask is not None:
@@ -352,10 +354,37 @@ def _tracker_config(settings: Settings, face_mask, face_marker, height: int, wid
                 "right-most.")
         return fd.TrackerConfig(choice=settings.face)
     try:
-        mark = fd.mark_from_mask(face_marker, height, width)
+        marks = fd.marks_from_mask(face_marker, height, width, n_frames)
     except fd.MaskInputError as err:
         raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
-    return fd.TrackerConfig(choice="marked", mark=mark)
+    return fd.TrackerConfig(choice="marked", marks=tuple(marks))
+
+
+def _log_shots(usable, times, stats, choice: str):
+    """One log line per shot: whom it followed, and where it kept the original (the face not in
+    view, or lost and not yet found again). `usable`: each frame's box or None, `times` each
+    frame's time in seconds."""
+    from .face_detect.boxes import runs
+
+    if stats is None:
+        return
+    if stats.unmatched_marks:
+        logger.warning("Halo-Lipsy: no face was found under %d face_marker stroke(s); paint the "
+                       "stroke on a face the video shows.", len(stats.unmatched_marks))
+    n = len(usable)
+    no_face = np.array([box is None for box in usable])
+    starts = sorted({0, *(int(s) for s in stats.shot_starts if 0 < s < n)})
+    end_time = float(times[-1]) + (float(times[-1] - times[-2]) if n > 1 else 0.0)
+    for number, (start, stop) in enumerate(zip(starts, starts[1:] + [n]), 1):
+        span = f"shot {number}, {times[start]:.2f}-{times[stop] if stop < n else end_time:.2f} s"
+        faceless = no_face[start:stop]
+        if faceless.all():
+            logger.info("Halo-Lipsy: %s: the %s face is not in view; kept the original.", span, choice)
+            continue
+        gaps = [f"{times[start + a]:.2f}-{times[start + b] if start + b < n else end_time:.2f} s"
+                for a, b in runs(faceless)]
+        lost = f"; not found at {', '.join(gaps[:6])}{' ...' if len(gaps) > 6 else ''} (kept the original)" if gaps else ""
+        logger.info("Halo-Lipsy: %s: followed the %s face%s.", span, choice, lost)
 
 
 def _usable(boxes, height, width) -> list:
@@ -378,13 +407,14 @@ def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=No
     frame passed through)."""
     images = _validate_images(images)
     config = _tracker_config(settings, face_mask, face_marker, int(images.shape[1]),
-                             int(images.shape[2]))
+                             int(images.shape[2]), int(images.shape[0]))
     stages = _set_up(audio, settings.fps, settings, hooks)
     features, fps = stages.features, stages.features.fps
     plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
     t0 = time.perf_counter()
     usable, stats = _image_boxes(images, plan, stages, settings, hooks, face_mask, config)
     detect_s = time.perf_counter() - t0
+    _log_shots(usable, np.arange(len(usable)) / fps, stats, _face_name(config))
     t0 = time.perf_counter()
     strengths = _strengths(stages, settings, plan)
     out, mask, synced, copy_s = _image_generate(images, usable, plan, strengths, stages, settings,
@@ -539,11 +569,13 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     if info.colour.hdr:
         logger.info("Halo-Lipsy: HDR video (%s): the output keeps its colour description, in "
                     "8 bits.", info.colour.hdr)
+    face_mask, face_marker = (_upright_mask(m, info) for m in (face_mask, face_marker))
     config = _tracker_config(settings, face_mask, face_marker, info.height, info.width)
     stages = _set_up(sound.for_mel(), float(info.fps), settings, hooks)
     t0 = time.perf_counter()
     boxes = _boxes_pass(source, info, stages, settings, hooks, face_mask, config)
     detect_s = time.perf_counter() - t0
+    _log_shots(boxes.usable, np.asarray(boxes.times) - info.start, boxes.stats, _face_name(config))
     plan = timeline(settings.mode, np.asarray(boxes.times) - info.start, sound.end,
                     float(info.fps), info.last_frame_duration(boxes.times[-1], boxes.last_duration))
     t0 = time.perf_counter()
@@ -557,6 +589,25 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
         generation_s=time.perf_counter() - t0, detection_stats=boxes.stats, seeks=seeks,
         duration_s=plan.end + track.lead, face=_face_name(config),
         frames_kept_original=_kept_original(strengths, [boxes.usable[s] for s in plan.source]))
+
+
+def _upright_mask(mask, info):
+    """A MASK painted on a frame as the file stores it (ComfyUI 0.3.64's Get Video Components
+    hands a phone video's frames over unturned: landscape), turned upright as the frames are.
+    Told apart by its size, so a quarter turn only; a mask of the upright size is left as it is."""
+    import torch
+
+    if mask is None or info.quarter_turns % 2 == 0 or info.window.crop is not None:
+        return mask
+    m = torch.as_tensor(mask)
+    if m.ndim == 4 and m.shape[-1] == 1:  # a MASK that went through an IMAGE-shaped node
+        m = m[..., 0]
+    stored = (info.coded_size[1], info.coded_size[0])  # (height, width) before the turn
+    if m.ndim < 2 or tuple(m.shape[-2:]) != stored:
+        return mask
+    logger.info("Halo-Lipsy: the mask was painted on the stored (unturned) frame of this %dx%d "
+                "video; turned upright to match.", info.width, info.height)
+    return torch.rot90(m, k=info.quarter_turns, dims=(-2, -1))
 
 
 @dataclass
@@ -756,13 +807,14 @@ def _sync_uint8(stages, settings, rgbs, boxes, positions, strengths, on_slice) -
 
 
 def lipsync_components(images, audio, destination, settings: Settings, hooks: Hooks,
-                       face_mask=None, face_marker=None) -> Report:
-    """A VIDEO held as frames in memory (Create Video's output, at `settings.fps`): the IMAGE
-    route, then encoded like the streaming route's output, with the same quality and the same
-    face_mask rule (one frame for the whole clip). Its frames are RGB with no YUV history: the
-    output is tagged BT.709, limited range, as ComfyUI tags the videos it makes."""
+                       face_mask=None, face_marker=None, own_sound=None) -> Report:
+    """A VIDEO held as frames in memory (Create Video's output, at `settings.fps`, with its sound
+    `own_sound`): the IMAGE route, then encoded like the streaming route's output, with the same
+    quality, the same face_mask rule (one frame for the whole clip) and the same output_sound
+    choice. `audio` is the speech (None: the video's own sound). Its frames are RGB with no YUV
+    history: the output is tagged BT.709, limited range, as ComfyUI tags the videos it makes."""
+    from . import audio as audio_mod
     from . import video as video_mod
-    from .audio import fit_channels
 
     try:
         video_mod.container_format(destination)
@@ -771,9 +823,20 @@ def lipsync_components(images, audio, destination, settings: Settings, hooks: Ho
     if face_mask is not None:
         frames = _validate_images(images)
         _one_mask_frame(face_mask, int(frames.shape[2]), int(frames.shape[1]))
-    result = lipsync_images(images, audio, settings, hooks, face_mask, face_marker)
-    samples = fit_channels(result.audio["waveform"][0].numpy(), video_mod.AAC_LAYOUTS)
-    _encode_frames(result.images, destination, settings, result.audio["sample_rate"], samples, hooks)
+    keep_own = audio is not None and settings.output_sound == "video"
+    if keep_own and own_sound is None:
+        raise HaloLipsyError("Halo-Lipsy: output_sound is 'video' but this video has no sound of "
+                             "its own; choose output_sound 'speech'.")
+    result = lipsync_images(images, audio if audio is not None else own_sound, settings, hooks,
+                            face_mask, face_marker)
+    track = result.audio
+    if keep_own:
+        try:
+            track = audio_mod.fit_audio(*audio_mod.read_audio(own_sound), len(result.images), settings.fps)
+        except audio_mod.AudioInputError as err:
+            raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    samples = audio_mod.fit_channels(track["waveform"][0].numpy(), video_mod.AAC_LAYOUTS)
+    _encode_frames(result.images, destination, settings, track["sample_rate"], samples, hooks)
     return result.report
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .base import DetectionRequest, DetectorError, FaceDetector, TensorFrames, WindowFrames
 from .boxes import FACE_CHOICES, fill_gaps, pad_and_clip, pick_face, smooth
-from .mask import MaskInputError, boxes_from_mask, mark_from_mask
+from .mask import Mark, MaskInputError, boxes_from_mask, marks_from_mask
 from .tracker import DetectionStats, FaceTracker, TrackerConfig, TrackingRun
 
 
@@ -52,5 +52,5 @@ def mask_boxes(mask, n_frames: int, height: int, width: int, settings: BoxSettin
 __all__ = [
     "FACE_CHOICES", "BoxSettings", "DetectionRequest", "DetectionStats", "DetectorError", "FaceDetector", "FaceTracker",
     "MaskInputError", "TensorFrames", "TrackerConfig", "TrackingRun", "WindowFrames", "detect_boxes",
-    "finish_boxes", "mask_boxes", "mark_from_mask", "pick_face",
+    "Mark", "finish_boxes", "mask_boxes", "marks_from_mask", "pick_face",
 ]

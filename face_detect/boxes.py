@@ -37,19 +37,14 @@ def nearest(boxes: np.ndarray, point) -> int:
     return int(np.argmin([np.hypot(*(centre(b) - point)) for b in boxes]))
 
 
-def pick_face(boxes: np.ndarray, choice: str = "largest", mark=None) -> int:
-    """Which of `boxes` (k, 4+) a new track starts on: the largest, the left-most or right-most
-    (by centre), or the one `mark` (x, y in frame pixels) lies on (else the nearest to it)."""
+def pick_face(boxes: np.ndarray, choice: str = "largest") -> int:
+    """Which of `boxes` (k, 4+) a new track starts on by place or size: the largest, the
+    left-most or the right-most (by centre). ("marked" is a person, not a place: the tracker
+    chooses it by what the face looks like.)"""
     if choice == "left-most":
         return int(np.argmin([centre(b)[0] for b in boxes]))
     if choice == "right-most":
         return int(np.argmax([centre(b)[0] for b in boxes]))
-    if choice == "marked" and mark is not None:
-        x, y = mark
-        under = [k for k, b in enumerate(boxes) if b[0] <= x <= b[2] and b[1] <= y <= b[3]]
-        candidates = boxes[under] if under else boxes
-        k = nearest(candidates, mark)
-        return under[k] if under else k
     return int(np.argmax([area(b) for b in boxes]))
 
 

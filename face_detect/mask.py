@@ -1,10 +1,14 @@
-"""Face boxes from a MASK instead of a detector (the node's face_mask input).
+"""What the user paints: face boxes from a MASK instead of a detector (the face_mask input), and
+strokes on the person to follow (the face_marker input).
 
-The box of a mask frame is the bounding box of its nonzero pixels as (min_x, min_y, max_x + 1,
-max_y + 1), so the mask covers exactly the box's pixels; an empty frame means no face.
+One rule for both: a pixel above PAINTED (0.5) is painted. The box of a mask frame is the
+bounding box of its painted pixels as (min_x, min_y, max_x + 1, max_y + 1), so the mask covers
+exactly the box's pixels; an unpainted frame means no face.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,6 +35,9 @@ def _mask_frames(mask, name: str, height: int, width: int, fix: str) -> torch.Te
     return m
 
 
+PAINTED = 0.5  # a MASK pixel above this is painted (a JPEG mask's faint ringing is not)
+
+
 def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
     """(n_frames, 4) float boxes; a single mask frame applies to every image."""
     m = _mask_frames(mask, "face_mask", height, width,
@@ -42,7 +49,7 @@ def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
             "frame per image, or a single frame to use for all of them.")
     boxes = empty_boxes(n_frames)
     for start in range(0, m.shape[0], 64):
-        chunk = m[start:start + 64].detach().float().cpu() > 0  # NaN compares False: not face
+        chunk = m[start:start + 64].detach().float().cpu() > PAINTED  # NaN compares False: not face
         rows, cols = chunk.any(dim=2).numpy(), chunk.any(dim=1).numpy()
         for k in range(chunk.shape[0]):
             ys, xs = np.flatnonzero(rows[k]), np.flatnonzero(cols[k])
@@ -53,16 +60,39 @@ def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
     return boxes
 
 
-def mark_from_mask(mask, height: int, width: int) -> tuple:
-    """(x, y): the centre of the strokes of a face_marker MASK (painted roughly on the face that
-    speaks, in any one frame; the first frame with paint counts), in frame pixels."""
+@dataclass(frozen=True)
+class Mark:
+    """A stroke on the person to follow: its frame (None where the marker's frames are not the
+    video's: then it marks the first face found under it), its centre and its bounding box."""
+
+    frame: int | None
+    point: tuple  # (x, y) in frame pixels
+    box: tuple  # x1, y1, x2, y2
+
+    def covers(self, face) -> bool:
+        """The stroke lies on `face` (x1, y1, x2, y2): its centre is inside the box."""
+        x, y = self.point
+        return face[0] <= x <= face[2] and face[1] <= y <= face[3]
+
+
+def marks_from_mask(mask, height: int, width: int, n_frames: int | None = None) -> list:
+    """The strokes of a face_marker MASK, one Mark per painted frame. When the MASK has one frame
+    per video frame (`n_frames`), each stroke's frame is known; otherwise (a few painted frames
+    loaded as images) it is not. All strokes mark the same person."""
+    m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
+    if m.numel() and not bool((m.detach().float().cpu() > PAINTED).any()):
+        raise MaskInputError("nothing was painted on the face_marker: paint a stroke on the face "
+                             "that speaks (Load Image of a frame, then Open in MaskEditor), or "
+                             "choose another face setting.")
     m = _mask_frames(mask, "face_marker", height, width,
                      f"the frames are {width}x{height}; paint the mark on a frame of this video "
                      "(as it is shown).")
-    for frame in m:
-        painted = frame.detach().float().cpu().numpy() > 0.5
+    aligned = n_frames is not None and m.shape[0] == n_frames
+    marks = []
+    for k, frame in enumerate(m):
+        painted = frame.detach().float().cpu().numpy() > PAINTED
         if painted.any():
             ys, xs = np.nonzero(painted)
-            return float(xs.mean()) + 0.5, float(ys.mean()) + 0.5
-    raise MaskInputError("face_marker is empty: paint a stroke on the face that speaks (white on "
-                         "black), or choose another face setting.")
+            marks.append(Mark(k if aligned else None, (float(xs.mean()) + 0.5, float(ys.mean()) + 0.5),
+                              (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)))
+    return marks

@@ -14,11 +14,14 @@ smoothly, so this strategy detects sparsely and cheaply and interpolates in betw
    Where they disagree, or a face appears or disappears, the midpoint is detected (around the
    interpolated box) and both halves are examined again, down to single frames: appearances,
    disappearances and undetected cuts are located exactly, at a cost of log2(interval) looks.
-4. One face is followed. Where a shot starts (and after every cut) it is chosen by
-   `TrackerConfig.choice`: the largest (the default), the left-most, the right-most, or the one
-   under the user's mark. From then on the box that continues its track is followed (best
-   overlap with the expected box; after a look that lost it, the face nearest where it was), so
-   another face that grows larger or walks past is never taken instead.
+4. One face is followed, and never handed to someone else. Where a shot starts (and after every
+   cut) it is chosen by `TrackerConfig.choice`: the largest (the default), the left-most, the
+   right-most, or the marked person: the face that looks like the one under the user's strokes
+   (identity.py), with confidence, or nobody. From then on the box that continues its track is
+   followed (best overlap with the expected box), so another face that grows larger or walks
+   past is never taken instead. A face lost for a moment (a turn, a hand, a step out of the
+   picture) is taken up again only where it can be the same face: near where it was, of a
+   similar size, and looking like it; until then those frames have no face (they pass through).
 
 Requests are batched `detector.batch_size` at a time; the detector sees at most one batch of
 rendered (downscaled) images at once.
@@ -40,8 +43,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import identity
 from .base import DetectionRequest, DetectorError, FaceDetector
-from .boxes import centre, empty_boxes, iou, lerp, nearest, pick_face
+from .boxes import area, centre, empty_boxes, iou, lerp, nearest, pick_face
 
 logger = logging.getLogger("HaloLipsy")
 
@@ -57,7 +61,9 @@ class TrackerConfig:
     continue_iou: float = 0.1  # a box overlapping the expected one this much continues the track
     max_keyframe_group: int = 4  # keyframes detected together (bounds a stream's frame window)
     choice: str = "largest"  # which face a shot's track starts on (boxes.FACE_CHOICES)
-    mark: tuple | None = None  # (x, y) in frame pixels, for choice "marked"
+    marks: tuple = ()  # mask.Mark strokes on the marked person, for choice "marked"
+    near: float = 1.0  # a lost face is taken up again within this many face sizes of where it was
+    size_ratio: float = 1.5  # ... and at most this much larger or smaller
 
     CUT_CONTEXT = 4  # frames either side whose changes a cut must stand out from
 
@@ -71,6 +77,8 @@ class DetectionStats:
     roi_fallbacks: int = 0
     shots: int = 0
     most_faces: int = 0  # the most faces one whole-frame look saw
+    shot_starts: list = field(default_factory=list)  # frames that start a shot (or a jump)
+    unmatched_marks: list = field(default_factory=list)  # strokes with no face under them
 
     def add(self, size, count: int):
         self.calls += 1
@@ -104,6 +112,9 @@ class FaceTracker:
         self.stats = DetectionStats()
         self._reported = 0.0  # progress reported so far, 0..1
         self._shot_end = 0.0  # the progress the work in hand ends at
+        self.followed = None  # identity.Signature of the face followed in the shot in hand
+        self.people: list = []  # signatures of the marked person, one per stroke bound to a face
+        self.pending_marks = list(self.config.marks)  # strokes not yet bound to a face
 
     def _report(self, fraction: float):
         self._reported = max(self._reported, min(1.0, fraction))
@@ -129,7 +140,26 @@ class FaceTracker:
         """A stream: call run.advance(n) whenever frames [0, n) are readable from `frames`, drop
         frames below run.needed_from, and call run.finish() after the last one. `expected` (the
         frame count, if known) only scales progress."""
+        self._bind_readable_marks(frames)
         return TrackingRun(self, frames, expected)
+
+    def _bind_readable_marks(self, frames):
+        """Strokes painted on a frame we can read now (an IMAGE's frames: the marker has one
+        frame per image) are bound to the face under them before tracking starts, so the marked
+        person is known from the first shot on, wherever the strokes are."""
+        known = [m for m in self.pending_marks if m.frame is not None and m.frame < frames.count]
+        requests = [self._full_request(frames, m.frame) for m in known]
+        for mark, request, candidates in zip(known, requests, self._run(frames, requests)):
+            self.pending_marks.remove(mark)
+            boxes = [] if candidates is None else candidates[:, :4]
+            under = [b for b in boxes if mark.covers(b)]
+            if not under:
+                self.stats.unmatched_marks.append(mark.frame)
+                continue
+            box = under[nearest(np.array(under), mark.point)]
+            found = identity.signature(frames, mark.frame, box)
+            if found is not None:
+                self.people.append(found)
 
     def _is_cut(self, diffs: list, i: int, count: int) -> bool:
         """Frame i starts a new shot: its change from frame i-1 is large and stands out from the
@@ -277,17 +307,63 @@ class FaceTracker:
                 return None
         else:
             self.stats.most_faces = max(self.stats.most_faces, len(boxes))
+        index = request.frame_index
         if expected is not None:
             overlaps = [iou(b, expected) for b in boxes]
             best = int(np.argmax(overlaps))
             if overlaps[best] >= self.config.continue_iou:
-                return boxes[best].copy()
+                return self._keep(frames, index, boxes[best])
             if not whole_frame:
                 return None  # something else is near: let the whole frame decide
-            # lost for a moment (a fast move, a turn): the face nearest where it was, never
-            # another one because it is larger
-            return boxes[nearest(boxes, centre(expected))].copy()
-        return boxes[pick_face(boxes, self.config.choice, self.config.mark)].copy()
+            k = self._same_face(frames, index, boxes, expected)
+            return None if k is None else self._keep(frames, index, boxes[k])
+        k = self._new_track(frames, index, boxes)
+        if k is None:
+            return None
+        self.followed = None
+        return self._keep(frames, index, boxes[k])
+
+    def _keep(self, frames, index, box):
+        """`box` continues the track: what it looks like joins the followed face's signature."""
+        seen = identity.signature(frames, index, box)
+        if seen is not None:
+            self.followed = seen if self.followed is None else self.followed.blend(seen, 0.2)
+        return box.copy()
+
+    def _same_face(self, frames, index, boxes, expected):
+        """After a look that lost the followed face: which of `boxes` can be it, or None. Near
+        where it was and of a similar size, it must look like the followed face where another
+        face is in view, and not like someone else even alone (nearness cannot tell a turn of
+        the head from another person). Elsewhere (it moved fast, a cut the pictures hid) only
+        a face that looks like it with confidence is taken."""
+        cfg = self.config
+        size = max(expected[2] - expected[0], expected[3] - expected[1])
+        was = centre(expected)
+        near = [k for k, b in enumerate(boxes)
+                if np.hypot(*(centre(b) - was)) <= cfg.near * size
+                and 1 / cfg.size_ratio <= np.sqrt(area(b) / max(1e-9, area(expected))) <= cfg.size_ratio]
+        if self.followed is None:  # nothing known of its looks: only a lone face where it was
+            return near[0] if near and len(boxes) == 1 else None
+        seen = [identity.signature(frames, index, b) for b in boxes]
+        if near:
+            k = near[nearest(boxes[near], was)]
+            needed = identity.SAME if len(boxes) > 1 else identity.NOT_SOMEONE_ELSE
+            if seen[k] is not None and seen[k].similarity(self.followed) >= needed:
+                return k
+        return identity.best_match(seen, [self.followed])
+
+    def _new_track(self, frames, index, boxes):
+        """Which of `boxes` a shot's track starts on: by position or size, or for `marked` the
+        face that looks like the marked person with confidence (None: nobody)."""
+        if self.config.choice != "marked":
+            return pick_face(boxes, self.config.choice)
+        seen = [identity.signature(frames, index, b) for b in boxes]
+        for mark in [m for m in self.pending_marks if m.frame is None or m.frame == index]:
+            under = [k for k, b in enumerate(boxes) if mark.covers(b) and seen[k] is not None]
+            if under:  # a stroke whose frame we could not read binds to the first face under it
+                self.pending_marks.remove(mark)
+                self.people.append(seen[under[nearest(boxes[under], mark.point)]])
+        return identity.best_match(seen, self.people)
 
 
 class TrackingRun:
@@ -335,8 +411,10 @@ class TrackingRun:
         self.finished = True
         self._step()
         self.t.stats.shots = len(self.cuts) + 1
+        self.t.stats.shot_starts = sorted(self.cuts + self.jumps)
+        self.t.stats.unmatched_marks += [m.frame for m in self.t.pending_marks]
         self.t._report(1.0)
-        return self.boxes[:self.available], sorted(self.cuts + self.jumps)
+        return self.boxes[:self.available], self.t.stats.shot_starts
 
     def _grow(self, n):
         if len(self.boxes) < n:
@@ -402,14 +480,22 @@ class TrackingRun:
         if not keys:
             return self._next_shot()
         self.t._shot_end = (keys[-1] + 1) / max(1, self.expected or self.available)
-        for k, box in zip(keys, self.t._detect(self.frames, [(k, self.hint) for k in keys])):
-            self.found[k] = box
-            if box is not None:
-                self.hint = box
         previous = [self.last_key] if self.last_key is not None else []
         ends = previous + keys
         intervals = list(zip(ends[:-1], ends[1:]))
-        self.t._bisect(self.frames, intervals, self.found)
+        todo, last_seen = keys, -1
+        while todo:
+            for k, box in zip(todo, self.t._detect(self.frames, [(k, self.hint) for k in todo])):
+                self.found[k] = box
+            self.t._bisect(self.frames, [(a, b) for a, b in intervals if a in todo or b in todo],
+                           self.found)
+            seen = max((k for k, box in self.found.items() if box is not None), default=-1)
+            if seen <= last_seen:
+                break
+            last_seen, self.hint = seen, self.found[seen]  # the next looks start where it was seen last
+            # keyframes after that were looked for where the face was before it moved (a group
+            # shares one hint): look again from the newer place
+            todo = [k for k in keys if self.found[k] is None and k > seen]
         self.t._settle(ends[0], ends[-1], self.found, self.boxes, self.jumps)
         self.last_key = keys[-1]
         interval = max(1, self.t.config.keyframe_interval)

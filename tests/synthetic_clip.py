@@ -279,3 +279,81 @@ def two_faces(count, height, width, faces_for, seed=0, background=0.35):
             frame[y1:y2, x1:x2] = MARKER_RGB
         out[i] = torch.from_numpy(np.clip(frame, 0, 1))
     return out
+
+
+# ------------------------------------------------------------------ two different-looking people
+
+# Drawn people who differ as real ones do: skin, hair, clothes, glasses. Only skin is "skin" to
+# SkinDetector (R > G > B with a warm cast, not too dark): hair, clothes, eyes, mouth, glasses
+# and the bluish background are not.
+PEOPLE = {
+    "A": {"skin": (0.92, 0.76, 0.64), "hair": (0.12, 0.10, 0.08), "clothes": (0.80, 0.12, 0.16),
+          "glasses": False},
+    "B": {"skin": (0.50, 0.32, 0.21), "hair": (0.62, 0.62, 0.64), "clothes": (0.14, 0.52, 0.24),
+          "glasses": True},
+}
+PEOPLE["A in a coat and hat"] = {**PEOPLE["A"], "clothes": (0.22, 0.26, 0.52),
+                                 "hair": (0.30, 0.32, 0.55), "glasses": True}
+
+
+def draw_person(frame: np.ndarray, face, person: dict, light: float = 1.0):
+    """Draw `person` into `frame` (H x W x 3 float RGB, in place) with the face's skin filling
+    the box `face` (x1, y1, x2, y2): hair above and beside it, clothes below, eyes and a mouth.
+    `light` scales every colour (a shot lit differently). Parts outside the frame are cut."""
+    x1, y1, x2, y2 = (int(v) for v in face)
+    w, h = x2 - x1, y2 - y1
+    cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+
+    def colour(name):
+        return tuple(float(min(1.0, c * light)) for c in person[name])
+
+    out = np.ascontiguousarray(frame)
+    cv2.rectangle(out, (x1 - w // 3, y2 + h // 8), (x2 + w // 3, y2 + h), colour("clothes"), -1)
+    cv2.ellipse(out, (cx, y1 + h // 6), (w // 2 + w // 8, h // 2), 0, 180, 360, colour("hair"), -1)
+    cv2.rectangle(out, (x1 - w // 8, y1), (x1, cy), colour("hair"), -1)
+    cv2.rectangle(out, (x2, y1), (x2 + w // 8, cy), colour("hair"), -1)
+    cv2.ellipse(out, (cx, cy), (w // 2, h // 2), 0, 0, 360, colour("skin"), -1)
+    eye = max(2, w // 12)
+    for dx in (-w // 5, w // 5):
+        if person["glasses"]:  # tinted lenses
+            cv2.circle(out, (cx + dx, cy - h // 8), 2 * eye, (0.15, 0.12, 0.2), -1)
+        cv2.circle(out, (cx + dx, cy - h // 8), eye, (0.08, 0.08, 0.1), -1)
+    cv2.ellipse(out, (cx, cy + h // 4), (w // 6, h // 14), 0, 0, 360, (0.6, 0.2, 0.25), -1)
+    frame[...] = out
+
+
+def people_frames(count, height, width, scene, seed=0) -> torch.Tensor:
+    """An IMAGE of `count` frames: scene(i) -> (background level, [(person name, face box,
+    light)]) on a bluish textured wall (never skin)."""
+    rng = np.random.default_rng(seed)
+    texture = rng.random((height, width, 3)).astype(np.float32) * 0.08
+    out = torch.empty((count, height, width, 3))
+    for i in range(count):
+        level, people = scene(i)
+        frame = texture + np.array([0.5, 0.6, 0.8], np.float32) * level
+        for name, face, light in people:
+            draw_person(frame, face, PEOPLE[name], light)
+        out[i] = torch.from_numpy(np.clip(frame, 0, 1))
+    return out
+
+
+class SkinDetector:
+    """A detector stand-in that reads pixels and knows nothing of who is who: each separate patch
+    of skin-coloured pixels in the rendered BGR image is a face (its bounding box)."""
+
+    min_side = 32
+
+    def __init__(self, batch_size=4, min_face=8):
+        self.batch_size = batch_size
+        self.min_face = min_face
+
+    def detect(self, images):
+        out = []
+        for image in images:
+            b, g, r = (image[..., k].astype(np.int32) for k in range(3))
+            skin = ((r > g) & (g > b) & (r - b > 40) & (r + g + b > 180)).astype(np.uint8)
+            count, _, stats, _ = cv2.connectedComponentsWithStats(skin, connectivity=8)
+            boxes = [[x, y, x + w, y + h, 0.99] for x, y, w, h, n in stats[1:count]
+                     if w >= self.min_face and h >= self.min_face and n >= 0.4 * w * h]
+            out.append(np.array(boxes, np.float64).reshape(-1, 5))
+        return out

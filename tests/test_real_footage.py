@@ -99,8 +99,28 @@ def test_a_face_mask_is_drawn_on_the_upright_frame(tmp_path, fixture_checkpoint)
     out = tmp_path / "out.mp4"
     result = run(phone, out, fixture_checkpoint, face_mask=mask)
     assert result.faces_found == 6
-    with pytest.raises(pipeline.HaloLipsyError, match="is 160x96 but the video is 96x160"):
-        run(phone, tmp_path / "o.mp4", fixture_checkpoint, face_mask=torch.ones(1, 96, 160))
+    with pytest.raises(pipeline.HaloLipsyError, match="is 120x80 but the video is 96x160"):
+        run(phone, tmp_path / "o.mp4", fixture_checkpoint, face_mask=torch.ones(1, 80, 120))
+
+
+def test_a_mask_painted_on_the_stored_frame_of_a_phone_video_lands_on_the_face(tmp_path, fixture_checkpoint):
+    """ComfyUI 0.3.64's Get Video Components gives a phone video's frames as stored (landscape):
+    a face_mask painted there must still land on the face the player shows upright."""
+    upright = textured(6, 160, 96)
+    stored = ref.encode(tmp_path / "stored.mp4", upright, rgb_filter="transpose=1",
+                        video_args=["-pix_fmt", "yuv420p", "-crf", "10"], audio=speech(0.24))
+    phone = ref.remux(stored, tmp_path / "phone.mp4", "-display_rotation", 90)
+    face = np.zeros((160, 96), np.float32)
+    face[60:110, 30:70] = 1
+    as_stored = np.ascontiguousarray(np.rot90(face, k=-1))  # transpose=1: a clockwise turn
+    assert as_stored.shape == (96, 160)
+    out = tmp_path / "out.mp4"
+    result = run(phone, out, fixture_checkpoint, face_mask=torch.from_numpy(as_stored)[None], quality=1)
+    assert result.faces_found == 6
+    shown, back = ref.frames(phone).astype(int), ref.frames(out).astype(int)
+    changed = np.abs(back[:6] - shown[:6]).max(axis=-1) > 40
+    ys, xs = np.nonzero(changed.any(axis=0))
+    assert len(ys) and 30 <= xs.min() and xs.max() < 70 and 60 <= ys.min() and ys.max() < 122
 
 
 # ------------------------------------------------------------------ colour

@@ -390,3 +390,32 @@ def test_a_video_held_in_memory_goes_through_the_image_route(clip, fixture_check
     # the same face_mask rule as a file-backed video: one frame for the whole clip
     with pytest.raises(pipeline.HaloLipsyError, match="single frame"):
         nodes.HaloLipsyVideo().lipsync(VideoFromComponents(), face_mask=torch.ones(3, H, W))
+
+
+def test_a_video_held_in_memory_honours_output_sound(clip, fixture_checkpoint, monkeypatch):
+    """Create Video's output with its own sound (a 440 Hz tone) and other speech connected:
+    output_sound 'video' keeps the video's own sound, 'speech' carries the speech (ffmpeg's
+    reading of the file says which)."""
+    import ffmpeg_reference as ref
+    from fractions import Fraction
+
+    rate = 48000
+    own = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate))[None].astype(np.float32)
+
+    class VideoFromComponents:
+        def get_components(self):
+            return types.SimpleNamespace(images=clip.images(), frame_rate=Fraction(25),
+                                         audio={"waveform": torch.from_numpy(own[None]), "sample_rate": rate})
+
+    made = []
+    monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", fixture_checkpoint.parent)
+    monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: TruthDetector(clip))
+    monkeypatch.setattr(nodes, "_video_from_file", lambda path: made.append(Path(path)) or "VIDEO")
+    monkeypatch.setattr(nodes, "_folder_paths", lambda: None)
+    speech = {"waveform": torch.from_numpy(speech_wave(1.0)[None]), "sample_rate": 16000}  # 180 Hz
+    for sound, expected_hz in (("video", 440), ("speech", 180)):
+        nodes.HaloLipsyVideo().lipsync(VideoFromComponents(), audio=speech, output_sound=sound)
+        samples, got_rate, _ = ref.audio(made[-1], channels=1)
+        spectrum = np.abs(np.fft.rfft(samples[0]))
+        peak = np.fft.rfftfreq(samples.shape[1], 1 / got_rate)[np.argmax(spectrum)]
+        assert abs(peak - expected_hz) < 5, (sound, peak)
