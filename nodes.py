@@ -273,10 +273,12 @@ class _LipsyNode:
 
 
 FACE_MARKER_INPUT = ("MASK", {
-    "tooltip": "Optional: a rough stroke painted on the face that speaks, in one frame (Load "
-               "Image of a frame, then the mask editor). That face is detected and tracked "
-               "through motion, and found again after a cut (the face nearest the mark). Unlike "
-               "face_mask, the box follows the face."})
+    "tooltip": "Optional: a rough stroke painted on the person who speaks (Load Image of a "
+               "frame, then the mask editor; several painted frames as a MASK batch all mark "
+               "the same person, and a MASK with one frame per video frame says which frame each "
+               "stroke is on). That person is followed, and after every cut found again by how "
+               "they look, or nobody is lip-synced in that shot. Unlike face_mask, the box "
+               "follows the face."})
 
 
 class HaloLipsy(_LipsyNode):

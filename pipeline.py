@@ -321,10 +321,15 @@ def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, s
 def _strengths(stages: _Stages, settings: Settings, plan: Timeline) -> np.ndarray:
     """How much of the generated mouth each output frame gets: 1 everywhere, or with silence
     'keep_original', 0 in pauses with fades around them."""
+    from .vad import VadError
+
     if settings.silence != "keep_original":
         return np.ones(len(plan), dtype=np.float32)
-    return stages.features.speech_strength(plan.positions, settings.sync_offset,
-                                           settings.mel_step_multiplier)
+    try:
+        return stages.features.speech_strength(plan.positions, settings.sync_offset,
+                                               settings.mel_step_multiplier)
+    except VadError as err:
+        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
 
 
 def _kept_original(strengths, faces) -> int:

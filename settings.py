@@ -128,9 +128,12 @@ SETTINGS = (
                        "most players refuse."),
     # new settings go last: saved workflows keep their widget values in this order
     Setting("face", "CHOICE", "largest",
-            "Which face to lip-sync when several are in view, chosen where each shot starts and "
-            "then tracked (it never jumps to another face that grows larger). largest, left-most, "
-            "right-most, or marked: the face under the face_marker strokes.",
+            "Which face to lip-sync when several are in view. largest, left-most, right-most: "
+            "chosen where each shot starts (again after every cut), then followed; marked: the "
+            "person under the face_marker strokes, found again after every cut by how they look, "
+            "or nobody. A followed face that is lost (turns away, covered, leaves) is taken up "
+            "again only where it can be the same person; until then the frame keeps its real "
+            "mouth.",
             choices=FACE_CHOICES, flag="--face"),
     Setting("silence", "CHOICE", "generate",
             "generate: a generated mouth on every frame (Wav2Lip). keep_original: where nobody "

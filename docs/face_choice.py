@@ -1,5 +1,7 @@
-"""Draws docs/face_choice.png: a frame with two faces and which one each `face` choice takes.
-The labels come from the pack's own choice function, so the picture stays true to the code.
+"""Draws docs/face_choice.png: which face each `face` choice follows in a shot, after a cut, and
+when the followed face is lost. The labels come from the pack's own choice functions (position
+for largest / left-most / right-most, the appearance signature for marked), so the picture stays
+true to the code.
 
     python docs/face_choice.py
 """
@@ -11,48 +13,84 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+PANEL = (300, 420)  # height, width
+PEOPLE = {"A": {"skin": (150, 185, 230), "hair": (20, 25, 30), "clothes": (40, 30, 200)},  # BGR
+          "B": {"skin": (55, 85, 130), "hair": (160, 158, 155), "clothes": (60, 140, 35)}}
 
 
-def pack_boxes_module():
-    spec = importlib.util.spec_from_file_location("halo_lipsy_docs", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["halo_lipsy_docs"] = module
-    spec.loader.exec_module(module)
-    return importlib.import_module("halo_lipsy_docs.face_detect.boxes")
+def pack(name):
+    if "halo_lipsy_docs" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("halo_lipsy_docs", ROOT / "__init__.py",
+                                                      submodule_search_locations=[str(ROOT)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["halo_lipsy_docs"] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"halo_lipsy_docs.{name}")
 
 
-def draw_face(image, box, skin):
+def draw_person(image, box, who, turned=False):
     x1, y1, x2, y2 = box
     cx, cy, w, h = (x1 + x2) // 2, (y1 + y2) // 2, x2 - x1, y2 - y1
-    cv2.ellipse(image, (cx, cy), (w // 2, h // 2), 0, 0, 360, skin, -1, cv2.LINE_AA)
+    colours = PEOPLE[who]
+    cv2.rectangle(image, (x1 - w // 3, y2 + h // 8), (x2 + w // 3, PANEL[0]), colours["clothes"], -1)
+    cv2.ellipse(image, (cx, cy), (w // 2 + 6, h // 2 + 6), 0, 0, 360, colours["hair"], -1, cv2.LINE_AA)
+    if turned:  # the back of the head: no face to see
+        return
+    cv2.ellipse(image, (cx, cy + 6), (w // 2, h // 2), 0, 0, 360, colours["skin"], -1, cv2.LINE_AA)
     for dx in (-w // 5, w // 5):
-        cv2.circle(image, (cx + dx, cy - h // 8), max(2, w // 16), (40, 40, 40), -1, cv2.LINE_AA)
-    cv2.ellipse(image, (cx, cy + h // 4), (w // 6, h // 14), 0, 0, 180, (60, 40, 150), -1, cv2.LINE_AA)
+        cv2.circle(image, (cx + dx, cy - h // 10), max(2, w // 14), (40, 40, 40), -1, cv2.LINE_AA)
+    cv2.ellipse(image, (cx, cy + h // 4), (w // 6, h // 14), 0, 0, 360, (60, 40, 150), -1, cv2.LINE_AA)
+
+
+def panel(title, people):
+    image = np.full(PANEL + (3,), (215, 200, 185), np.uint8)
+    for who, box, turned in people:
+        draw_person(image, box, who, turned)
+    cv2.putText(image, title, (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (40, 40, 40), 1, cv2.LINE_AA)
+    return image
+
+
+def label(image, box, lines):
+    for row, text in enumerate(lines):
+        cv2.putText(image, text, (max(4, int(box[0]) - 30), int(box[1]) - 40 - 18 * (len(lines) - 1 - row)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 90, 0), 1, cv2.LINE_AA)
+    cv2.rectangle(image, tuple(int(v) for v in box[:2]), tuple(int(v) for v in box[2:]), (0, 140, 0), 2)
 
 
 def main():
-    boxes_mod = pack_boxes_module()
-    image = np.full((360, 640, 3), (235, 225, 215), np.uint8)
-    faces = np.array([[90, 70, 250, 270], [420, 120, 520, 250]], float)
-    draw_face(image, faces[0].astype(int), (150, 180, 225))
-    draw_face(image, faces[1].astype(int), (120, 160, 210))
-    mark = (470, 200)  # a rough stroke on the right face, as painted in the mask editor
-    cv2.line(image, (455, 190), (485, 212), (255, 255, 255), 9, cv2.LINE_AA)
-    labels = {0: [], 1: []}
-    for choice in boxes_mod.FACE_CHOICES:
-        picked = boxes_mod.pick_face(faces, choice, mark if choice == "marked" else None)
-        labels[picked].append(choice + (" (the white stroke)" if choice == "marked" else ""))
-    for k, box in enumerate(faces.astype(int)):
-        cv2.rectangle(image, tuple(box[:2]), tuple(box[2:]), (0, 140, 0), 2, cv2.LINE_AA)
-        for row, text in enumerate(labels[k]):
-            cv2.putText(image, text, (int(box[0]), int(box[3]) + 22 + 20 * row),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 90, 0), 1, cv2.LINE_AA)
-    cv2.putText(image, "face = ...", (12, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (60, 60, 60), 1,
-                cv2.LINE_AA)
-    cv2.imwrite(str(ROOT / "docs" / "face_choice.png"), image)
+    boxes_mod, identity, base = pack("face_detect.boxes"), pack("face_detect.identity"), pack("face_detect.base")
+    a1, b1 = (70, 110, 160, 215), (270, 130, 340, 215)
+    a2, b2 = (250, 100, 345, 210), (60, 110, 150, 215)
+    shots = [panel("shot 1 (a stroke marks A)", [("A", a1, False), ("B", b1, False)]),
+             panel("shot 2, after a cut", [("B", b2, False), ("A", a2, False)]),
+             panel("shot 2, A turns away", [("B", b2, False), ("A", a2, True)])]
+    stroke = (a1[0] + 30, (a1[1] + a1[3]) // 2)
+    cv2.line(shots[0], stroke, (stroke[0] + 30, stroke[1] + 15), (255, 255, 255), 7, cv2.LINE_AA)
+
+    def signature(image, box):
+        frames = base.TensorFrames(torch.from_numpy(image[None, :, :, ::-1].astype(np.float32) / 255))
+        return identity.signature(frames, 0, box)
+
+    marked = [signature(shots[0], a1)]
+    for image, faces in ((shots[0], np.array([a1, b1], float)), (shots[1], np.array([b2, a2], float))):
+        labels = {0: [], 1: []}
+        for choice in ("largest", "left-most", "right-most"):
+            labels[boxes_mod.pick_face(faces, choice)].append(choice)
+        match = identity.best_match([signature(image, f) for f in faces], marked)
+        if match is not None:
+            labels[match].append("marked")
+        for k, box in enumerate(faces):
+            if labels[k]:
+                label(image, box, labels[k])
+    cv2.putText(shots[2], "A is lost: nobody else gets A's voice;", (10, 44), cv2.FONT_HERSHEY_SIMPLEX,
+                0.48, (0, 0, 160), 1, cv2.LINE_AA)
+    cv2.putText(shots[2], "these frames keep their real mouth", (10, 62), cv2.FONT_HERSHEY_SIMPLEX,
+                0.48, (0, 0, 160), 1, cv2.LINE_AA)
+    gap = np.full((PANEL[0], 8, 3), 255, np.uint8)
+    cv2.imwrite(str(ROOT / "docs" / "face_choice.png"), np.hstack([shots[0], gap, shots[1], gap, shots[2]]))
 
 
 if __name__ == "__main__":

@@ -248,19 +248,23 @@ class FaceBlobsDetector:
     marker green in the rendered image is one face (its bounding box, scored by its fill)."""
 
     min_side = 32
+    min_fill = 0.0  # of its bounding box a patch must fill
 
     def __init__(self, batch_size=4, min_face=6):
         self.batch_size = batch_size
         self.min_face = min_face
 
+    def face_pixels(self, b, g, r):
+        return (g - np.maximum(r, b)) > 127
+
     def detect(self, images):
         out = []
         for image in images:
             b, g, r = (image[..., k].astype(np.int32) for k in range(3))
-            green = ((g - np.maximum(r, b)) > 127).astype(np.uint8)
-            count, _, stats, _ = cv2.connectedComponentsWithStats(green, connectivity=8)
+            pixels = self.face_pixels(b, g, r).astype(np.uint8)
+            count, _, stats, _ = cv2.connectedComponentsWithStats(pixels, connectivity=8)
             boxes = [[x, y, x + w, y + h, 0.99] for x, y, w, h, n in stats[1:count]
-                     if w >= self.min_face and h >= self.min_face]
+                     if w >= self.min_face and h >= self.min_face and n >= self.min_fill * w * h]
             out.append(np.array(boxes, np.float64).reshape(-1, 5))
         return out
 
@@ -337,23 +341,14 @@ def people_frames(count, height, width, scene, seed=0) -> torch.Tensor:
     return out
 
 
-class SkinDetector:
+class SkinDetector(FaceBlobsDetector):
     """A detector stand-in that reads pixels and knows nothing of who is who: each separate patch
     of skin-coloured pixels in the rendered BGR image is a face (its bounding box)."""
 
-    min_side = 32
+    min_fill = 0.4
 
     def __init__(self, batch_size=4, min_face=8):
-        self.batch_size = batch_size
-        self.min_face = min_face
+        super().__init__(batch_size, min_face)
 
-    def detect(self, images):
-        out = []
-        for image in images:
-            b, g, r = (image[..., k].astype(np.int32) for k in range(3))
-            skin = ((r > g) & (g > b) & (r - b > 40) & (r + g + b > 180)).astype(np.uint8)
-            count, _, stats, _ = cv2.connectedComponentsWithStats(skin, connectivity=8)
-            boxes = [[x, y, x + w, y + h, 0.99] for x, y, w, h, n in stats[1:count]
-                     if w >= self.min_face and h >= self.min_face and n >= 0.4 * w * h]
-            out.append(np.array(boxes, np.float64).reshape(-1, 5))
-        return out
+    def face_pixels(self, b, g, r):
+        return (r > g) & (g > b) & (r - b > 40) & (r + g + b > 180)
