@@ -9,18 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-MODES = ("sequential", "repetitive", "pingpong")
-FACE_CHOICES = ("largest", "left-most", "right-most", "marked")  # face_detect.FACE_CHOICES (a test checks)
-SILENCE_CHOICES = ("generate", "keep_original")
-SOUND_CHOICES = ("speech", "video")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # wav2lip.device computes these (a test checks)
+from .errors import HaloLipsyError  # noqa: F401 - the nodes and the command line take it from here
+
+from .choices import FACE_CHOICES, MODES, PRECISIONS, SILENCE_CHOICES, SOUND_CHOICES  # noqa: F401
 
 IMAGE, VIDEO, CLI = "image", "video", "cli"  # the front ends: the two nodes and lipsync.py
 EVERYWHERE = (IMAGE, VIDEO, CLI)
-
-
-class HaloLipsyError(ValueError):
-    """Bad input or setup; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +31,10 @@ class Setting:
     flag_sets: bool = True  # for a BOOLEAN flag: the value the flag sets
     shown_in: tuple = EVERYWHERE
     why_limits: str = ""  # said when a value is out of range, where the range needs a reason
+    cli_tooltip: str = ""  # the command line's help, where the node's words name node things
+
+    def tooltip_for(self, front_end: str) -> str:
+        return self.cli_tooltip if front_end == CLI and self.cli_tooltip else self.tooltip
 
     def check(self, value):
         """`value` as this setting's type, or HaloLipsyError saying what is allowed."""
@@ -81,7 +79,9 @@ SETTINGS = (
     Setting("checkpoint", "CHECKPOINT", "auto",
             "Wav2Lip weights from models/wav2lip (and its subfolders, and any wav2lip folder in "
             "extra_model_paths.yaml) or this pack's checkpoints/. auto prefers wav2lip_gan.pth, "
-            "then wav2lip.pth.", flag="--checkpoint"),
+            "then wav2lip.pth.", flag="--checkpoint",
+            cli_tooltip="Wav2Lip weights: a file name found in the --models folders (and their "
+                        "subfolders). auto prefers wav2lip_gan.pth, then wav2lip.pth."),
     Setting("mode", "CHOICE", "sequential",
             "sequential: frames in order, the last held while audio remains. repetitive: the clip "
             "loops to the audio's length. pingpong: the clip plays forward then backward (no jump "
@@ -110,14 +110,20 @@ SETTINGS = (
             minimum=0, maximum=61, flag="--smooth-box-frames"),
     Setting("blend_edges", "BOOLEAN", True,
             "Blend only the mouth and jaw through a feathered mask, keeping the eyes sharp. Off: "
-            "Wav2Lip's plain rectangular paste.", flag="--no-blend", flag_sets=False),
+            "Wav2Lip's plain rectangular paste.", flag="--no-blend", flag_sets=False,
+            cli_tooltip="Paste the whole generated box as Wav2Lip does (a plain rectangle), "
+                        "instead of blending only the mouth and jaw through a feathered mask."),
     Setting("blend_radius", "INT", 5, "Feather width of the blend mask in pixels.",
             minimum=0, maximum=64, flag="--blend-radius"),
     Setting("precision", "CHOICE", "auto",
             "Generator precision. auto: fp16 on NVIDIA (Volta+) and AMD GPUs, fp32 elsewhere (and "
             "with --force-fp32). bf16: ~2x faster on CPUs with AVX-512 BF16 or AMX, slightly "
             "different mouth texture. A precision the device does not run natively falls back to "
-            "fp32.", choices=PRECISIONS, flag="--precision"),
+            "fp32.", choices=PRECISIONS, flag="--precision",
+            cli_tooltip="Generator precision. auto: fp16 on NVIDIA (Volta+) and AMD GPUs, fp32 "
+                        "elsewhere. bf16: ~2x faster on CPUs with AVX-512 BF16 or AMX, slightly "
+                        "different mouth texture. A precision the device does not run natively "
+                        "falls back to fp32."),
     # x264's CRF 0 is lossless, which needs the High 4:4:4 Predictive profile: refused by
     # browsers and most hardware players, so the best quality offered is 1
     Setting("quality", "INT", 19,
@@ -134,7 +140,13 @@ SETTINGS = (
             "or nobody. A followed face that is lost (turns away, covered, leaves) is taken up "
             "again only where it can be the same person; until then the frame keeps its real "
             "mouth.",
-            choices=FACE_CHOICES, flag="--face"),
+            choices=FACE_CHOICES, flag="--face",
+            cli_tooltip="Which face to lip-sync when several are in view. largest, left-most, "
+                        "right-most: chosen where each shot starts (again after every cut), then "
+                        "followed; marked: the person under the --face-marker stroke, found again "
+                        "after every cut by how they look, or nobody. A followed face that is lost "
+                        "is taken up again only where it can be the same person; until then the "
+                        "frame keeps its real mouth."),
     Setting("silence", "CHOICE", "generate",
             "generate: a generated mouth on every frame (Wav2Lip). keep_original: where nobody "
             "speaks, the frame keeps its real mouth. A voice activity detector decides (room "
@@ -146,7 +158,11 @@ SETTINGS = (
             "The output's sound track. speech: the speech the mouth follows (the audio input, or "
             "the video's own sound without one). video: the video's own sound, whatever drives "
             "the mouth: for dubbing one speaker at a time over a video that carries the whole "
-            "dialogue.", choices=SOUND_CHOICES, flag="--output-sound", shown_in=(VIDEO, CLI)),
+            "dialogue.", choices=SOUND_CHOICES, flag="--output-sound", shown_in=(VIDEO, CLI),
+            cli_tooltip="The output's sound track. speech: the speech the mouth follows (--audio, "
+                        "or the video's own sound without it). video: the video's own sound, "
+                        "whatever drives the mouth: for dubbing one speaker at a time over a video "
+                        "that carries the whole dialogue."),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 

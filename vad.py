@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import HaloLipsyError
+
 SAMPLE_RATE = 16000
 CHUNK = 512  # samples the network judges at once (32 ms)
 CONTEXT = 64  # samples of the previous chunk each chunk is judged with
@@ -31,7 +33,7 @@ _NAMES = {"stft.forward_basis_buffer": "stft_conv.weight", "decoder.rnn.": "lstm
                                                   for k in range(4)}}
 
 
-class VadError(RuntimeError):
+class VadError(HaloLipsyError):
     """The voice activity detector cannot run; the message says what to install."""
 
 

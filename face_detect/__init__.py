@@ -21,9 +21,11 @@ from .tracker import DetectionStats, FaceTracker, TrackerConfig, TrackingRun
 
 @dataclass
 class BoxSettings:
-    face_padding: int = 10  # pixels added below the box (the chin side), as Wav2Lip's --pads 0 10 0 0
-    smooth_box_frames: int = 5  # centred window; 0 or 1 is off
-    max_gap: int = 5  # faceless runs up to this long between two faces are interpolated
+    """How raw boxes are finished; the values come from the run's settings (settings.py)."""
+
+    face_padding: int  # pixels added below the box (the chin side)
+    smooth_box_frames: int  # centred window; 0 or 1 is off
+    max_gap: int  # faceless runs up to this long between two faces are interpolated
 
 
 def finish_boxes(raw: np.ndarray, height: int, width: int, settings: BoxSettings,

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import HaloLipsyError
+
 
 @dataclass(frozen=True)
 class DetectionRequest:
@@ -36,7 +38,7 @@ class DetectionRequest:
         return out
 
 
-class DetectorError(RuntimeError):
+class DetectorError(HaloLipsyError):
     """The detector backend failed on an image; the message names the frame and what to do."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..choices import FACE_CHOICES  # noqa: F401 - face_detect.FACE_CHOICES
+
 
 def empty_boxes(n: int) -> np.ndarray:
     return np.full((n, 4), np.nan, dtype=np.float64)
@@ -25,7 +27,6 @@ def area(box) -> float:
     return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
 
 
-FACE_CHOICES = ("largest", "left-most", "right-most", "marked")
 
 
 def centre(box) -> np.ndarray:

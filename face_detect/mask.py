@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import HaloLipsyError
 from .boxes import empty_boxes
 
 
-class MaskInputError(ValueError):
+class MaskInputError(HaloLipsyError):
     pass
 
 

@@ -29,7 +29,7 @@ weights = pack_module("face_detect.s3fd.weights")
 def tracked():
     clip = Clip(scenario="tracking")  # 10 s, 1280x720, 25 fps
     detector = TruthDetector(clip, batch_size=4)
-    boxes, stats = track_lazily(clip, detector, fd.BoxSettings(face_padding=0))
+    boxes, stats = track_lazily(clip, detector, fd.BoxSettings(face_padding=0, smooth_box_frames=5, max_gap=5))
     return clip, detector, boxes, stats
 
 
@@ -74,7 +74,7 @@ def test_requests_are_batched():
     calls = []
     inner = detector.detect
     detector.detect = lambda images: calls.append(len(images)) or inner(images)
-    track_lazily(clip, detector, fd.BoxSettings())
+    track_lazily(clip, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
     assert max(calls) == 4 and sum(calls) == len(detector.requests)
 
 
@@ -103,8 +103,8 @@ def test_frames_render_the_same_from_float_half_and_uint8_images():
 def test_tracking_over_a_real_tensor_matches_the_lazy_source():
     clip = Clip(width=320, height=180, scenario="tracking", seconds=3, fps=10)
     images = clip.images()
-    a, _ = fd.detect_boxes(images, clip.count, TruthDetector(clip), fd.BoxSettings())
-    b, _ = track_lazily(clip, TruthDetector(clip), fd.BoxSettings())
+    a, _ = fd.detect_boxes(images, clip.count, TruthDetector(clip), fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
+    b, _ = track_lazily(clip, TruthDetector(clip), fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
     np.testing.assert_array_equal(a, b)
     assert (a[:, 0] >= 0).all()
 
@@ -145,9 +145,9 @@ def test_face_detect_batch_1_and_16_give_the_same_boxes_on_distinct_frames():
         return (x, 40 + (i * 13) % 100, x + 64, 40 + (i * 13) % 100 + 72)
 
     images = marker_frames(30, 240, 480, jumping, seed=3)
-    one, _ = fd.detect_boxes(images, 30, MarkerDetector(batch_size=1), fd.BoxSettings(face_padding=0, smooth_box_frames=0))
+    one, _ = fd.detect_boxes(images, 30, MarkerDetector(batch_size=1), fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5))
     many_detector = MarkerDetector(batch_size=16)
-    many, _ = fd.detect_boxes(images, 30, many_detector, fd.BoxSettings(face_padding=0, smooth_box_frames=0))
+    many, _ = fd.detect_boxes(images, 30, many_detector, fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5))
     np.testing.assert_array_equal(one, many)
     assert len(many_detector.requests) >= 16
     for i in range(30):
@@ -158,7 +158,7 @@ def test_face_detect_batch_1_and_16_give_the_same_boxes_on_distinct_frames():
 def test_tiny_and_extreme_frames_are_padded_for_the_detector_not_stretched(height, width):
     images = torch.rand(3, height, width, 3) * 0.5
     detector = MarkerDetector(batch_size=4)
-    boxes, stats = fd.detect_boxes(images, 3, detector, fd.BoxSettings())
+    boxes, stats = fd.detect_boxes(images, 3, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
     assert (boxes == -1).all()  # nothing green: no face, and no crash
     for request, shape in zip(detector.requests, detector.images_seen):
         assert min(shape) >= 32
@@ -168,7 +168,7 @@ def test_tiny_and_extreme_frames_are_padded_for_the_detector_not_stretched(heigh
 
 def test_a_marker_in_a_thin_frame_is_found_through_the_padding():
     images = marker_frames(2, 36, 1080, lambda i: (500, 4, 530, 32))
-    boxes, _ = fd.detect_boxes(images, 2, MarkerDetector(min_face=4), fd.BoxSettings(face_padding=0, smooth_box_frames=0))
+    boxes, _ = fd.detect_boxes(images, 2, MarkerDetector(min_face=4), fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5))
     assert np.abs(boxes[0] - np.array([500, 4, 530, 32])).max() <= 3
 
 
@@ -179,7 +179,7 @@ def test_the_real_s3fd_survives_tiny_and_extreme_frames(random_s3fd_file):
     detector.detect_images = lambda images: seen.append(images.shape[1:3]) or real(images)
     for height, width in [(20, 20), (36, 1080), (2000, 68)]:
         seen.clear()
-        boxes, stats = fd.detect_boxes(torch.rand(2, height, width, 3), 2, detector, fd.BoxSettings())
+        boxes, stats = fd.detect_boxes(torch.rand(2, height, width, 3), 2, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
         assert seen and stats.image_count >= 1  # the network really ran on these frames
         assert min(min(shape) for shape in seen) >= 32  # padded up to what S3FD's pooling needs
         inside = (boxes[:, 0] >= 0) & (boxes[:, 1] >= 0) & (boxes[:, 2] <= width) & (boxes[:, 3] <= height)
@@ -194,7 +194,7 @@ def test_a_failing_detector_names_the_frame_size():
             raise RuntimeError("Given input size: (512x1x1). Output size is too small")
 
     with pytest.raises(fd.DetectorError, match=r"frame 0 \(64x48, looked at as 64x48\).*Output size is too small"):
-        fd.detect_boxes(torch.rand(2, 48, 64, 3), 2, Broken(), fd.BoxSettings())
+        fd.detect_boxes(torch.rand(2, 48, 64, 3), 2, Broken(), fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
 
 
 def test_nan_pixels_render_black_for_the_detector():
@@ -255,7 +255,7 @@ def test_a_stream_reading_pixels_gives_the_whole_clip_boxes():
 
 def test_padding_reproduces_wav2lips_default_crop():
     raw = np.array([[100.0, 50.0, 200.0, 170.0], [0.0, 0.0, 60.0, 295.0]])
-    out = fd.finish_boxes(raw, 300, 400, fd.BoxSettings(face_padding=10, smooth_box_frames=0))
+    out = fd.finish_boxes(raw, 300, 400, fd.BoxSettings(face_padding=10, smooth_box_frames=0, max_gap=5))
     # Wav2Lip: y1 = max(0, y1 - 0), y2 = min(H, y2 + 10), x1 = max(0, x1 - 0), x2 = min(W, x2 + 0)
     assert out.tolist() == [[100, 50, 200, 180], [0, 0, 60, 300]]
 
@@ -306,16 +306,16 @@ def test_mask_box_is_the_bounding_box_of_its_pixels():
     mask[0, 30:40, 0:60] = 0.3  # a JPEG mask's faint ringing is not paint: the box does not grow
     raw = pack_module("face_detect.mask").boxes_from_mask(mask, 3, 40, 60)
     assert raw[0].tolist() == [10, 5, 30, 15] and np.isnan(raw[1]).all() and raw[2].tolist() == [59, 0, 60, 1]
-    out = fd.mask_boxes(mask, 3, 40, 60, fd.BoxSettings(face_padding=0, smooth_box_frames=0))
+    out = fd.mask_boxes(mask, 3, 40, 60, fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5))
     assert out.tolist() == [[10, 5, 30, 15], [-1, -1, -1, -1], [59, 0, 60, 1]]
-    padded = fd.mask_boxes(mask, 3, 40, 60, fd.BoxSettings(face_padding=10, smooth_box_frames=0))
+    padded = fd.mask_boxes(mask, 3, 40, 60, fd.BoxSettings(face_padding=10, smooth_box_frames=0, max_gap=5))
     assert padded[0].tolist() == [10, 5, 30, 25]
 
 
 def test_a_single_mask_frame_applies_to_every_image():
     mask = torch.zeros(1, 40, 60)
     mask[0, 10:20, 20:40] = 1
-    out = fd.mask_boxes(mask, 4, 40, 60, fd.BoxSettings(face_padding=0, smooth_box_frames=5))
+    out = fd.mask_boxes(mask, 4, 40, 60, fd.BoxSettings(face_padding=0, smooth_box_frames=5, max_gap=5))
     assert out.tolist() == [[20, 10, 40, 20]] * 4
 
 
@@ -326,7 +326,7 @@ def test_a_single_mask_frame_applies_to_every_image():
 ])
 def test_a_mask_that_does_not_fit_gets_a_clear_message(shape, words):
     with pytest.raises(fd.MaskInputError, match=words):
-        fd.mask_boxes(torch.ones(shape), 3, 40, 60, fd.BoxSettings())
+        fd.mask_boxes(torch.ones(shape), 3, 40, 60, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
 
 
 # ------------------------------------------------------------------ S3FD through face-alignment
@@ -364,7 +364,7 @@ def test_s3fd_loads_and_detects_batches_with_the_bgr_quirk(random_s3fd_file):
 def test_the_tracker_drives_a_real_s3fd(random_s3fd_file):
     clip = Clip(width=96, height=64, scenario="gentle", seconds=1, fps=8)
     detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=4)
-    boxes, stats = fd.detect_boxes(clip.images(), clip.count, detector, fd.BoxSettings())
+    boxes, stats = fd.detect_boxes(clip.images(), clip.count, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
     assert boxes.shape == (8, 4) and boxes.dtype == np.int64
     assert stats.calls >= 1 and (64, 96) in stats.images  # whole frame, not upscaled
 

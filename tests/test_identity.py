@@ -27,7 +27,7 @@ def track(images, choice, marker=None):
     marks = () if marker is None else fd.marks_from_mask(marker, H, W, len(images))
     config = fd.TrackerConfig(choice=choice, marks=tuple(marks), keyframe_interval=5)
     boxes, stats = fd.detect_boxes(images, len(images), SkinDetector(),
-                                   fd.BoxSettings(face_padding=0, smooth_box_frames=0), config)
+                                   fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5), config)
     return boxes, stats
 
 

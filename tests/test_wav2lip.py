@@ -441,7 +441,7 @@ def test_a_generated_bgr_face_is_pasted_as_rgb():
     frame = np.zeros((100, 100, 3), np.float32)
     blue_bgr = np.zeros((3, 96, 96), np.float32)
     blue_bgr[0] = 1.0
-    w2l.paste(frame, (10, 10, 90, 90), blue_bgr, blend_edges=False)
+    w2l.paste(frame, (10, 10, 90, 90), blue_bgr, blend_edges=False, blend_radius=5)
     np.testing.assert_array_equal(frame[10:90, 10:90, 2], 1.0)
     np.testing.assert_array_equal(frame[10:90, 10:90, :2], 0.0)
 
@@ -451,7 +451,8 @@ def test_rectangular_paste_leaves_everything_outside_the_box_bit_for_bit(box):
     rng = np.random.default_rng(1)
     frame = rng.random((120, 160, 4)).astype(np.float32)
     before = frame.copy()
-    w2l.paste(frame, box, rng.random((3, 96, 96)).astype(np.float32), blend_edges=False)
+    w2l.paste(frame, box, rng.random((3, 96, 96)).astype(np.float32), blend_edges=False,
+              blend_radius=5)
     x1, y1, x2, y2 = box
     inside = np.zeros(frame.shape[:2], bool)
     inside[y1:y2, x1:x2] = True

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import HaloLipsyError
 from .model import Wav2Lip
 
 logger = logging.getLogger("HaloLipsy")
@@ -31,7 +32,7 @@ WEIGHTS_HELP = ("Download wav2lip_gan.pth (or wav2lip.pth) from the Wav2Lip auth
                 "those folders.")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HaloLipsyError):
     """The chosen checkpoint cannot be used; the message says why and what to do."""
 
 

@@ -68,8 +68,8 @@ def _smoothstep(t):
     return t * t * (3.0 - 2.0 * t)
 
 
-def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool = True,
-          blend_radius: int = 5, weights_out: np.ndarray | None = None, strength: float = 1.0):
+def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool,
+          blend_radius: int, weights_out: np.ndarray | None = None, strength: float = 1.0):
     """Write the generated (3, 96, 96) BGR face into `frame` (H, W, C float32, RGB[A]) in place.
 
     blend_edges=False is Wav2Lip's rectangular paste of the whole box; True replaces only the

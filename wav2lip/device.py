@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from ..choices import PRECISIONS
+
 
 def pick_device(force_cpu: bool = False) -> torch.device:
     if force_cpu:
@@ -22,8 +24,7 @@ def pick_device(force_cpu: bool = False) -> torch.device:
     return torch.device("cpu")
 
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PRECISIONS = ("auto", *_DTYPES)  # what this module computes; settings.py offers these
+_DTYPES = dict(zip(PRECISIONS[1:], (torch.float32, torch.float16, torch.bfloat16)))  # after "auto"
 
 
 def cpu_has_native_bf16() -> bool:

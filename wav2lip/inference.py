@@ -12,6 +12,7 @@ import logging
 import numpy as np
 import torch
 
+from ..errors import HaloLipsyError
 from .device import empty_cache, is_out_of_memory
 
 logger = logging.getLogger("HaloLipsy")
@@ -25,8 +26,8 @@ logger = logging.getLogger("HaloLipsy")
 CPU_SLICE = 4
 
 
-class GeneratorOutOfMemory(RuntimeError):
-    pass
+class GeneratorOutOfMemory(HaloLipsyError):
+    """Out of memory even for one frame; the message says what to free or change."""
 
 
 class BatchedGenerator:
@@ -63,7 +64,8 @@ class BatchedGenerator:
                 if size == 1:
                     raise GeneratorOutOfMemory(
                         f"Out of memory on {self.device} even for one frame. Free memory (unload "
-                        "other models), or set force_cpu to run the generator on the CPU.") from err
+                        "other models), or run the generator on the CPU (force_cpu; --cpu on the command "
+                        "line).") from err
                 self.batch_size = max(1, size // 2)
                 logger.warning("Halo-Lipsy: out of memory on %s with %d frames; retrying with %d.",
                                self.device, size, self.batch_size)

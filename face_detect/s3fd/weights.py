@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from ...errors import HaloLipsyError
+
 logger = logging.getLogger("HaloLipsy")
 
 S3FD_FILENAME = "s3fd-619a316812.pth"
@@ -21,7 +23,7 @@ S3FD_SHA256_PREFIX = "619a316812"
 S3FD_URL = "https://www.adrianbulat.com/downloads/python-fan/" + S3FD_FILENAME
 
 
-class DetectorWeightsError(RuntimeError):
+class DetectorWeightsError(HaloLipsyError):
     pass
 
 
