@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.signal import resample_poly
 
+from .errors import HaloLipsyError
+
 logger = logging.getLogger("HaloLipsy")
 
 MODEL_SAMPLE_RATE = 16000
@@ -30,7 +32,7 @@ SILENCE = -4.0  # normalised mel value of digital silence
 _STFT_CHUNK_FRAMES = 16384  # bounds the complex STFT buffer to ~50 MB for any audio length
 
 
-class AudioInputError(ValueError):
+class AudioInputError(HaloLipsyError):
     """The AUDIO input cannot be used; the message says what to connect or change."""
 
 
@@ -127,29 +129,58 @@ def _to_float32(data: np.ndarray) -> np.ndarray:
     return data.astype(np.float32, copy=False)
 
 
-def downmix(samples: np.ndarray) -> np.ndarray:
-    """[C, T] -> [T] mono that keeps the dialogue. Stereo is averaged; from three channels on,
-    FFmpeg's (and WAV's) channel order is assumed (front left, front right, centre, then LFE and
-    surrounds): the centre, where 5.1 puts the dialogue, at full weight, the fronts at half,
-    surrounds at 0.35, the LFE (fourth of six or more) left out."""
-    channels = samples.shape[0]
-    if channels == 1:
+# What the channels of a sound without names hold (a ComfyUI AUDIO carries none): FFmpeg's
+# default layout for that many channels, the order WAV and FFmpeg use.
+DEFAULT_CHANNELS = {1: ("FC",), 2: ("FL", "FR"), 3: ("FL", "FR", "FC"), 4: ("FL", "FR", "FC", "BC"),
+                    5: ("FL", "FR", "FC", "BL", "BR"), 6: ("FL", "FR", "FC", "LFE", "BL", "BR"),
+                    7: ("FL", "FR", "FC", "LFE", "BC", "SL", "SR"),
+                    8: ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR")}
+LFE = ("LFE", "LFE2")  # low-frequency effects: never dialogue, and no place in a stereo mix
+
+
+def channel_names(samples: np.ndarray, names=None) -> tuple:
+    """`names` (FFmpeg's channel names: FL, FR, FC, LFE, BL, SL ...) when they fit `samples`, else
+    the default layout for its channel count (unknown counts: all treated as front channels)."""
+    count = samples.shape[0]
+    if names is not None and len(names) == count and all(names):
+        return tuple(names)
+    return DEFAULT_CHANNELS.get(count, ("FL", "FR") * (count // 2) + ("FC",) * (count % 2))
+
+
+def downmix(samples: np.ndarray, names=None) -> np.ndarray:
+    """[C, T] -> [T] mono that keeps the dialogue, by channel name (`channel_names`): a lone
+    channel as it is; the centre (where 5.1 and 3.0 put the dialogue) at full weight, the other
+    fronts at half (stereo: their mean), surrounds at 0.35, the LFE left out."""
+    names = channel_names(samples, names)
+    if len(names) == 1:
         return samples[0]
-    if channels == 2:
-        return samples.mean(axis=0, dtype=np.float32)
-    weights = np.full(channels, 0.35, dtype=np.float32)
-    weights[:3] = (0.5, 0.5, 1.0)
-    if channels >= 6:
-        weights[3] = 0.0
+    weights = np.array([0.0 if n in LFE else 1.0 if n == "FC" else 0.5 if n.startswith("F") else 0.35
+                        for n in names], dtype=np.float32)
     return (weights @ samples).astype(np.float32, copy=False)
 
 
-def fit_channels(samples: np.ndarray, allowed) -> np.ndarray:
-    """`samples` ([C, T]) as they are when C is in `allowed` (channel counts an encoder takes),
-    else down-mixed to stereo (both sides the dialogue-keeping mono of `downmix`)."""
-    if samples.shape[0] in allowed:
-        return samples
-    return np.repeat(downmix(samples)[None], 2, axis=0)
+def stereo_mix(samples: np.ndarray, names=None) -> np.ndarray:
+    """[C, T] -> [2, T] by channel name, as FFmpeg mixes down: each side's front at full weight,
+    the centre and that side's surrounds at -3 dB, back-centre into both at -6 dB, the LFE left
+    out; scaled so no channel's full-scale signal can clip."""
+    names = channel_names(samples, names)
+    left, right = np.zeros(len(names)), np.zeros(len(names))
+    for k, name in enumerate(names):
+        if name in LFE:
+            continue
+        if name == "FC":
+            left[k] = right[k] = 0.7071
+        elif name in ("BC", "TC", "TBC", "TFC"):
+            left[k] = right[k] = 0.5
+        elif name.endswith("L") or name in ("FLC",):
+            left[k] = 1.0 if name in ("FL", "FLC") else 0.7071
+        elif name.endswith("R") or name in ("FRC",):
+            right[k] = 1.0 if name in ("FR", "FRC") else 0.7071
+        else:
+            left[k] = right[k] = 0.5
+    matrix = np.stack([left, right])
+    matrix /= max(1.0, float(matrix.sum(axis=1).max()))
+    return (matrix.astype(np.float32) @ samples).astype(np.float32, copy=False)
 
 
 def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:

@@ -9,7 +9,8 @@ settings, which are the node's.
 
 The output is written under a temporary name in its own folder and renamed when complete, so
 an earlier file of that name survives any failure, and an interrupted run leaves nothing.
-Exit codes: 0 done; 2 bad input (the message says why); 130 interrupted (Ctrl-C or SIGTERM);
+Exit codes: 0 done; 2 bad input or setup, out of memory included (the message says why and
+what to do); 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (nothing written either way);
 1 unexpected error (one line, after the log with its details).
 """
 
@@ -26,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 def load_pack(*modules):
@@ -55,6 +56,9 @@ def load_settings():
     return load_pack("settings")["settings"]
 
 
+setting_module = load_settings
+
+
 def output_types() -> tuple:
     """The extensions the output may have: the containers video.py writes."""
     return tuple(load_pack("video")["video"].CONTAINERS)
@@ -64,7 +68,8 @@ def parse_args(argv=None):
     settings = load_settings()
     parser = argparse.ArgumentParser(
         prog="lipsync.py", description="Lip-sync a video to speech with Wav2Lip (Halo-Lipsy).",
-        epilog="Exit codes: 0 done, 2 bad input, 130 interrupted, 1 unexpected error.")
+        epilog="Exit codes: 0 done, 2 bad input or setup (out of memory too), 130 interrupted "
+               "(Ctrl-C), 143 stopped (SIGTERM), 1 unexpected error.")
     parser.add_argument("input", help="the video to lip-sync")
     parser.add_argument("--audio", help="speech to sync to (any audio or video file); default: "
                                         "the video's own sound")
@@ -75,8 +80,13 @@ def parse_args(argv=None):
                              "black: its box replaces face detection for the whole clip")
     parser.add_argument("--face-marker", type=Path,
                         help="an image the size of the (upright) video with a rough white stroke "
-                             "on the face that speaks: that face is detected and tracked "
-                             "(implies --face marked)")
+                             "on the person who speaks: that person is followed, and found again "
+                             "after every cut by how they look (implies --face marked)")
+    parser.add_argument("--start", type=float, default=0.0,
+                        help="lip-sync only the part of the video from this time on (seconds on "
+                             "its clock, as a player shows it; default 0)")
+    parser.add_argument("--duration", type=float, default=0.0,
+                        help="and only this many seconds of it (default 0: to the end)")
     parser.add_argument("--models", action="append", type=Path,
                         help="folder with wav2lip_gan.pth / wav2lip.pth (and s3fd-619a316812.pth); "
                              "repeatable")
@@ -90,12 +100,12 @@ def add_setting_flag(parser, setting):
     """A flag for a declared setting: its type, choices and default come from the declaration;
     a BOOLEAN's flag sets the value the declaration names (--cpu sets force_cpu, --no-blend
     clears blend_edges). Values are checked by Settings, with the nodes' messages."""
+    tooltip = setting.tooltip_for(setting_module().CLI)
     common = {"dest": setting.name, "default": setting.default,
-              "help": f"{setting.tooltip} (default: %(default)s)"}
+              "help": f"{tooltip} (default: %(default)s)"}
     if setting.kind == "BOOLEAN":
         action = "store_true" if setting.flag_sets else "store_false"
-        common["help"] = (f"sets the node's {setting.name} to {str(setting.flag_sets).lower()} "
-                          f"(default {str(setting.default).lower()}). {setting.name}: {setting.tooltip}")
+        common["help"] = tooltip
         parser.add_argument(setting.flag, action=action, **common)
     elif setting.kind == "CHOICE":
         parser.add_argument(setting.flag, choices=setting.choices, **common)
@@ -187,10 +197,14 @@ def read_mask_image(path: Path, what: str = "face mask"):
     return (image.astype(np.float32) / 255.0)[None]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: cleaned up like Ctrl-C, but told apart by its exit status (143, 128 + 15)."""
+
+
 def _interrupt_on_sigterm():
-    """SIGTERM (a service manager, `kill`) ends the run like Ctrl-C: cleaned up, exit 130."""
+    """SIGTERM (a service manager, `kill`) ends the run as Ctrl-C does: nothing left behind."""
     def handler(_signum, _frame):
-        raise KeyboardInterrupt
+        raise Terminated
 
     try:
         signal.signal(signal.SIGTERM, handler)
@@ -202,6 +216,10 @@ def run(args, pack) -> int:
     pipeline, video = pack["pipeline"], pack["video"]
     output = check_output(Path(args.output), [args.input, args.audio, args.face_mask,
                                                args.face_marker])
+    if args.start < 0 or args.duration < 0:
+        raise BadInput(f"Halo-Lipsy: --start {args.start:g} --duration {args.duration:g}: both must "
+                       "be 0 or more (seconds).")
+    window = video.Window(args.start, args.duration)
     face_mask = read_mask_image(args.face_mask) if args.face_mask else None
     face_marker = read_mask_image(args.face_marker, "face marker") if args.face_marker else None
     audio = None
@@ -218,7 +236,8 @@ def run(args, pack) -> int:
     try:
         hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar)
         report = pipeline.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
-                                        face_mask=face_mask, face_marker=face_marker)
+                                        face_mask=face_mask, face_marker=face_marker,
+                                        window=window)
         os.replace(partial, output)
     finally:
         bar.close()
@@ -237,12 +256,13 @@ def main(argv=None) -> int:
     bad_input = (BadInput,)
     try:
         pack = load_pack()
-        bad_input = (BadInput, pack["pipeline"].HaloLipsyError, pack["video"].VideoInputError,
-                     pack["audio"].AudioInputError)
+        bad_input = (BadInput, pack["settings"].HaloLipsyError)  # the pack's whole error family
         return run(args, pack)
-    except KeyboardInterrupt:
-        print("Halo-Lipsy: interrupted; nothing written.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        print(f"Halo-Lipsy: {'stopped (SIGTERM)' if terminated else 'interrupted'}; nothing written.",
+              file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - every failure ends in an exit code and one line
         if isinstance(err, bad_input):
             print(str(err), file=sys.stderr)

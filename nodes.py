@@ -361,12 +361,15 @@ def _video_window(video):
     start, duration = trim() if callable(trim) else (0.0, 0.0)
     # VideoFromFile keeps its crop private (no getter); its name-mangled attribute is the crop
     crop = next((value for name, value in vars(video).items() if name.endswith("__crop")), None)
-    window = Window(float(start or 0.0), float(duration or 0.0),
-                    None if crop is None else tuple(int(v) for v in crop))
     pending = getattr(video, "has_pending_frame_edits", None)
-    if callable(pending) and pending() and window == Window():
-        raise HaloLipsyError("Halo-Lipsy: this VIDEO carries edits (trim or crop) that Halo-Lipsy "
-                             "cannot read; apply them first (Save Video, then Load Video).")
+    edited = callable(pending) and pending()
+    # the size its frames have after every edit (a resize too): the stream is checked against it
+    size = tuple(int(v) for v in video.get_dimensions()) if edited else None
+    window = Window(float(start or 0.0), float(duration or 0.0),
+                    None if crop is None else tuple(int(v) for v in crop), size)
+    if edited and window.start == 0 and window.duration == 0 and window.crop is None:
+        raise HaloLipsyError("Halo-Lipsy: this VIDEO carries edits that Halo-Lipsy cannot read; "
+                             "apply them first (Save Video, then Load Video).")
     return window
 
 

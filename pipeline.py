@@ -242,18 +242,12 @@ class _Stages:
 def _set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
     from . import audio as audio_mod
     from . import face_detect as fd
-    from .wav2lip import BatchedGenerator, CheckpointError
+    from .wav2lip import BatchedGenerator
 
     started = time.perf_counter()
-    try:
-        features = audio_mod.AudioFeatures(audio, fps)
-    except audio_mod.AudioInputError as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
-    try:
-        path = hooks.resolve_checkpoint(settings.checkpoint)
-        model, device, dtype, fmt = hooks.load_generator(path, settings.force_cpu, settings.precision)
-    except CheckpointError as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    features = audio_mod.AudioFeatures(audio, fps)
+    path = hooks.resolve_checkpoint(settings.checkpoint)
+    model, device, dtype, fmt = hooks.load_generator(path, settings.force_cpu, settings.precision)
     box_settings = fd.BoxSettings(face_padding=settings.face_padding,
                                   smooth_box_frames=settings.smooth_box_frames,
                                   max_gap=max(1, int(round(MAX_GAP_SECONDS * features.fps))))
@@ -264,17 +258,14 @@ def _set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
 
 @contextlib.contextmanager
 def _detection_errors(width, height):
-    """A detector or mask problem becomes a HaloLipsyError with what to do."""
+    """A detector failure says what to do about it."""
     from . import face_detect as fd
-    from .face_detect.s3fd import DetectorWeightsError
 
     try:
         yield
-    except (fd.MaskInputError, DetectorWeightsError) as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
-    except fd.DetectorError as err:
+    except fd.DetectorError as err:  # the backend failed: say what skips detection
         raise HaloLipsyError(
-            f"Halo-Lipsy: {err}. Frames of {width}x{height} could not be searched for a face; "
+            f"{err}. Frames of {width}x{height} could not be searched for a face; "
             "give a face_mask (the face's region: the node's face_mask input, or --face-mask) to "
             "skip face detection.") from None
 
@@ -321,15 +312,10 @@ def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, s
 def _strengths(stages: _Stages, settings: Settings, plan: Timeline) -> np.ndarray:
     """How much of the generated mouth each output frame gets: 1 everywhere, or with silence
     'keep_original', 0 in pauses with fades around them."""
-    from .vad import VadError
-
     if settings.silence != "keep_original":
         return np.ones(len(plan), dtype=np.float32)
-    try:
-        return stages.features.speech_strength(plan.positions, settings.sync_offset,
-                                               settings.mel_step_multiplier)
-    except VadError as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    return stages.features.speech_strength(plan.positions, settings.sync_offset,
+                                           settings.mel_step_multiplier)
 
 
 def _kept_original(strengths, faces) -> int:
@@ -358,10 +344,7 @@ def _tracker_config(settings: Settings, face_mask, face_marker, height: int, wid
                 "connect it to face_marker (or --face-marker), or choose largest, left-most or "
                 "right-most.")
         return fd.TrackerConfig(choice=settings.face)
-    try:
-        marks = fd.marks_from_mask(face_marker, height, width, n_frames)
-    except fd.MaskInputError as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    marks = fd.marks_from_mask(face_marker, height, width, n_frames)
     return fd.TrackerConfig(choice="marked", marks=tuple(marks))
 
 
@@ -563,14 +546,11 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     interrupt the destination file is deleted."""
     from . import video as video_mod
 
-    try:
-        video_mod.container_format(destination)
-        info = video_mod.probe(source, window or video_mod.Window())
-        sound = _video_sound(source, info, audio)  # what the mouth follows
-        track = sound if audio is None or settings.output_sound == "speech" else \
-            _video_sound(source, info, None)  # what the output carries
-    except video_mod.VideoInputError as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    video_mod.container_format(destination)
+    info = video_mod.probe(source, window or video_mod.Window())
+    sound = _video_sound(source, info, audio)  # what the mouth follows
+    track = sound if audio is None or settings.output_sound == "speech" else \
+        _video_sound(source, info, None)  # what the output carries
     if info.colour.hdr:
         logger.info("Halo-Lipsy: HDR video (%s): the output keeps its colour description, in "
                     "8 bits.", info.colour.hdr)
@@ -624,6 +604,7 @@ class _Sound:
     samples: np.ndarray
     rate: int
     lead: float
+    channels: tuple | None = None  # FFmpeg's channel names, when the file says
 
     @property
     def lead_samples(self) -> int:
@@ -634,15 +615,34 @@ class _Sound:
         return (self.samples.shape[1] - self.lead_samples) / self.rate
 
     def for_mel(self) -> dict:
-        """AUDIO from the first frame on (what the mouth follows)."""
-        return {"waveform": self.samples[None, :, self.lead_samples:], "sample_rate": self.rate}
+        """AUDIO from the first frame on (what the mouth follows): the dialogue-keeping mono mix,
+        made by channel name (the centre is the centre, whatever the layout)."""
+        from .audio import downmix
 
-    def for_output(self, end: float) -> np.ndarray:
-        """The track from its start to `end` (seconds from the first frame), cut or padded."""
+        mono = downmix(self.samples[:, self.lead_samples:], self.channels)
+        return {"waveform": mono[None, None], "sample_rate": self.rate}
+
+    def for_output(self, end: float):
+        """The track from its start to `end` (seconds from the first frame), cut or padded, as
+        the writer's video.Sound."""
         from .audio import cut_or_pad
         from .video import output_samples
 
-        return cut_or_pad(self.samples, self.lead_samples + output_samples(end, self.rate))
+        return _aac_sound(cut_or_pad(self.samples, self.lead_samples + output_samples(end, self.rate)),
+                          self.rate, self.channels)
+
+
+def _aac_sound(samples, rate, channels=None):
+    """A video.Sound: `samples` in their own layout where AAC carries it (by channel name; a
+    ComfyUI AUDIO's channels: FFmpeg's default for the count), else mixed to stereo by name."""
+    from . import audio as audio_mod
+    from . import video as video_mod
+
+    names = audio_mod.channel_names(samples, channels)
+    layout = video_mod.aac_layout(names)
+    if layout is None:
+        samples, layout = audio_mod.stereo_mix(samples, names), "stereo"
+    return video_mod.Sound(samples, int(rate), layout)
 
 
 def _video_sound(source, info, audio) -> _Sound:
@@ -652,10 +652,7 @@ def _video_sound(source, info, audio) -> _Sound:
     from . import video as video_mod
 
     if audio is not None:
-        try:
-            samples, rate = audio_mod.read_audio(audio)
-        except audio_mod.AudioInputError as err:
-            raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+        samples, rate = audio_mod.read_audio(audio)
         return _Sound(samples, rate, 0.0)
     track = video_mod.read_audio(source, info.window)
     if track is None:
@@ -669,7 +666,7 @@ def _video_sound(source, info, audio) -> _Sound:
     if offset > 0:
         pad = int(round(offset * track.rate))
         samples = np.concatenate([np.zeros((samples.shape[0], pad), np.float32), samples], axis=1)
-    sound = _Sound(samples, track.rate, max(0.0, -offset))
+    sound = _Sound(samples, track.rate, max(0.0, -offset), track.channels)
     if sound.end <= 0:
         raise HaloLipsyError(
             "Halo-Lipsy: the video's sound ends before its picture starts; connect the speech "
@@ -712,20 +709,17 @@ def _boxes_pass(source, info, stages, settings, hooks, face_mask, config) -> _Bo
                                      on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
                                      check_interrupt=hooks.check_interrupt)
             run = tracker.start(frames, expected)
-        try:
-            for i, (t, p, frame) in enumerate(video_mod.decode(source, info)):
-                pts.append(p)
-                times.append(t)
-                last_duration = video_mod.frame_duration(frame)
-                if face_mask is None:
-                    frames.put(i, video_mod.to_rgb(frame, info))
-                    run.advance(i + 1)
-                    frames.drop_before(run.needed_from)
-                elif i % 64 == 0:
-                    hooks.check_interrupt()
-                    hooks.progress(DETECTION_SHARE * min(1.0, i / max(1, expected or i + 1)))
-        except video_mod.VideoInputError as err:
-            raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+        for i, (t, p, frame) in enumerate(video_mod.decode(source, info)):
+            pts.append(p)
+            times.append(t)
+            last_duration = video_mod.frame_duration(frame)
+            if face_mask is None:
+                frames.put(i, video_mod.to_rgb(frame, info))
+                run.advance(i + 1)
+                frames.drop_before(run.needed_from)
+            elif i % 64 == 0:
+                hooks.check_interrupt()
+                hooks.progress(DETECTION_SHARE * min(1.0, i / max(1, expected or i + 1)))
         n_video = len(times)
         if n_video == 0:
             raise HaloLipsyError("Halo-Lipsy: the video has no frames (0 s long, or none could "
@@ -746,18 +740,16 @@ def _generate_pass(source, destination, info, sound, boxes, plan, strengths, sta
     """Decode again, lip-sync a batch at a time, encode with `sound` as the output's track;
     returns (frames synced, seeks)."""
     from . import video as video_mod
-    from .audio import fit_channels
 
     width, height, n_out = info.width, info.height, len(plan)
     reader = video_mod.FrameReader(source, info, boxes.pts, boxes.times, BATCH_BYTES)
     # held per frame of a batch: its decoded picture (~1.5 B a pixel), RGB (3) and, while it is
     # written, its YUV (1.5)
     batch = max(1, min(settings.inference_batch, BATCH_BYTES // (width * height * 6)))
-    track = fit_channels(sound.for_output(plan.end), video_mod.AAC_LAYOUTS)
     colour = info.colour.for_output(width, height, info.coded_size)
     synced = 0
-    with _encoder(destination, width, height, info.fps, settings.quality, sound.rate,
-                  track.shape[0], colour) as writer:
+    with _encoder(destination, width, height, info.fps, settings.quality, colour,
+                  sound.for_output(plan.end)) as writer:
         for start, stop, on_slice in _batches(n_out, batch, hooks, DETECTION_SHARE):
             frames = [reader.read(int(plan.source[k])) for k in range(start, stop)]
             rgbs = [video_mod.to_rgb(frame, info) for frame in frames]
@@ -770,7 +762,7 @@ def _generate_pass(source, destination, info, sound, boxes, plan, strengths, sta
                 # the source's own YUV, with only the pixels the mouth changed converted back
                 writer.write(rgb, float(plan.times[k]) + sound.lead, video_mod.to_yuv(frame, info),
                              () if box is None else [(box, old)])
-        writer.finish(track)
+        writer.finish()
     return synced, reader.seeks
 
 
@@ -821,10 +813,7 @@ def lipsync_components(images, audio, destination, settings: Settings, hooks: Ho
     from . import audio as audio_mod
     from . import video as video_mod
 
-    try:
-        video_mod.container_format(destination)
-    except video_mod.VideoInputError as err:
-        raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
+    video_mod.container_format(destination)
     if face_mask is not None:
         frames = _validate_images(images)
         _one_mask_frame(face_mask, int(frames.shape[2]), int(frames.shape[1]))
@@ -836,17 +825,15 @@ def lipsync_components(images, audio, destination, settings: Settings, hooks: Ho
                             face_mask, face_marker)
     track = result.audio
     if keep_own:
-        try:
-            track = audio_mod.fit_audio(*audio_mod.read_audio(own_sound), len(result.images), settings.fps)
-        except audio_mod.AudioInputError as err:
-            raise HaloLipsyError(f"Halo-Lipsy: {err}") from None
-    samples = audio_mod.fit_channels(track["waveform"][0].numpy(), video_mod.AAC_LAYOUTS)
-    _encode_frames(result.images, destination, settings, track["sample_rate"], samples, hooks)
+        track = audio_mod.fit_audio(*audio_mod.read_audio(own_sound), len(result.images), settings.fps)
+    sound = _aac_sound(track["waveform"][0].numpy(), track["sample_rate"])
+    _encode_frames(result.images, destination, settings, sound, hooks)
     return result.report
 
 
-def _encode_frames(frames, destination, settings, rate, samples, hooks):
-    """IMAGE frames (float32 [N, H, W, C]) and their sound as H.264 + AAC at settings.quality."""
+def _encode_frames(frames, destination, settings, sound, hooks):
+    """IMAGE frames (float32 [N, H, W, C]) and their video.Sound as H.264 + AAC at
+    settings.quality."""
     import torch
 
     from . import video as video_mod
@@ -854,12 +841,12 @@ def _encode_frames(frames, destination, settings, rate, samples, hooks):
     n, height, width = (int(v) for v in frames.shape[:3])
     bt709 = video_mod.Colour(matrix=1, range=1, primaries=1, trc=1)
     with _encoder(destination, width, height, Fraction(settings.fps).limit_denominator(100000),
-                  settings.quality, rate, samples.shape[0], bt709) as writer:
+                  settings.quality, bt709, sound) as writer:
         for i in range(n):
             hooks.check_interrupt()
             rgb = (frames[i, :, :, :3].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
             writer.write(rgb.numpy(), i / settings.fps)
-        writer.finish(samples)
+        writer.finish()
 
 
 def _one_mask_frame(face_mask, width, height):

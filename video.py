@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import HaloLipsyError
+
 logger = logging.getLogger("HaloLipsy")
 
 OUTPUT_TIME_BASE = Fraction(1, 90000)  # fine enough for any frame time (the MPEG clock)
@@ -28,8 +30,15 @@ AUDIO_CHUNK = 1024  # samples per AAC frame
 # The rates AAC can carry; others are resampled to the nearest of these from 16 kHz up (below
 # 16 kHz the encoder's last frame overshoots the picture by up to 128 ms).
 AAC_RATES = (16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
-# Channel counts FFmpeg's AAC encoder takes as they are; any other count is mixed to stereo.
-AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 6: "5.1"}
+# The layouts AAC in MP4 carries, by their channels (FFmpeg's names, in its order); any other
+# sound is mixed to stereo by channel name. Side speakers of 5.0 and 5.1 are written as the back
+# ones: AAC has no side variant of those, and players put both to the sides.
+AAC_LAYOUTS = {("FC",): "mono", ("FL", "FR"): "stereo", ("FL", "FR", "FC"): "3.0",
+               ("FL", "FR", "BL", "BR"): "quad", ("FL", "FR", "FC", "BC"): "4.0",
+               ("FL", "FR", "FC", "BL", "BR"): "5.0", ("FL", "FR", "FC", "LFE", "BL", "BR"): "5.1",
+               ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR"): "7.1"}
+_SIDE_AS_BACK = {"SL": "BL", "SR": "BR"}
+AUDIO_AHEAD = 0.5  # seconds of sound muxed ahead of the picture: the two streams interleave
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what the output may be
 # FFmpeg demuxers that open any text or data file as "video"; none of them is a recording.
 NOT_VIDEO_FORMATS = {"tty", "bin", "xbin", "adf", "idf", "image2pipe", "data"}
@@ -45,7 +54,7 @@ _HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG (ARIB STD-B67)"}
 _INTERPOLATION = "BICUBIC"
 
 
-class VideoInputError(ValueError):
+class VideoInputError(HaloLipsyError):
     """The video cannot be used; the message says why and what to do."""
 
 
@@ -58,6 +67,7 @@ class Window:
     start: float = 0.0
     duration: float = 0.0
     crop: tuple | None = None
+    size: tuple | None = None  # (width, height) the VIDEO says its frames have, when it says
 
     def contains(self, t: float) -> bool:
         return t >= self.start - 1e-9 and (not self.duration or t < self.start + self.duration - 1e-9)
@@ -146,11 +156,11 @@ def _open(source, what: str = "the video"):
 
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.exists():
+        if not path.exists() and "%" not in path.name:  # img%03d.png: FFmpeg's image sequences
             raise VideoInputError(f"{_name(source, what)} does not exist; check the path.")
         if path.is_dir():
             raise VideoInputError(f"{_name(source, what)} is a folder; give a file.")
-        if not os.access(path, os.R_OK):
+        if path.exists() and not os.access(path, os.R_OK):
             raise VideoInputError(f"{_name(source, what)} cannot be read (permission denied); "
                                   "check the file's permissions.")
     try:
@@ -177,12 +187,12 @@ def probe(source, window: Window = Window()) -> VideoInfo:
     """What the first video stream is: size as shown, rate, colour and where it starts. Decodes
     the first frame in `window` (the display matrix and colour tags live on frames)."""
     with _open(source) as container:
-        if not container.streams.video:
+        stream = _video_stream(container)
+        if stream is None:
             kind = "an audio file" if container.streams.audio else "no video"
             raise VideoInputError(f"{_name(source, 'the video')} has no video stream ({kind}). "
                                   "Give a video with picture; speech alone goes into the audio "
                                   "input (the node's 'audio', or --audio).")
-        stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
             raise VideoInputError(f"{_name(source, 'the video')} has no frame rate; re-encode it "
@@ -212,11 +222,30 @@ def probe(source, window: Window = Window()) -> VideoInfo:
         crop = _crop_rect(window.crop, width, height)
         if crop is not None:
             width, height = crop[2], crop[3]
+        said = None if window.size is None else tuple(int(v) for v in window.size)
+        if said is not None and said != (width, height) and (crop is not None or said != (frame.width, frame.height)):
+            raise VideoInputError(
+                f"this VIDEO's frames are {said[0]}x{said[1]} (it was resized), but its file holds "
+                f"{width}x{height}, and Halo-Lipsy (Video) streams the file: it cannot apply the "
+                "resize. Resize after Halo-Lipsy (Video), or Save Video and Load Video the resized "
+                "result first.")
         return VideoInfo(int(width), int(height), Fraction(rate), duration, frames,
                          _audio_stream(container) is not None, time_s, turns, colour,
                          (int(frame.width), int(frame.height)),
-                         Window(window.start, window.duration, crop),
+                         Window(window.start, window.duration, crop, window.size),
                          None if window.duration and end is not None and end > window.start + window.duration else end)
+
+
+_ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: cover art, stored as a one-frame video stream
+
+
+def _video_stream(container):
+    """The picture: the first video stream that is not cover art (MP4 and MKV files may list
+    an attached picture first); None when there is none."""
+    for stream in container.streams.video:
+        if not _flags(getattr(stream, "disposition", 0)) & _ATTACHED_PIC:
+            return stream
+    return None
 
 
 def _first_frame(container, stream, window: Window):
@@ -325,9 +354,14 @@ def to_yuv(frame, info: VideoInfo) -> np.ndarray | None:
     4:2:0 frames are copied as they are), upright, cropped, its sides padded to even: packed
     (H * 3/2, W) as VideoFrame.from_ndarray takes it. Encoding from these keeps every pixel no
     face touched as it was. None where a crop starts on an odd pixel (4:2:0 chroma cannot be
-    cut there): such frames are encoded from RGB."""
+    cut there) and for sources that are not 4:2:0: such frames are encoded from RGB."""
     crop = info.window.crop
     if crop is not None and (crop[0] % 2 or crop[1] % 2):
+        return None
+    if "420" not in frame.format.name:
+        # 4:4:4, 4:2:2 and RGB sources (screen recordings, x264rgb, ProRes 4444): their chroma
+        # must be reduced anyway, and the frame's RGB, converted whole, comes out as close to
+        # the source as FFmpeg's own conversion (the YUV route measured 0.6 dB below it)
         return None
     coded_w, coded_h = info.coded_size
     if frame.format.name not in ("yuv420p", "yuvj420p") or (frame.width, frame.height) != (coded_w, coded_h):
@@ -390,7 +424,7 @@ def decode(source, info: VideoInfo, seek_to: float | None = None):
     `to_rgb` and `to_yuv` turn a frame into what the pipeline works on, scaling a frame of
     another size to the first one's."""
     with _open(source) as container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         stream.thread_type = "AUTO"
         resized = False
         for t, pts, frame in _frames_in(container, stream, info.window, seek_to):
@@ -410,6 +444,7 @@ class AudioTrack:
     samples: np.ndarray  # [channels, T] float32
     rate: int
     start: float  # time of the first sample, on the file's clock (seconds)
+    channels: tuple | None = None  # FFmpeg's channel names (FL, FR, FC, LFE, BL ...), when known
 
 
 def _audio_stream(container):
@@ -427,50 +462,117 @@ def _flags(value) -> int:
     return int(getattr(value, "value", value) or 0)
 
 
+SOUND_TOLERANCE = 0.002  # seconds: timestamps closer than this to where the sound runs are on time
+
+
+class _Placement:
+    """Decoded sound placed on the file's clock by each chunk's own timestamp, as players place
+    it: a hole (dropped audio, a damaged packet) stays a hole, filled with silence; an overlap is
+    trimmed. Chunks before `window` are skipped and the sound stops at its end."""
+
+    def __init__(self, rate: int, window: Window):
+        self.rate, self.window = rate, window
+        self.chunks, self.length, self.start = [], 0, None
+        self.holes: list[tuple[float, float]] = []  # (where, how long) in seconds
+
+    def put(self, t: float | None, data: np.ndarray):
+        """`data` [C, n] whose first sample is shown at `t` (None: right after the last)."""
+        if self.start is None:
+            end = (t or 0.0) + data.shape[1] / self.rate
+            if end <= self.window.start + 1e-9:
+                return
+            t = t or 0.0
+            skip = max(0, int(round((self.window.start - t) * self.rate)))
+            data, self.start = data[:, skip:], t + skip / self.rate
+        elif t is not None:
+            at = int(round((t - self.start) * self.rate))
+            if at > self.length + SOUND_TOLERANCE * self.rate:  # a hole: silence in its place
+                self.holes.append((self.start + self.length / self.rate, (at - self.length) / self.rate))
+                self._append(np.zeros((data.shape[0], at - self.length), np.float32))
+            elif at < self.length - SOUND_TOLERANCE * self.rate:  # an overlap: keep what came first
+                data = data[:, self.length - at:]
+        self._append(data)
+
+    def _append(self, data: np.ndarray):
+        if self.window.duration:
+            limit = int(round((self.window.start + self.window.duration - self.start) * self.rate))
+            data = data[:, :max(0, limit - self.length)]
+        if data.shape[1]:
+            self.chunks.append(np.ascontiguousarray(data, dtype=np.float32))
+            self.length += data.shape[1]
+
+    def samples(self) -> np.ndarray:
+        return np.concatenate(self.chunks, axis=1)
+
+
 def read_audio(source, window: Window = Window(), what: str = "the video") -> AudioTrack | None:
     """The file's audio stream (the default one) within `window`, in its own channels and rate,
-    with the time of its first sample; None without one."""
+    placed by every chunk's timestamp (see _Placement), with the time of its first sample and its
+    channels' names; None without one. Damaged packets are replaced by silence of their length,
+    and one warning names where the sound had holes."""
     import av
 
     with _open(source, what) as container:
         stream = _audio_stream(container)
         if stream is None:
             return None
-        resampler = None
-        chunks, start, taken = [], None, 0
-        limit = None
+        resampler = placement = names = None
+        damaged = []
         for packet in container.demux(stream):
             try:
                 decoded = packet.decode()
-            except av.error.FFmpegError as err:
-                logger.warning("Halo-Lipsy: a damaged audio packet was skipped (%s).", err)
+            except av.error.FFmpegError:
+                if packet.pts is not None:
+                    damaged.append(float(packet.pts * stream.time_base))
                 continue
             for frame in decoded:
-                if resampler is None:  # the frame's own layout and rate, as planar float
-                    resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
+                if resampler is None:
+                    # packed float in the frame's own layout and rate: reading planar frames of
+                    # 8 channels crashes PyAV 18 (a bad plane pointer), packed ones never
+                    resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate)
+                    placement = _Placement(frame.sample_rate, window)
+                    names = _channel_names(frame.layout)
+                t = float(frame.pts * frame.time_base) if frame.pts is not None else None
                 for out in resampler.resample(frame):
-                    data = out.to_ndarray()
-                    if start is None:
-                        t0 = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
-                        skip = max(0, int(round((window.start - t0) * out.sample_rate)))
-                        if skip >= data.shape[1]:
-                            continue
-                        data, start = data[:, skip:], t0 + skip / out.sample_rate
-                        if window.duration:
-                            limit = int(round((window.start + window.duration - start) * out.sample_rate))
-                    if limit is not None:
-                        data = data[:, :max(0, limit - taken)]
-                    chunks.append(data)
-                    taken += data.shape[1]
+                    placement.put(t, _unpacked(out))
+                    t = None
         if resampler is not None:
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
-        if not chunks or start is None:
+                placement.put(None, _unpacked(out))
+        if placement is None or placement.start is None:
             return None
-        samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-        if limit is not None:
-            samples = samples[:, :limit]
-        return AudioTrack(samples, int(resampler.rate), start)
+        _warn_holes(placement.holes, damaged)
+        return AudioTrack(placement.samples(), int(placement.rate), placement.start, names)
+
+
+def _unpacked(frame) -> np.ndarray:
+    """A packed float frame's samples as [channels, n]."""
+    channels = len(frame.layout.channels)
+    return frame.to_ndarray().reshape(-1, channels).T
+
+
+def _channel_names(layout) -> tuple | None:
+    """FFmpeg's names for a layout's channels, or None where the layout only counts them."""
+    names = tuple(getattr(c, "name", "") for c in layout.channels)
+    return names if all(n and not n.startswith("USR") and n != "NONE" for n in names) else None
+
+
+def _warn_holes(holes, damaged):
+    if not holes and not damaged:
+        return
+    where = ", ".join(f"{at:.2f} s ({length:.2f} s)" for at, length in holes[:6])
+    more = f" and {len(holes) - 6} more" if len(holes) > 6 else ""
+    broken = (f"; {len(damaged)} damaged packet(s) near {', '.join(f'{t:.2f} s' for t in damaged[:6])} "
+              "could not be decoded" if damaged else "")
+    logger.warning("Halo-Lipsy: the sound has holes at %s%s%s: filled with silence of their "
+                   "length, so everything after them stays on the file's clock.", where or "none",
+                   more, broken)
+
+
+def aac_layout(channels: tuple) -> str | None:
+    """The AAC layout that carries `channels` (FFmpeg's names) as they are, or None."""
+    channels = tuple(channels)
+    return AAC_LAYOUTS.get(channels) or AAC_LAYOUTS.get(tuple(_SIDE_AS_BACK.get(c, c) for c in channels))
 
 
 def aac_rate(rate: int) -> int:
@@ -492,20 +594,34 @@ def container_format(destination) -> str:
     return CONTAINERS[suffix]
 
 
+@dataclass
+class Sound:
+    """An output's sound track: samples [channels, T] float32 from time 0, their rate, and the
+    AAC layout they are in (aac_layout)."""
+
+    samples: np.ndarray
+    rate: int
+    layout: str
+
+
 class VideoWriter:
     """H.264 + AAC, frames written as they come, each at its own time. `quality` is x264's CRF
     (1 best, 51 worst; 18-23 look like the source). `colour` is the source's: the YUV is made
-    with its matrix and range and carries its description (untagged stays untagged). On any
-    failure, `abort()` closes and deletes the file, so nothing half-written stays behind. The
-    container follows the destination's extension (a file object gets MP4)."""
+    with its matrix and range and carries its description (untagged stays untagged). The
+    `sound` is muxed as the picture goes (the streams interleave) and an MP4 or MOV file gets its
+    index at the front, so it starts playing before it has fully arrived. On any failure,
+    `abort()` closes and deletes the file, so nothing half-written stays behind. The container
+    follows the destination's extension (a file object gets MP4)."""
 
-    def __init__(self, destination, width: int, height: int, fps: Fraction, quality: int = 19,
-                 audio_rate: int | None = None, audio_channels: int = 1,
-                 colour: Colour = Colour()):
+    def __init__(self, destination, width: int, height: int, fps: Fraction, quality: int,
+                 colour: Colour = Colour(), sound: Sound | None = None):
         import av
 
         self.destination = destination
-        self.container = av.open(destination, mode="w", format=container_format(destination))
+        fmt = container_format(destination)
+        faststart = fmt in ("mp4", "mov") and isinstance(destination, (str, os.PathLike))
+        self.container = av.open(destination, mode="w", format=fmt,
+                                 options={"movflags": "+faststart"} if faststart else {})
         stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100000))
         stream.width, stream.height = _even(width), _even(height)
         stream.pix_fmt = "yuv420p"
@@ -519,15 +635,7 @@ class VideoWriter:
         stream.options = {"crf": str(int(quality)), "preset": "veryfast"}
         self.stream, self.colour = stream, colour
         self.matrix = colour.conversion_matrix(width, height)
-        self.audio_stream = None
-        self.audio_layout = None
-        if audio_rate:  # every stream must exist before the first packet is written
-            if int(audio_channels) not in AAC_LAYOUTS:
-                raise ValueError(f"AAC takes {sorted(AAC_LAYOUTS)} channels, not {audio_channels}")
-            self.audio_layout = AAC_LAYOUTS[int(audio_channels)]
-            self.audio_stream = self.container.add_stream("aac", rate=aac_rate(int(audio_rate)),
-                                                          layout=self.audio_layout)
-            self.audio_source_rate = int(audio_rate)
+        self.audio = None if sound is None or sound.samples.shape[-1] == 0 else _AudioOut(self.container, sound)
         self.size = (width, height)
         self.frames = 0
         self.last_pts = -1
@@ -554,6 +662,8 @@ class VideoWriter:
         self.last_pts = pts
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
+        if self.audio is not None:
+            self.audio.write_until(time_s + AUDIO_AHEAD)
         self.frames += 1
 
     def _to_yuv420(self, rgb: np.ndarray):
@@ -587,27 +697,12 @@ class VideoWriter:
         plane_u[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_u[blocks]
         plane_v[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_v[blocks]
 
-    def finish(self, audio: np.ndarray | None = None):
-        """Flush the video, then write `audio` ([channels, T] float32 at the rate and channel
-        count given to the constructor, its first sample at time 0) as AAC, and close."""
-        import av
-
+    def finish(self):
+        """Flush the picture and the rest of the sound, and close."""
         for packet in self.stream.encode():
             self.container.mux(packet)
-        astream = self.audio_stream
-        if astream is not None and audio is not None and audio.shape[-1] > 0:
-            samples = audio
-            if astream.rate != self.audio_source_rate:
-                samples = resample(samples, self.audio_source_rate, astream.rate)
-            for start in range(0, samples.shape[1], AUDIO_CHUNK):
-                frame = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(samples[:, start:start + AUDIO_CHUNK]), format="fltp",
-                    layout=self.audio_layout)
-                frame.sample_rate, frame.pts = int(astream.rate), start
-                for packet in astream.encode(frame):
-                    self.container.mux(packet)
-            for packet in astream.encode():
-                self.container.mux(packet)
+        if self.audio is not None:
+            self.audio.write_until(None)
         self.container.close()
 
     def abort(self):
@@ -617,6 +712,45 @@ class VideoWriter:
             pass
         if isinstance(self.destination, (str, os.PathLike)):
             Path(self.destination).unlink(missing_ok=True)
+
+
+class _AudioOut:
+    """The sound of a VideoWriter: AAC at the AAC rate nearest its own, written a chunk at a time
+    as the picture advances. Frames are made packed and converted to planar by FFmpeg (making
+    planar frames of 8 channels crashes PyAV 18)."""
+
+    def __init__(self, container, sound: Sound):
+        import av
+
+        self.rate = aac_rate(int(sound.rate))
+        samples = sound.samples if self.rate == sound.rate else resample(sound.samples, sound.rate, self.rate)
+        self.samples = np.ascontiguousarray(samples.T, dtype=np.float32)  # [T, C]: packed
+        self.layout = sound.layout
+        self.stream = container.add_stream("aac", rate=self.rate, layout=self.layout)
+        self.container = container
+        self.to_planar = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
+        self.done = 0
+
+    def write_until(self, time_s: float | None):
+        """Encode the sound up to `time_s` seconds (None: all of it, then flush)."""
+        import av
+
+        stop = len(self.samples) if time_s is None else min(len(self.samples), int(time_s * self.rate))
+        while self.done < stop:
+            chunk = self.samples[self.done:self.done + AUDIO_CHUNK]
+            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout=self.layout)
+            frame.sample_rate, frame.pts = self.rate, self.done
+            for planar in self.to_planar.resample(frame):
+                self._encode(planar)
+            self.done += len(chunk)
+        if time_s is None:
+            for planar in self.to_planar.resample(None):
+                self._encode(planar)
+            self._encode(None)
+
+    def _encode(self, frame):
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
 
 
 def resample(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray:

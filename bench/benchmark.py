@@ -345,10 +345,11 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
             images, {"waveform": _torch.from_numpy(samples[None]), "sample_rate": rate},
             settings, hooks)
         node = time.perf_counter()
-        writer = video.VideoWriter(str(out), width, height, fps, 19, rate, 1)
+        writer = video.VideoWriter(str(out), width, height, fps, 19,
+                                   sound=video.Sound(fitted["waveform"][0].numpy(), rate, "mono"))
         for i in range(result.shape[0]):  # CreateVideo + Save Video: float -> uint8, encode
             writer.write((result[i] * 255).clamp(0, 255).byte().numpy(), i / fps)
-        writer.finish(fitted["waveform"][0].numpy())
+        writer.finish()
         total = time.perf_counter() - start
         run = vars(image_result.report)
         stages = {"decode to IMAGE": decoded - start, "face detection": run["detection_s"],

@@ -1,6 +1,7 @@
 """The command line's promises: it never destroys its input or an earlier output, checks the
 output before any work, leaves nothing behind on failure or interrupt, writes the container the
-extension names, and says how it ended with its exit code (0 / 2 bad input / 130 / 1)."""
+extension names, and says how it ended with its exit code (0 / 2 bad input / 130 Ctrl-C /
+143 SIGTERM / 1)."""
 
 import importlib.util
 import signal
@@ -141,7 +142,7 @@ def test_a_face_mask_image_replaces_detection(work, models, capsys):
     assert "face mask" in capsys.readouterr().err
 
 
-def test_sigterm_cleans_up_and_exits_130(tmp_path, models):
+def test_sigterm_cleans_up_and_exits_143(tmp_path, models):
     clip = Clip(width=160, height=120, fps=FPS, seconds=12, scenario="gentle")
     source = write_video(tmp_path / "long.mp4", clip, audio=speech_wave(12), audio_rate=16000,
                          crf=28, pix_fmt="yuv420p")
@@ -163,8 +164,8 @@ def test_sigterm_cleans_up_and_exits_130(tmp_path, models):
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err.decode()
-    assert "interrupted; nothing written" in err.decode()
+    assert process.returncode == 143, err.decode()  # 128 + SIGTERM: a service stop, not a Ctrl-C
+    assert "stopped (SIGTERM); nothing written" in err.decode()
     assert output.read_bytes() == b"an earlier result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "mask.png", "out.mp4"]
 
@@ -185,3 +186,55 @@ def test_the_face_choice_flags(work, models, capsys):
                 "--silence", "keep_original", "--cpu") == 0
     assert "followed the marked face" in capsys.readouterr().out
     assert listing(folder) == ["in.mp4", "marker.png", "out.mp4"]
+
+
+def test_a_generator_out_of_memory_exits_2_with_what_to_do(work, models, capsys, monkeypatch):
+    folder, source = work
+    wav2lip = cli.load_pack("wav2lip")["wav2lip"]
+
+    def no_memory(self, mels, faces):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(wav2lip.BatchedGenerator, "_forward", no_memory)
+    mask = folder / "mask.png"
+    import cv2
+    cv2.imwrite(str(mask), np.full((64, 96), 255, np.uint8))
+    assert main(source, "-o", folder / "out.mp4", "--models", models, "--face-mask", mask, "-q") == 2
+    err = capsys.readouterr().err
+    assert "Halo-Lipsy: Out of memory on cpu even for one frame" in err and "--cpu" in err
+    assert listing(folder) == ["in.mp4", "mask.png"]
+
+
+def test_start_and_duration_trim_the_input(tmp_path, models):
+    clip = Clip(width=96, height=64, fps=FPS, seconds=2.0, scenario="gentle")
+    source = write_video(tmp_path / "in.mp4", clip, audio=speech_wave(2.0), audio_rate=16000)
+    out = tmp_path / "out.mp4"
+    assert main(source, "-o", out, "--models", models, "--start", "0.4", "--duration", "0.8", "-q") == 0
+    times, _ = ref.frame_times(out)
+    assert len(times) == 20  # 0.8 s at 25 fps
+    samples, rate, _ = ref.audio(out)
+    assert samples.shape[1] / rate == pytest.approx(0.8, abs=0.03)
+    # the first frame out is the input's frame at 0.4 s (ffmpeg's own trim is the reference)
+    expected = ref.frames(source, vf="trim=start=0.4:duration=0.8,setpts=PTS-STARTPTS")
+    got = ref.frames(out)
+    assert np.abs(got[0, :16].astype(int) - expected[0, :16].astype(int)).mean() < 3
+    assert main(source, "-o", out, "--models", models, "--start", "-1", "-q") == 2
+
+
+def test_cover_art_is_never_taken_for_the_picture(tmp_path, models):
+    import cv2
+    clip = Clip(width=96, height=64, fps=FPS, seconds=0.4, scenario="gentle")
+    plain = write_video(tmp_path / "plain.mp4", clip, audio=speech_wave(0.4), audio_rate=16000)
+    cover = tmp_path / "cover.png"
+    cv2.imwrite(str(cover), np.full((300, 300, 3), 200, np.uint8))
+    with_cover = tmp_path / "with_cover.mp4"
+    # the cover listed first, as some taggers write it
+    ref.ffmpeg("-i", cover, "-i", plain, "-map", "0", "-map", "1", "-c", "copy",
+               "-disposition:v:0", "attached_pic", with_cover)
+    assert "attached pic" in ref.stream_text(with_cover)
+    out = tmp_path / "out.mp4"
+    assert main(with_cover, "-o", out, "--models", models, "-q") == 0
+    described = ref.describe(out)
+    assert (described.width, described.height) == (96, 64)  # the video's size, not the cover's
+    got, given = ref.frames(out).astype(int), ref.frames(plain).astype(int)
+    assert len(got) >= 10 and np.abs(got[:10] - given[:10]).mean() < 8  # the clip, not a grey card

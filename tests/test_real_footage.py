@@ -357,16 +357,23 @@ class _TrimmedVideo:
     """What ComfyUI 2026's Trim Video / Load Video edit input hand over: a file, a trim window
     and a crop, with the crop kept private as VideoFromFile keeps it."""
 
-    def __init__(self, path, start, duration, crop):
+    def __init__(self, path, start, duration, crop, size=None):
         self.path = path
         self.start, self.duration = start, duration
         self.__crop = crop
+        self.size = size or (crop[2:] if crop else None)  # after every edit, a resize too
 
     def get_stream_source(self):
         return str(self.path)  # deliberately untrimmed, as ComfyUI's is
 
     def get_active_trim_window(self):
         return self.start, self.duration
+
+    def has_pending_frame_edits(self):
+        return True
+
+    def get_dimensions(self):
+        return self.size
 
     def get_components(self):
         pytest.fail("a file-backed video was decoded whole")
@@ -450,3 +457,51 @@ def test_the_default_audio_track_is_the_one_used(tmp_path, fixture_checkpoint):
     run(source, out, fixture_checkpoint)
     samples, _, _ = ref.audio(out, channels=1)
     assert np.sqrt((samples ** 2).mean()) > 0.05  # the default track (speech), not the first (silence)
+
+
+@pytest.mark.parametrize("kind, args", [("4:4:4", ["-pix_fmt", "yuv444p"]), ("RGB", ["-c:v", "libx264rgb"])])
+def test_full_chroma_sources_pass_through_as_well_as_ffmpegs_own_conversion(tmp_path, fixture_checkpoint,
+                                                                           kind, args):
+    """Screen recordings, x264rgb, ProRes 4444: their chroma must be reduced to 4:2:0 either way;
+    what a player shows of the output is as close to the source as ffmpeg's own re-encode."""
+    source = ref.encode(tmp_path / "in.mkv", textured(8, 240, 320), video_args=args + ["-crf", "12"],
+                        audio=speech(8 / FPS))
+    out = tmp_path / "out.mp4"
+    assert run(source, out, fixture_checkpoint, quality=19).faces_found == 0
+    again = tmp_path / "ffmpeg_again.mp4"
+    ref.ffmpeg("-i", source, "-c:v", "libx264", "-preset", "veryfast", "-crf", "19",
+               "-pix_fmt", "yuv420p", "-an", again)
+    shown = ref.frames(source)
+    ours, theirs = ref.psnr(ref.frames(out)[:len(shown)], shown), ref.psnr(ref.frames(again), shown)
+    assert ours >= theirs - 0.3, (kind, ours, theirs)
+
+
+def test_an_edit_the_stream_cannot_carry_is_refused_not_dropped(tmp_path, fixture_checkpoint, monkeypatch):
+    """Trim + resize: the trim is honoured by streaming, the resize cannot be; refused with what
+    to do, never lost without a word."""
+    source = ref.encode(tmp_path / "in.mp4", textured(50, 96, 128), audio=speech(2.0),
+                        video_args=["-pix_fmt", "yuv420p"])
+    monkeypatch.setattr(nodes, "PACK_CHECKPOINTS", fixture_checkpoint.parent)
+    monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: MarkerDetector())
+    monkeypatch.setattr(nodes, "_folder_paths", lambda: None)
+    resized = _TrimmedVideo(source, 0.4, 0.8, None, size=(64, 48))
+    with pytest.raises(pipeline.HaloLipsyError, match="it was resized.*Resize after Halo-Lipsy"):
+        nodes.HaloLipsyVideo().lipsync(resized, quality=1)
+    unknown = _TrimmedVideo(source, 0.0, 0.0, None, size=(128, 96))  # an edit with no trim or crop
+    with pytest.raises(pipeline.HaloLipsyError, match="edits that Halo-Lipsy cannot read"):
+        nodes.HaloLipsyVideo().lipsync(unknown, quality=1)
+
+
+def test_an_image_sequence_is_a_video(tmp_path, fixture_checkpoint):
+    """img%03d.png, as FFmpeg opens it: not refused as a file that does not exist."""
+    import cv2
+
+    frames = textured(10, 48, 64)
+    for i, frame in enumerate(frames, 1):
+        cv2.imwrite(str(tmp_path / f"img{i:03d}.png"), frame[:, :, ::-1])
+    out = tmp_path / "out.mp4"
+    result = run(tmp_path / "img%03d.png", out, fixture_checkpoint, quality=1,
+                 audio={"waveform": torch.from_numpy(speech(10 / FPS)[None]), "sample_rate": 48000})
+    assert result.frames_in == 10 and len(ref.frames(out)) == 10
+    with pytest.raises(pipeline.HaloLipsyError, match="does not exist"):
+        run(tmp_path / "missing.mp4", out, fixture_checkpoint)

@@ -83,10 +83,11 @@ def test_the_video_route_gives_the_image_routes_frames(tmp_path, hooks, clip, fi
         Settings(fps=FPS), hooks_with([fixture_checkpoint.parent], TruthDetector(clip)))
     # the IMAGE route's frames through the same encoder (lossless, whole frames from RGB)
     encoded = tmp_path / "reference.mp4"
-    writer = video.VideoWriter(str(encoded), W, H, FPS, 0, rate, 1)
+    writer = video.VideoWriter(str(encoded), W, H, FPS, 0,
+                               sound=video.Sound(fitted["waveform"][0].numpy(), rate, "mono"))
     for i, frame in enumerate(reference.numpy()):
         writer.write(np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8), i / FPS)
-    writer.finish(fitted["waveform"][0].numpy())
+    writer.finish()
     times, frames, fps = read_video(out)
     ref_times, ref_frames, _ = read_video(encoded)
     assert fps == FPS and len(frames) == len(ref_frames) == n
