@@ -179,6 +179,10 @@ class Timeline:
     def __len__(self):
         return len(self.source)
 
+    def durations(self) -> np.ndarray:
+        """How long each output frame is shown, the last one until `end`."""
+        return np.diff(self.times, append=self.end)
+
 
 def timeline(mode: str, frame_times, audio_end: float, fps: float,
              last_duration: float | None = None) -> Timeline:
@@ -747,6 +751,7 @@ def _generate_pass(source, destination, info, sound, boxes, plan, strengths, sta
     # written, its YUV (1.5)
     batch = max(1, min(settings.inference_batch, BATCH_BYTES // (width * height * 6)))
     colour = info.colour.for_output(width, height, info.coded_size)
+    durations = plan.durations()
     synced = 0
     with _encoder(destination, width, height, info.fps, settings.quality, colour,
                   sound.for_output(plan.end)) as writer:
@@ -760,8 +765,8 @@ def _generate_pass(source, destination, info, sound, boxes, plan, strengths, sta
                                   strengths[start:stop], on_slice)
             for k, frame, rgb, box, old in zip(range(start, stop), frames, rgbs, faces, before):
                 # the source's own YUV, with only the pixels the mouth changed converted back
-                writer.write(rgb, float(plan.times[k]) + sound.lead, video_mod.to_yuv(frame, info),
-                             () if box is None else [(box, old)])
+                writer.write(rgb, float(plan.times[k]) + sound.lead, float(durations[k]),
+                             video_mod.to_yuv(frame, info), () if box is None else [(box, old)])
         writer.finish()
     return synced, reader.seeks
 
@@ -845,7 +850,7 @@ def _encode_frames(frames, destination, settings, sound, hooks):
         for i in range(n):
             hooks.check_interrupt()
             rgb = (frames[i, :, :, :3].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-            writer.write(rgb.numpy(), i / settings.fps)
+            writer.write(rgb.numpy(), i / settings.fps, 1 / settings.fps)
         writer.finish()
 
 

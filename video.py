@@ -639,12 +639,17 @@ class VideoWriter:
         self.size = (width, height)
         self.frames = 0
         self.last_pts = -1
+        self.durations: dict[int, int] = {}  # pts -> duration of frames still in the encoder
+        self.end_pts = 0  # where the last frame written ends
+        self.first_dts = None
 
-    def write(self, rgb: np.ndarray, time_s: float, yuv: np.ndarray | None = None, edits=()):
-        """Encode one frame shown at `time_s`. With `yuv` (`to_yuv` of the source frame) the
-        frame is encoded from the source's own samples and only the pixels `edits` changed are
-        converted from `rgb`: each edit is (box, the box's pixels before the change). Without
-        it, the whole frame is converted from `rgb`."""
+    def write(self, rgb: np.ndarray, time_s: float, duration_s: float, yuv: np.ndarray | None = None,
+              edits=()):
+        """Encode one frame shown at `time_s` for `duration_s` (the file then says how long each
+        frame lasts, the last one included, so the picture ends where the sound does). With
+        `yuv` (`to_yuv` of the source frame) the frame is encoded from the source's own samples
+        and only the pixels `edits` changed are converted from `rgb`: each edit is (box, the
+        box's pixels before the change). Without it, the whole frame is converted from `rgb`."""
         import av
 
         if yuv is None:
@@ -660,8 +665,9 @@ class VideoWriter:
         pts = max(self.last_pts + 1, int(round(time_s / OUTPUT_TIME_BASE)))
         frame.pts, frame.time_base = pts, OUTPUT_TIME_BASE
         self.last_pts = pts
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        self.durations[pts] = max(1, int(round(duration_s / OUTPUT_TIME_BASE)))
+        self.end_pts = pts + self.durations[pts]
+        self._mux(self.stream.encode(frame))
         if self.audio is not None:
             self.audio.write_until(time_s + AUDIO_AHEAD)
         self.frames += 1
@@ -697,10 +703,27 @@ class VideoWriter:
         plane_u[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_u[blocks]
         plane_v[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_v[blocks]
 
+    def _mux(self, packets, last: bool = False):
+        """Mux the encoder's packets, each with its frame's own duration (the encoder returns
+        them later and in another order: matched by pts). MP4 counts a track's length in
+        decoding order, from the first packet's dts to the last one's dts plus its duration;
+        with reordered (B-) frames the last packet decoded is not the last shown, so with
+        `last` the final packet's duration is the one that ends the track where the last frame
+        shown ends (a VFR clip's picture then ends with its sound)."""
+        packets = list(packets)
+        for k, packet in enumerate(packets):
+            if self.first_dts is None and packet.dts is not None:
+                self.first_dts = packet.dts
+            duration = self.durations.pop(packet.pts, None)
+            if last and k == len(packets) - 1 and packet.dts is not None:
+                duration = self.end_pts - packet.dts + min(0, self.first_dts)
+            if duration and duration > 0:
+                packet.duration = duration
+            self.container.mux(packet)
+
     def finish(self):
         """Flush the picture and the rest of the sound, and close."""
-        for packet in self.stream.encode():
-            self.container.mux(packet)
+        self._mux(self.stream.encode(), last=True)
         if self.audio is not None:
             self.audio.write_until(None)
         self.container.close()

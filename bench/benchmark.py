@@ -348,7 +348,7 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
         writer = video.VideoWriter(str(out), width, height, fps, 19,
                                    sound=video.Sound(fitted["waveform"][0].numpy(), rate, "mono"))
         for i in range(result.shape[0]):  # CreateVideo + Save Video: float -> uint8, encode
-            writer.write((result[i] * 255).clamp(0, 255).byte().numpy(), i / fps)
+            writer.write((result[i] * 255).clamp(0, 255).byte().numpy(), i / fps, 1 / fps)
         writer.finish()
         total = time.perf_counter() - start
         run = vars(image_result.report)

@@ -86,7 +86,7 @@ def test_the_video_route_gives_the_image_routes_frames(tmp_path, hooks, clip, fi
     writer = video.VideoWriter(str(encoded), W, H, FPS, 0,
                                sound=video.Sound(fitted["waveform"][0].numpy(), rate, "mono"))
     for i, frame in enumerate(reference.numpy()):
-        writer.write(np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8), i / FPS)
+        writer.write(np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8), i / FPS, 1 / FPS)
     writer.finish()
     times, frames, fps = read_video(out)
     ref_times, ref_frames, _ = read_video(encoded)
@@ -420,3 +420,28 @@ def test_a_video_held_in_memory_honours_output_sound(clip, fixture_checkpoint, m
         spectrum = np.abs(np.fft.rfft(samples[0]))
         peak = np.fft.rfftfreq(samples.shape[1], 1 / got_rate)[np.argmax(spectrum)]
         assert abs(peak - expected_hz) < 5, (sound, peak)
+
+
+@pytest.mark.parametrize("mode", ["sequential", "pingpong"])
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_variable_rate_clip_ends_its_picture_with_its_sound(tmp_path, clip, fixture_checkpoint, mode, seed):
+    """Each frame says how long it lasts, the last one too: ffmpeg reads the picture and the
+    sound of the output as ending together (they were 20-50 ms apart: sound with no picture)."""
+    import re
+
+    import ffmpeg_reference as ref
+
+    rng = np.random.default_rng(seed)
+    times = np.round(np.cumsum(np.concatenate([[0], rng.uniform(0.025, 0.06, clip.count - 1)])), 3)
+    source = write_video(tmp_path / "vfr.mp4", clip, times=list(times), audio=speech_wave(0.5),
+                         audio_rate=16000)
+    out = tmp_path / "out.mp4"
+    run_video(source, out, hooks_with([fixture_checkpoint.parent], TruthDetector(clip)), mode=mode)
+
+    def duration(stream):  # ffmpeg's length of that stream alone, copied out of the file
+        alone = tmp_path / f"{stream}.mp4"
+        ref.ffmpeg("-i", out, "-map", f"0:{stream}:0", "-c", "copy", alone)
+        h, m, s = re.search(r"Duration: (\d+):(\d+):([\d.]+)", ref.stream_text(alone)).groups()
+        return int(h) * 3600 + int(m) * 60 + float(s)
+
+    assert duration("v") == pytest.approx(duration("a"), abs=0.011)
