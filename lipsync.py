@@ -60,7 +60,7 @@ setting_module = load_settings
 
 
 def output_types() -> tuple:
-    """The extensions the output may have: the containers video.py writes."""
+    """The extensions the output may have: the containers the video package writes."""
     return tuple(load_pack("video")["video"].CONTAINERS)
 
 
@@ -219,7 +219,7 @@ def run(args, pack) -> int:
     if args.start < 0 or args.duration < 0:
         raise BadInput(f"Halo-Lipsy: --start {args.start:g} --duration {args.duration:g}: both must "
                        "be 0 or more (seconds).")
-    window = video.Window(args.start, args.duration)
+    edits = video.Edits(args.start, args.duration)
     face_mask = read_mask_image(args.face_mask) if args.face_mask else None
     face_marker = read_mask_image(args.face_marker, "face marker") if args.face_marker else None
     audio = None
@@ -237,7 +237,7 @@ def run(args, pack) -> int:
         hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar)
         report = pipeline.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
                                         face_mask=face_mask, face_marker=face_marker,
-                                        window=window)
+                                        edits=edits)
         os.replace(partial, output)
     finally:
         bar.close()

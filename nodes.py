@@ -352,10 +352,11 @@ def _stream_source(video):
     return video.get_stream_source()
 
 
-def _video_window(video):
-    """The trim window and crop a VIDEO carries (ComfyUI 2026: Trim Video, Load Video's edit
-    input), which `get_stream_source()` leaves to the consumer. Older VIDEOs have neither."""
-    from .video import Window
+def _video_edits(video):
+    """The edits a VIDEO carries: its trim, crop and size after them (ComfyUI 2026: Trim Video,
+    Load Video's edit input), which `get_stream_source()` leaves to the consumer. Older VIDEOs
+    have none."""
+    from .video import Edits
 
     trim = getattr(video, "get_active_trim_window", None)
     start, duration = trim() if callable(trim) else (0.0, 0.0)
@@ -365,12 +366,12 @@ def _video_window(video):
     edited = callable(pending) and pending()
     # the size its frames have after every edit (a resize too): the stream is checked against it
     size = tuple(int(v) for v in video.get_dimensions()) if edited else None
-    window = Window(float(start or 0.0), float(duration or 0.0),
-                    None if crop is None else tuple(int(v) for v in crop), size)
-    if edited and window.start == 0 and window.duration == 0 and window.crop is None:
+    edits = Edits(float(start or 0.0), float(duration or 0.0),
+                  None if crop is None else tuple(int(v) for v in crop), size)
+    if edited and edits.start == 0 and edits.duration == 0 and edits.crop is None:
         raise HaloLipsyError("Halo-Lipsy: this VIDEO carries edits that Halo-Lipsy cannot read; "
                              "apply them first (Save Video, then Load Video).")
-    return window
+    return edits
 
 
 class HaloLipsyVideo(_LipsyNode):
@@ -416,7 +417,7 @@ class HaloLipsyVideo(_LipsyNode):
         else:
             report = pipeline.lipsync_video(source, str(path), Settings(**settings), _hooks(),
                                             audio=audio, face_mask=face_mask,
-                                            window=_video_window(video), face_marker=face_marker)
+                                            edits=_video_edits(video), face_marker=face_marker)
         report.log()
         return (_video_from_file(path),)
 

@@ -535,12 +535,12 @@ def _box_is_finite(frame: np.ndarray, box) -> bool:
 
 
 def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=None,
-                  face_mask=None, window=None, face_marker=None) -> Report:
+                  face_mask=None, edits=None, face_marker=None) -> Report:
     """The VIDEO route: decode `source` (a path or a file-like object PyAV can open), lip-sync
     it to `audio` (ComfyUI AUDIO, starting with the first frame; None: the video's own sound,
     wherever it starts) and encode H.264 + AAC at `settings.quality` to `destination` (a path
-    whose extension names the container, or a writable file-like object: MP4). `window`
-    (video.Window) trims the file and crops the upright picture. Memory does not grow with the
+    whose extension names the container, or a writable file-like object: MP4). `edits`
+    (video.Edits: a trim, a crop, the size after them) says which part of the file is used. Memory does not grow with the
     clip's length: two decoding passes (face boxes, then generation) through a window of
     frames; the audio track is held.
 
@@ -551,7 +551,7 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     from . import video as video_mod
 
     video_mod.container_format(destination)
-    info = video_mod.probe(source, window or video_mod.Window())
+    info = video_mod.probe(source, edits or video_mod.Edits())
     sound = _video_sound(source, info, audio)  # what the mouth follows
     track = sound if audio is None or settings.output_sound == "speech" else \
         _video_sound(source, info, None)  # what the output carries
@@ -586,7 +586,7 @@ def _upright_mask(mask, info):
     Told apart by its size, so a quarter turn only; a mask of the upright size is left as it is."""
     import torch
 
-    if mask is None or info.quarter_turns % 2 == 0 or info.window.crop is not None:
+    if mask is None or info.quarter_turns % 2 == 0 or info.edits.crop is not None:
         return mask
     m = torch.as_tensor(mask)
     if m.ndim == 4 and m.shape[-1] == 1:  # a MASK that went through an IMAGE-shaped node
@@ -658,7 +658,7 @@ def _video_sound(source, info, audio) -> _Sound:
     if audio is not None:
         samples, rate = audio_mod.read_audio(audio)
         return _Sound(samples, rate, 0.0)
-    track = video_mod.read_audio(source, info.window)
+    track = video_mod.read_audio(source, info.edits)
     if track is None:
         raise HaloLipsyError(
             "Halo-Lipsy: the video has no sound, and the speech was not given (or output_sound "

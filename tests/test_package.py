@@ -15,7 +15,8 @@ from comfy_workflow import workflow_to_prompt
 from conftest import ROOT, pack_module
 
 nodes = pack_module("nodes")
-PACK_SOURCES = sorted([*ROOT.glob("*.py"), *ROOT.glob("face_detect/**/*.py"), *ROOT.glob("wav2lip/**/*.py")])
+PACK_SOURCES = sorted([*ROOT.glob("*.py"), *ROOT.glob("face_detect/**/*.py"), *ROOT.glob("wav2lip/**/*.py"),
+                       *ROOT.glob("video/*.py")])
 
 
 def requirement_lines(path):
@@ -195,7 +196,8 @@ def test_workflow_converts_to_an_api_prompt(workflows):
     assert prompt["4"]["inputs"]["audio"] == ["3", 1]
 
 
-ORCHESTRATION = ("nodes.py", "pipeline.py", "video.py", "lipsync.py")
+ORCHESTRATION = ("nodes.py", "pipeline.py", "lipsync.py", *(f"video/{m}.py" for m in
+                                                          ("source", "probe", "decode", "sound", "writer")))
 
 
 @pytest.mark.parametrize("name", ORCHESTRATION)

@@ -3,6 +3,7 @@ by the ffmpeg binary with real colour tags, display matrices, start offsets, cha
 odd rates; outputs read back by the same binary. What a player shows of the input must be what
 it shows of the output, except the mouth."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -54,20 +55,21 @@ def hooks(checkpoint, detector=None):
 def run(source, out, checkpoint, detector=None, **kw):
     audio = kw.pop("audio", None)
     face_mask = kw.pop("face_mask", None)
-    window = kw.pop("window", None)
+    edits = kw.pop("edits", None)
     return pipeline.lipsync_video(str(source), str(out), Settings(**kw),
                                   hooks(checkpoint, detector), audio=audio, face_mask=face_mask,
-                                  window=window)
+                                  edits=edits)
 
 
 # ------------------------------------------------------------------ orientation
 
 
-@pytest.mark.parametrize("transpose, rotation", [(1, 90), (2, -90)])
+@pytest.mark.parametrize("turn, rotation", [("transpose=1", 90), ("transpose=2", -90),
+                                            ("hflip,vflip", 180)])
 def test_portrait_phone_video_is_processed_and_written_upright(tmp_path, fixture_checkpoint,
-                                                               transpose, rotation):
+                                                               turn, rotation):
     upright = textured(10, 160, 96, marker=(30, 60, 70, 110))  # portrait, face in the middle
-    stored = ref.encode(tmp_path / "stored.mp4", upright, rgb_filter=f"transpose={transpose}",
+    stored = ref.encode(tmp_path / "stored.mp4", upright, rgb_filter=turn,
                         video_args=["-pix_fmt", "yuv420p", "-crf", "10"],
                         audio=speech(0.4), audio_rate=48000)
     phone = ref.remux(stored, tmp_path / "phone.mp4", "-display_rotation", rotation)
@@ -505,3 +507,88 @@ def test_an_image_sequence_is_a_video(tmp_path, fixture_checkpoint):
     assert result.frames_in == 10 and len(ref.frames(out)) == 10
     with pytest.raises(pipeline.HaloLipsyError, match="does not exist"):
         run(tmp_path / "missing.mp4", out, fixture_checkpoint)
+
+
+@pytest.mark.parametrize("case", ["BT.601 full range", "10-bit HLG (iPhone HDR)", "BT.709 tagged"])
+def test_the_changed_pixels_are_written_in_the_sources_own_colour(tmp_path, fixture_checkpoint,
+                                                                  monkeypatch, case):
+    """With a face in the picture: the mouth's pixels go back into YUV with the source's matrix
+    and range, so ffmpeg, reading the tags, shows the RGB the pipeline made (a wrong matrix or
+    range shifts them by many levels)."""
+    (width, height), rgb_filter, args, printed = COLOUR_CASES[case]
+    frames = textured(6, height, width, marker=(100, 60, 220, 200))
+    source = ref.encode(tmp_path / "in.mp4", frames, rgb_filter=rgb_filter,
+                        video_args=args + ["-crf", "8"], audio=speech(6 / FPS))
+    made = []
+    real_write = video.VideoWriter.write
+
+    def keep(self, rgb, *rest, **kw):
+        made.append(rgb.copy())
+        return real_write(self, rgb, *rest, **kw)
+
+    monkeypatch.setattr(video.VideoWriter, "write", keep)
+    # a mouth of one saturated colour, so 4:2:0 loses nothing inside it and only the colour
+    # conversion can be wrong (the fixture network's mouth is noise)
+    wav2lip = pack_module("wav2lip")
+    orange = np.array([0.1, 0.45, 0.95], np.float32)[None, :, None, None]  # BGR
+    monkeypatch.setattr(wav2lip.BatchedGenerator, "_forward",
+                        lambda self, mels, faces: np.broadcast_to(orange, (len(faces), 3, 96, 96)).copy())
+    out = tmp_path / "out.mp4"
+    result = run(source, out, fixture_checkpoint, MarkerDetector(), quality=1, blend_edges=False)
+    assert result.frames_synced >= 6
+    shown_in, shown_out = ref.frames(source).astype(int), ref.frames(out).astype(int)
+    for k in range(6):
+        changed = np.abs(made[k].astype(int) - shown_in[k]).max(axis=-1) > 24  # the mouth
+        assert changed.sum() > 500, k
+        inner = cv2.erode(changed.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # away from 4:2:0 edges
+        diff = np.abs(shown_out[k][inner] - made[k][inner].astype(int))
+        assert diff.mean() < 3.0 and np.percentile(diff, 99) < 14, (case, k, diff.mean())
+
+
+def phone_clip(tmp_path, count=50, seconds=2.0):
+    """A portrait phone video (stored landscape, display matrix 90) with a green face and a grey
+    level in its top-left corner that counts the frames (order is readable back)."""
+    upright = textured(count, 160, 96, marker=(30, 60, 70, 110))
+    for i in range(count):
+        upright[i, 12:20, :8] = 5 * i
+    stored = ref.encode(tmp_path / "stored.mp4", upright, rgb_filter="transpose=1",
+                        video_args=["-pix_fmt", "yuv420p", "-crf", "8"], audio=speech(seconds))
+    return ref.remux(stored, tmp_path / "phone.mp4", "-display_rotation", 90)
+
+
+def test_rotation_with_a_trim_a_crop_and_a_marker(tmp_path, fixture_checkpoint):
+    """Every edit on the upright picture: ffmpeg's own trim and crop of the upright file is the
+    reference, and a marker painted on the upright, cropped frame picks the face."""
+    phone = phone_clip(tmp_path)
+    crop = (10, 40, 80, 100)  # x, y, w, h of the upright picture
+    marker = torch.zeros(1, 100, 80)
+    marker[0, 35:45, 30:40] = 1.0  # on the face, which is at (20, 20)-(60, 70) in the crop
+    out = tmp_path / "out.mp4"
+    result = pipeline.lipsync_video(str(phone), str(out), Settings(quality=1),
+                                    hooks(fixture_checkpoint, MarkerDetector()),
+                                    edits=video.Edits(0.4, 0.8, crop), face_marker=marker)
+    expected = ref.frames(phone, vf="trim=start=0.4:duration=0.8,setpts=PTS-STARTPTS,"
+                                    "crop=80:100:10:40").reshape(-1, 100, 80, 3).astype(int)
+    got = ref.frames(out).astype(int)
+    assert ref.describe(out).rotation == 0 and got.shape[1:3] == (100, 80)
+    assert len(got) == len(expected) == 20 and result.faces_found == 20
+    # the same frames in the same place (the counter in the corner, the untouched top)
+    np.testing.assert_allclose(got[:, :15].mean(axis=(1, 2, 3)), expected[:, :15].mean(axis=(1, 2, 3)), atol=2)
+    changed = np.abs(got - expected).max(axis=-1) > 40
+    ys, xs = np.nonzero(changed.any(axis=0))
+    assert len(ys) and 20 <= xs.min() and xs.max() < 60 and 20 <= ys.min() and ys.max() < 82
+
+
+def test_a_trim_in_pingpong_plays_only_the_trimmed_part_forward_and_back(tmp_path, fixture_checkpoint):
+    phone = phone_clip(tmp_path)
+    out = tmp_path / "out.mp4"
+    speech_for = {"waveform": torch.from_numpy(speech(1.4)[None]), "sample_rate": 48000}
+    pipeline.lipsync_video(str(phone), str(out), Settings(quality=1, mode="pingpong"),
+                           hooks(fixture_checkpoint, MarkerDetector()), audio=speech_for,
+                           edits=video.Edits(0.4, 0.4))
+    got = ref.frames(out)
+    counter = np.round(got[:, 12:20, :8].astype(float).mean(axis=(1, 2, 3)) / 5).astype(int)
+    # frames 10..19 of the file (0.4 s to 0.8 s), then back, then forward again: 35 frames
+    cycle = list(range(10, 20)) + list(range(18, 10, -1))
+    assert len(counter) == 35
+    assert counter.tolist() == (cycle * 2)[:35]

@@ -11,7 +11,7 @@ import pytest
 
 import ffmpeg_reference as ref
 from conftest import hooks_with, pack_module
-from test_real_footage import FPS, _EveryFrameIsAFace, speech, textured
+from test_real_footage import _EveryFrameIsAFace, speech, textured
 
 pipeline = pack_module("pipeline")
 video = pack_module("video")
@@ -34,7 +34,7 @@ def lip_sync(source, out, checkpoint, **kw):
 def placed_by_ffmpeg(path, rate=RATE):
     """The file's first audio stream as a player places it: each chunk at its timestamp, holes
     filled with silence (aresample's async mode), from the stream's first timestamp."""
-    data = ref.ffmpeg("-i", path, "-map", "0:a:0", "-af", f"aresample=async=1000:first_pts=0",
+    data = ref.ffmpeg("-i", path, "-map", "0:a:0", "-af", "aresample=async=1000:first_pts=0",
                       "-ac", "1", "-ar", rate, "-f", "f32le", "-")
     return np.frombuffer(data, "<f4")
 

@@ -6,7 +6,8 @@ import re
 
 from conftest import ROOT
 
-PACK_SOURCES = sorted([*ROOT.glob("*.py"), *ROOT.glob("face_detect/**/*.py"), *ROOT.glob("wav2lip/**/*.py")])
+PACK_SOURCES = sorted([*ROOT.glob("*.py"), *ROOT.glob("face_detect/**/*.py"), *ROOT.glob("wav2lip/**/*.py"),
+                       *ROOT.glob("video/*.py")])
 
 
 def message_texts():

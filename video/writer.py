@@ -1,0 +1,215 @@
+"""The output: H.264 + AAC, frames written as they come, sound muxed alongside."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .decode import _even, _plane, _planes_of
+from .probe import _INTERPOLATION, _RANGE_JPEG, Colour
+from .sound import AUDIO_CHUNK, aac_rate, resample
+from .source import VideoInputError
+
+OUTPUT_TIME_BASE = Fraction(1, 90000)  # fine enough for any frame time (the MPEG clock)
+AUDIO_AHEAD = 0.5  # seconds of sound muxed ahead of the picture: the two streams interleave
+CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what the output may be
+
+
+# ---------------------------------------------------------------------------- the output
+
+
+def container_format(destination) -> str:
+    """The muxer for `destination`'s extension (mp4, mov, mkv); a file object gets MP4."""
+    if not isinstance(destination, (str, os.PathLike)):
+        return "mp4"
+    suffix = Path(destination).suffix.lower()
+    if suffix not in CONTAINERS:
+        raise VideoInputError(f"the output '{destination}' must end in "
+                              f"{', '.join(CONTAINERS)} (H.264 + AAC fits those containers).")
+    return CONTAINERS[suffix]
+
+
+@dataclass
+class Sound:
+    """An output's sound track: samples [channels, T] float32 from time 0, their rate, and the
+    AAC layout they are in (aac_layout)."""
+
+    samples: np.ndarray
+    rate: int
+    layout: str
+
+
+class VideoWriter:
+    """H.264 + AAC, frames written as they come, each at its own time. `quality` is x264's CRF
+    (1 best, 51 worst; 18-23 look like the source). `colour` is the source's: the YUV is made
+    with its matrix and range and carries its description (untagged stays untagged). The
+    `sound` is muxed as the picture goes (the streams interleave) and an MP4 or MOV file gets its
+    index at the front, so it starts playing before it has fully arrived. On any failure,
+    `abort()` closes and deletes the file, so nothing half-written stays behind. The container
+    follows the destination's extension (a file object gets MP4)."""
+
+    def __init__(self, destination, width: int, height: int, fps: Fraction, quality: int,
+                 colour: Colour = Colour(), sound: Sound | None = None):
+        import av
+
+        self.destination = destination
+        fmt = container_format(destination)
+        faststart = fmt in ("mp4", "mov") and isinstance(destination, (str, os.PathLike))
+        self.container = av.open(destination, mode="w", format=fmt,
+                                 options={"movflags": "+faststart"} if faststart else {})
+        stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100000))
+        stream.width, stream.height = _even(width), _even(height)
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = OUTPUT_TIME_BASE
+        context = stream.codec_context
+        context.time_base = OUTPUT_TIME_BASE
+        # the source's description goes into the H.264 VUI and the container; unspecified
+        # values write nothing, so an untagged source stays untagged
+        context.colorspace, context.color_range = colour.matrix, _RANGE_JPEG if colour.full else colour.range
+        context.color_primaries, context.color_trc = colour.primaries, colour.trc
+        stream.options = {"crf": str(int(quality)), "preset": "veryfast"}
+        self.stream, self.colour = stream, colour
+        self.matrix = colour.conversion_matrix(width, height)
+        self.audio = None if sound is None or sound.samples.shape[-1] == 0 else _AudioOut(self.container, sound)
+        self.size = (width, height)
+        self.frames = 0
+        self.last_pts = -1
+        self.durations: dict[int, int] = {}  # pts -> duration of frames still in the encoder
+        self.end_pts = 0  # where the last frame written ends
+        self.first_dts = None
+
+    def write(self, rgb: np.ndarray, time_s: float, duration_s: float, yuv: np.ndarray | None = None,
+              edits=()):
+        """Encode one frame shown at `time_s` for `duration_s` (the file then says how long each
+        frame lasts, the last one included, so the picture ends where the sound does). With
+        `yuv` (`to_yuv` of the source frame) the frame is encoded from the source's own samples
+        and only the pixels `edits` changed are converted from `rgb`: each edit is (box, the
+        box's pixels before the change). Without it, the whole frame is converted from `rgb`."""
+        import av
+
+        if yuv is None:
+            if rgb.shape[1] % 2 or rgb.shape[0] % 2:  # yuv420p needs even sides: repeat the edge
+                rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
+            frame = self._to_yuv420(rgb)
+        else:
+            for box, before in edits:
+                self._merge(yuv, rgb, box, before)
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.colorspace = self.colour.matrix
+        frame.color_range = _RANGE_JPEG if self.colour.full else self.colour.range
+        pts = max(self.last_pts + 1, int(round(time_s / OUTPUT_TIME_BASE)))
+        frame.pts, frame.time_base = pts, OUTPUT_TIME_BASE
+        self.last_pts = pts
+        self.durations[pts] = max(1, int(round(duration_s / OUTPUT_TIME_BASE)))
+        self.end_pts = pts + self.durations[pts]
+        self._mux(self.stream.encode(frame))
+        if self.audio is not None:
+            self.audio.write_until(time_s + AUDIO_AHEAD)
+        self.frames += 1
+
+    def _to_yuv420(self, rgb: np.ndarray):
+        import av
+
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
+            format="yuv420p", dst_colorspace=self.matrix,
+            dst_color_range="JPEG" if self.colour.full else "MPEG", interpolation=_INTERPOLATION)
+
+    def _merge(self, yuv: np.ndarray, rgb: np.ndarray, box, before: np.ndarray):
+        """Write the pixels of `rgb` inside `box` that differ from `before` into `yuv` (luma per
+        pixel, chroma per 2x2 block that holds a changed pixel)."""
+        x1, y1, x2, y2 = box
+        changed_box = (rgb[y1:y2, x1:x2] != before).any(axis=-1)
+        if not changed_box.any():
+            return
+        h2, w2 = yuv.shape[0] * 2 // 3, yuv.shape[1]
+        ex1, ey1 = x1 - x1 % 2, y1 - y1 % 2  # the box grown to whole 2x2 chroma blocks
+        ex2, ey2 = min(w2, x2 + x2 % 2), min(h2, y2 + y2 % 2)
+        region = rgb[ey1:ey2, ex1:ex2]
+        if region.shape[:2] != (ey2 - ey1, ex2 - ex1):  # an odd frame's padded edge
+            region = np.pad(region, ((0, ey2 - ey1 - region.shape[0]), (0, ex2 - ex1 - region.shape[1]),
+                                     (0, 0)), mode="edge")
+        changed = np.zeros((ey2 - ey1, ex2 - ex1), bool)
+        changed[y1 - ey1:y2 - ey1, x1 - ex1:x2 - ex1] = changed_box
+        converted = self._to_yuv420(region)
+        new_y, new_u, new_v = (_plane(p) for p in converted.planes[:3])
+        plane_y, plane_u, plane_v = _planes_of(yuv)
+        plane_y[ey1:ey2, ex1:ex2][changed] = new_y[changed]
+        blocks = changed.reshape(changed.shape[0] // 2, 2, changed.shape[1] // 2, 2).any(axis=(1, 3))
+        plane_u[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_u[blocks]
+        plane_v[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_v[blocks]
+
+    def _mux(self, packets, last: bool = False):
+        """Mux the encoder's packets, each with its frame's own duration (the encoder returns
+        them later and in another order: matched by pts). MP4 counts a track's length in
+        decoding order, from the first packet's dts to the last one's dts plus its duration;
+        with reordered (B-) frames the last packet decoded is not the last shown, so with
+        `last` the final packet's duration is the one that ends the track where the last frame
+        shown ends (a VFR clip's picture then ends with its sound)."""
+        packets = list(packets)
+        for k, packet in enumerate(packets):
+            if self.first_dts is None and packet.dts is not None:
+                self.first_dts = packet.dts
+            duration = self.durations.pop(packet.pts, None)
+            if last and k == len(packets) - 1 and packet.dts is not None:
+                duration = self.end_pts - packet.dts + min(0, self.first_dts)
+            if duration and duration > 0:
+                packet.duration = duration
+            self.container.mux(packet)
+
+    def finish(self):
+        """Flush the picture and the rest of the sound, and close."""
+        self._mux(self.stream.encode(), last=True)
+        if self.audio is not None:
+            self.audio.write_until(None)
+        self.container.close()
+
+    def abort(self):
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - the file goes anyway
+            pass
+        if isinstance(self.destination, (str, os.PathLike)):
+            Path(self.destination).unlink(missing_ok=True)
+
+
+class _AudioOut:
+    """The sound of a VideoWriter: AAC at the AAC rate nearest its own, written a chunk at a time
+    as the picture advances. Frames are made packed and converted to planar by FFmpeg (making
+    planar frames of 8 channels crashes PyAV 18)."""
+
+    def __init__(self, container, sound: Sound):
+        import av
+
+        self.rate = aac_rate(int(sound.rate))
+        samples = sound.samples if self.rate == sound.rate else resample(sound.samples, sound.rate, self.rate)
+        self.samples = np.ascontiguousarray(samples.T, dtype=np.float32)  # [T, C]: packed
+        self.layout = sound.layout
+        self.stream = container.add_stream("aac", rate=self.rate, layout=self.layout)
+        self.container = container
+        self.to_planar = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
+        self.done = 0
+
+    def write_until(self, time_s: float | None):
+        """Encode the sound up to `time_s` seconds (None: all of it, then flush)."""
+        import av
+
+        stop = len(self.samples) if time_s is None else min(len(self.samples), int(time_s * self.rate))
+        while self.done < stop:
+            chunk = self.samples[self.done:self.done + AUDIO_CHUNK]
+            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout=self.layout)
+            frame.sample_rate, frame.pts = self.rate, self.done
+            for planar in self.to_planar.resample(frame):
+                self._encode(planar)
+            self.done += len(chunk)
+        if time_s is None:
+            for planar in self.to_planar.resample(None):
+                self._encode(planar)
+            self._encode(None)
+
+    def _encode(self, frame):
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
