@@ -747,28 +747,61 @@ def _generate_pass(source, destination, info, sound, boxes, plan, strengths, sta
 
     width, height, n_out = info.width, info.height, len(plan)
     reader = video_mod.FrameReader(source, info, boxes.pts, boxes.times, BATCH_BYTES)
-    # held per frame of a batch: its decoded picture (~1.5 B a pixel), RGB (3) and, while it is
-    # written, its YUV (1.5)
-    batch = max(1, min(settings.inference_batch, BATCH_BYTES // (width * height * 6)))
+    # held per frame of a batch: its decoded picture (~1.5 B a pixel) and its YUV copy (1.5);
+    # only the face's region goes to RGB
+    batch = max(1, min(settings.inference_batch, BATCH_BYTES // (width * height * 3)))
     colour = info.colour.for_output(width, height, info.coded_size)
     durations = plan.durations()
     synced = 0
     with _encoder(destination, width, height, info.fps, settings.quality, colour,
                   sound.for_output(plan.end)) as writer:
         for start, stop, on_slice in _batches(n_out, batch, hooks, DETECTION_SHARE):
-            frames = [reader.read(int(plan.source[k])) for k in range(start, stop)]
-            rgbs = [video_mod.to_rgb(frame, info) for frame in frames]
-            faces = [boxes.usable[plan.source[k]] for k in range(start, stop)]
-            before = [None if box is None else rgb[box[1]:box[3], box[0]:box[2]].copy()
-                      for rgb, box in zip(rgbs, faces)]
-            synced += _sync_uint8(stages, settings, rgbs, faces, plan.positions[start:stop],
+            pictures = [_Picture.of(reader.read(int(plan.source[k])), boxes.usable[plan.source[k]], info)
+                        for k in range(start, stop)]
+            synced += _sync_uint8(stages, settings, [p.region for p in pictures],
+                                  [p.face for p in pictures], plan.positions[start:stop],
                                   strengths[start:stop], on_slice)
-            for k, frame, rgb, box, old in zip(range(start, stop), frames, rgbs, faces, before):
-                # the source's own YUV, with only the pixels the mouth changed converted back
-                writer.write(rgb, float(plan.times[k]) + sound.lead, float(durations[k]),
-                             video_mod.to_yuv(frame, info), () if box is None else [(box, old)])
+            for k, picture in zip(range(start, stop), pictures):
+                writer.write(float(plan.times[k]) + sound.lead, float(durations[k]), picture.rgb,
+                             picture.yuv, picture.edits())
         writer.finish()
     return synced, reader.seeks
+
+
+@dataclass
+class _Picture:
+    """One output frame in the making: the source's own YUV samples, and the RGB of the region
+    the mouth may change (the face box on whole chroma blocks). Sources whose YUV cannot be
+    kept (not 4:2:0, a crop on an odd pixel) are held as whole RGB frames instead."""
+
+    yuv: np.ndarray | None
+    rgb: np.ndarray | None  # the whole frame, only where there is no YUV to keep
+    box: tuple | None  # the region, in frame pixels
+    region: np.ndarray | None  # its RGB (a view into `rgb` when the frame is whole RGB)
+    face: tuple | None  # the face box inside the region
+    before: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, frame, face, info):
+        from . import video as video_mod
+
+        yuv = video_mod.to_yuv(frame, info)
+        rgb = video_mod.to_rgb(frame, info) if yuv is None else None
+        if face is None:
+            return cls(yuv, rgb, None, None, None)
+        box = video_mod.even_box(face, info.width, info.height)
+        if yuv is not None:
+            region = video_mod.rgb_region(yuv, box, info)
+        else:
+            box = (box[0], box[1], min(box[2], info.width), min(box[3], info.height))
+            region = rgb[box[1]:box[3], box[0]:box[2]]
+        x1, y1 = box[0], box[1]
+        return cls(yuv, rgb, box, region, (face[0] - x1, face[1] - y1, face[2] - x1, face[3] - y1),
+                   region.copy())
+
+    def edits(self) -> list:
+        """What the writer converts back: the region before and after the mouth."""
+        return [] if self.box is None or self.yuv is None else [(self.box, self.before, self.region)]
 
 
 @contextlib.contextmanager
@@ -790,7 +823,8 @@ def _encoder(destination, *writer_args):
 
 
 def _sync_uint8(stages, settings, rgbs, boxes, positions, strengths, on_slice) -> int:
-    """Lip-sync uint8 RGB frames in place: only each face box goes to float and back."""
+    """Lip-sync uint8 RGB pictures (frames, or the regions around faces) in place: only each face
+    box goes to float and back."""
     regions, local = [], []
     for rgb, box in zip(rgbs, boxes):
         if box is None:
@@ -850,7 +884,7 @@ def _encode_frames(frames, destination, settings, sound, hooks):
         for i in range(n):
             hooks.check_interrupt()
             rgb = (frames[i, :, :, :3].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-            writer.write(rgb.numpy(), i / settings.fps, 1 / settings.fps)
+            writer.write(i / settings.fps, 1 / settings.fps, rgb.numpy())
         writer.finish()
 
 

@@ -4,6 +4,8 @@
     python bench/benchmark.py --size 1920x1080
     python bench/benchmark.py --precision bf16   # the generator in bf16 (where the CPU has it)
     python bench/benchmark.py --video            # the VIDEO route: 3 min of 1080p, streamed
+    python bench/benchmark.py --transcode        # the VIDEO route against ffmpeg's own transcode
+    python bench/benchmark.py --transcode --generator real --precision bf16
 
 Inputs are made here, nothing is downloaded: scikit-image's astronaut photo animated with gentle
 head motion, and speech from espeak-ng when installed (else a synthetic voiced signal).
@@ -348,7 +350,7 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
         writer = video.VideoWriter(str(out), width, height, fps, 19,
                                    sound=video.Sound(fitted["waveform"][0].numpy(), rate, "mono"))
         for i in range(result.shape[0]):  # CreateVideo + Save Video: float -> uint8, encode
-            writer.write((result[i] * 255).clamp(0, 255).byte().numpy(), i / fps, 1 / fps)
+            writer.write(i / fps, 1 / fps, (result[i] * 255).clamp(0, 255).byte().numpy())
         writer.finish()
         total = time.perf_counter() - start
         run = vars(image_result.report)
@@ -391,6 +393,83 @@ def line_chart(path: Path, series, title: str):
     cv2.putText(img, "clip length", (width // 2 - 30, height - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                 (30, 30, 30), 1, cv2.LINE_AA)
     cv2.imwrite(str(path), img)
+
+
+def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: float,
+                     generator: str, detector: str, precision: str) -> dict:
+    """The VIDEO route on one file in a process of its own: the real generator (random weights,
+    real cost) or `none`, a stand-in that costs nothing (its forward returns the face crop it was
+    given); detection by S3FD with random weights on the clip's known boxes, or `none` (a fixed
+    face_mask)."""
+    mod = load_pack()
+    pipeline = mod("pipeline")
+    if generator == "none":
+        inference = mod("wav2lip.inference")
+        inference.BatchedGenerator._forward = lambda self, mels, faces: np.ascontiguousarray(faces[:, 3:6])
+    clip = Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle")  # truth only
+    hooks = pipeline.plain_hooks([workdir])
+    face_mask = None
+    if detector == "none":
+        x1, y1, x2, y2 = (int(round(v)) for v in clip.truth(0)[0])
+        face_mask = torch.zeros(1, height, width)
+        face_mask[0, y1:y2, x1:x2] = 1.0
+    else:
+        hooks = with_detector(hooks, TruthDetector(clip, batch_size=4, network=RandomS3FD()))
+    settings = mod("settings").Settings(force_cpu=True, precision=precision)
+    out = workdir / f"out_{generator}_{detector}.mp4"
+    start = time.perf_counter()
+    run = pipeline.lipsync_video(str(path), str(out), settings, hooks, face_mask=face_mask)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "frames_out": run.frames_out, "fps": run.frames_out / seconds,
+            "peak_rss_mb": peak_rss_mb(), "dtype": run.dtype}
+
+
+def transcode_benchmark(args, width, height):
+    """The work around the generator against its floor: ffmpeg's own transcode of the same file
+    with the same encoder settings (libx264 veryfast, CRF 19, AAC), side by side in one run."""
+    import imageio_ffmpeg
+
+    workdir = Path(tempfile.mkdtemp(prefix="halo-lipsy-transcode-bench-"))
+    try:
+        save_released_layout(fixture_state_dict(ROOT / "tests" / "fixtures" / "wav2lip_state_dict.tsv"),
+                             workdir / "wav2lip_gan.pth")
+        clip = Clip(width=width, height=height, fps=args.fps, seconds=args.seconds, scenario="gentle")
+        audio, audio_source = speech_audio(args.seconds, workdir)
+        source = workdir / "clip.mp4"
+        write_clip_file(source, clip, clip.count, audio)
+        start = time.perf_counter()
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(source),
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "19", "-pix_fmt", "yuv420p",
+                        "-c:a", "aac", str(workdir / "ffmpeg.mp4")], check=True)
+        floor = time.perf_counter() - start
+        print(f"{width}x{height}, {clip.count} frames, {os.cpu_count()} CPUs, torch {torch.__version__}; "
+              f"ffmpeg's own transcode: {floor:.1f} s = {clip.count / floor:.1f} fps", flush=True)
+        rows = []
+        for generator, detector in [("none", "none"), ("none", "s3fd"), (args.generator, "none")]:
+            if (generator, detector) in [(r["generator"], r["detector"]) for r in rows]:
+                continue
+            cmd = [sys.executable, __file__, "--transcode-worker", str(source), str(workdir), generator,
+                   detector, "--size", f"{width}x{height}", "--fps", str(args.fps), "--precision", args.precision]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{generator}/{detector} failed:\n{done.stderr[-3000:]}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result.update(generator=generator, detector=detector, ratio=result["seconds"] / floor)
+            rows.append(result)
+            print(f"generator {generator:>4}, detector {detector:>4}: {result['seconds']:.1f} s = "
+                  f"{result['fps']:.1f} fps ({result['dtype']}), {result['ratio']:.2f}x the transcode, "
+                  f"peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print("| generator | detector | seconds | fps | x ffmpeg's transcode | peak RSS |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print(f"| (ffmpeg's transcode) | | {floor:.1f} | {clip.count / floor:.1f} | 1.00x | |")
+    for r in rows:
+        print(f"| {r['generator']} ({r['dtype']}) | {r['detector']} | {r['seconds']:.1f} | {r['fps']:.1f} | "
+              f"{r['ratio']:.2f}x | {r['peak_rss_mb']:.0f} MB |")
+    print(json.dumps({"size": f"{width}x{height}", "frames": clip.count, "ffmpeg_s": round(floor, 2),
+                      "runs": rows, "audio": audio_source}))
 
 
 def video_benchmark(args, width, height):
@@ -478,17 +557,35 @@ def main():
                         help="benchmark the VIDEO route (default size 1920x1080, 3 minutes)")
     parser.add_argument("--video-seconds", type=float, default=180.0, help="length of the --video clip")
     parser.add_argument("--video-worker", nargs=3, metavar=("ROUTE", "FILE", "WORKDIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--transcode", action="store_true",
+                        help="the VIDEO route against ffmpeg's own transcode of the same file "
+                             "(default 1920x1080, 20 s), with the generator stand-in and --generator")
+    parser.add_argument("--generator", default="none", choices=["none", "real"],
+                        help="with --transcode: `none` is a stand-in that costs nothing (the CPU "
+                             "side alone); `real` runs the generator too (random weights, real cost)")
+    parser.add_argument("--transcode-worker", nargs=4, metavar=("FILE", "WORKDIR", "GENERATOR", "DETECTOR"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.video and args.size == "1280x720":
+    if (args.video or args.transcode or args.transcode_worker) and args.size == "1280x720":
         args.size = "1920x1080"
+    if args.transcode and args.seconds == 10.0:
+        args.seconds = 20.0
     width, height = (int(v) for v in args.size.lower().split("x"))
     if args.video_worker:
         route, path, workdir = args.video_worker
         print(json.dumps(video_worker(route, Path(path), Path(workdir), width, height, args.fps,
                                       args.precision)))
         return
+    if args.transcode_worker:
+        path, workdir, generator, detector = args.transcode_worker
+        print(json.dumps(transcode_worker(Path(path), Path(workdir), width, height, args.fps, generator,
+                                          detector, args.precision)))
+        return
     if args.video:
         video_benchmark(args, width, height)
+        return
+    if args.transcode:
+        transcode_benchmark(args, width, height)
         return
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -105,7 +105,7 @@ def test_bad_input_exits_2_with_the_reason_and_leaves_an_earlier_output(work, mo
     words.write_text("hello\n" * 100)
     assert main(source, "--audio", words, "-o", earlier, "--models", models, "-q") == 2
     err = capsys.readouterr().err
-    assert "the speech file" in err and "not a video" not in err
+    assert err.startswith("Halo-Lipsy: ") and "the speech file" in err and "not a video" not in err
     assert main(folder / "nowhere.mp4", "-o", earlier, "--models", models, "-q") == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(words, "-o", earlier, "--models", models, "-q") == 2  # FFmpeg's tty demuxer

@@ -86,7 +86,7 @@ def test_the_video_route_gives_the_image_routes_frames(tmp_path, hooks, clip, fi
     writer = video.VideoWriter(str(encoded), W, H, FPS, 0,
                                sound=video.Sound(fitted["waveform"][0].numpy(), rate, "mono"))
     for i, frame in enumerate(reference.numpy()):
-        writer.write(np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8), i / FPS, 1 / FPS)
+        writer.write(i / FPS, 1 / FPS, np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8))
     writer.finish()
     times, frames, fps = read_video(out)
     ref_times, ref_frames, _ = read_video(encoded)

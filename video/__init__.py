@@ -15,7 +15,7 @@ orientation), decode (frames as RGB or the source's YUV, by index in bounded mem
 sound track on the file's clock, AAC's layouts and rates) and writer (H.264 + AAC out).
 """
 
-from .decode import FrameReader, decode, frame_duration, pack_yuv, to_rgb, to_yuv
+from .decode import FrameReader, decode, even_box, frame_duration, pack_yuv, rgb_region, to_rgb, to_yuv
 from .probe import Colour, VideoInfo, probe
 from .sound import AAC_LAYOUTS, AAC_RATES, AudioTrack, aac_layout, aac_rate, output_samples, read_audio, resample
 from .source import Edits, VideoInputError
@@ -24,6 +24,6 @@ from .writer import CONTAINERS, Sound, VideoWriter, container_format
 __all__ = [
     "AAC_LAYOUTS", "AAC_RATES", "CONTAINERS", "AudioTrack", "Colour", "Edits", "FrameReader", "Sound",
     "VideoInfo", "VideoInputError", "VideoWriter", "aac_layout", "aac_rate", "container_format",
-    "decode", "frame_duration", "output_samples", "pack_yuv", "probe", "read_audio", "resample",
-    "to_rgb", "to_yuv",
+    "decode", "even_box", "frame_duration", "output_samples", "pack_yuv", "probe", "read_audio", "resample",
+    "rgb_region", "to_rgb", "to_yuv",
 ]

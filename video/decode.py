@@ -63,6 +63,35 @@ def to_yuv(frame, info: VideoInfo) -> np.ndarray | None:
     return pack_yuv(y, u, v)
 
 
+REGION_MARGIN = 8  # pixels converted around a region, so its edge sees what the whole frame's does
+
+
+def rgb_region(yuv: np.ndarray, box, info: VideoInfo) -> np.ndarray:
+    """The RGB of `box` (x1, y1, x2, y2, even) of a frame's packed YUV (`to_yuv`), converted as
+    `to_rgb` converts the whole frame (same matrix, range and chroma filter; a margin around the
+    box gives the filter what it reads): only the pixels that may change leave YUV."""
+    import av
+
+    x1, y1, x2, y2 = box
+    plane_y, plane_u, plane_v = _planes_of(yuv)
+    h2, w2 = plane_y.shape
+    rx1, ry1 = max(0, x1 - REGION_MARGIN), max(0, y1 - REGION_MARGIN)
+    rx2, ry2 = min(w2, x2 + REGION_MARGIN), min(h2, y2 + REGION_MARGIN)
+    packed = pack_yuv(plane_y[ry1:ry2, rx1:rx2], plane_u[ry1 // 2:ry2 // 2, rx1 // 2:rx2 // 2],
+                      plane_v[ry1 // 2:ry2 // 2, rx1 // 2:rx2 // 2])
+    colour = info.colour
+    rgb = av.VideoFrame.from_ndarray(packed, format="yuv420p").reformat(
+        format="rgb24", src_colorspace=colour.conversion_matrix(*info.coded_size),
+        src_color_range="JPEG" if colour.full else "MPEG", interpolation=_INTERPOLATION).to_ndarray()
+    return np.ascontiguousarray(rgb[y1 - ry1:y2 - ry1, x1 - rx1:x2 - rx1])
+
+
+def even_box(box, width: int, height: int):
+    """`box` grown to whole 2x2 chroma blocks of a frame padded to even sides."""
+    x1, y1, x2, y2 = box
+    return x1 - x1 % 2, y1 - y1 % 2, min(_even(width), x2 + x2 % 2), min(_even(height), y2 + y2 % 2)
+
+
 def _plane(plane) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +16,7 @@ from .probe import _INTERPOLATION, _RANGE_JPEG, Colour
 from .sound import AUDIO_CHUNK, aac_rate, resample
 from .source import VideoInputError
 
+WRITE_AHEAD = 8  # frames that may wait for the encoding thread (a few at 1080p: ~25 MB)
 OUTPUT_TIME_BASE = Fraction(1, 90000)  # fine enough for any frame time (the MPEG clock)
 AUDIO_AHEAD = 0.5  # seconds of sound muxed ahead of the picture: the two streams interleave
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what the output may be
@@ -81,14 +84,48 @@ class VideoWriter:
         self.durations: dict[int, int] = {}  # pts -> duration of frames still in the encoder
         self.end_pts = 0  # where the last frame written ends
         self.first_dts = None
+        # the encoding runs in a thread of its own (x264 and PyAV release the GIL), so decoding
+        # and the work on the next frames go on meanwhile; frames are taken in order, so the
+        # file's bytes do not depend on timing
+        self.queue: queue.Queue = queue.Queue(maxsize=WRITE_AHEAD)
+        self.failure: BaseException | None = None
+        self.stopping = False
+        self.thread = threading.Thread(target=self._encode_queued, name="Halo-Lipsy encoder", daemon=True)
+        self.thread.start()
 
-    def write(self, rgb: np.ndarray, time_s: float, duration_s: float, yuv: np.ndarray | None = None,
-              edits=()):
+    def write(self, time_s: float, duration_s: float, rgb: np.ndarray | None = None,
+              yuv: np.ndarray | None = None, edits=()):
         """Encode one frame shown at `time_s` for `duration_s` (the file then says how long each
-        frame lasts, the last one included, so the picture ends where the sound does). With
-        `yuv` (`to_yuv` of the source frame) the frame is encoded from the source's own samples
-        and only the pixels `edits` changed are converted from `rgb`: each edit is (box, the
-        box's pixels before the change). Without it, the whole frame is converted from `rgb`."""
+        frame lasts, the last one included, so the picture ends where the sound does): from
+        `yuv` (`to_yuv` of the source frame, the source's own samples) with only the pixels
+        `edits` changed converted from RGB, each edit (box, its RGB before, its RGB after) with
+        the box on whole 2x2 chroma blocks (`even_box`); or, without `yuv`, whole from `rgb`.
+        The arrays are the writer's from here on. Returns at once unless WRITE_AHEAD frames wait;
+        an encoding error surfaces at the next call."""
+        self._raise_failure()
+        while True:
+            try:
+                self.queue.put((time_s, duration_s, rgb, yuv, edits), timeout=0.5)
+                return
+            except queue.Full:
+                self._raise_failure()
+
+    def _raise_failure(self):
+        if self.failure is not None:
+            raise self.failure
+
+    def _encode_queued(self):
+        while True:
+            item = self.queue.get()
+            if item is None or self.stopping:
+                return
+            try:
+                self._encode(*item)
+            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+                self.failure = err
+                return
+
+    def _encode(self, time_s, duration_s, rgb, yuv, edits):
         import av
 
         if yuv is None:
@@ -96,8 +133,8 @@ class VideoWriter:
                 rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
             frame = self._to_yuv420(rgb)
         else:
-            for box, before in edits:
-                self._merge(yuv, rgb, box, before)
+            for box, before, after in edits:
+                self._merge(yuv, box, before, after)
             frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.colorspace = self.colour.matrix
         frame.color_range = _RANGE_JPEG if self.colour.full else self.colour.range
@@ -118,29 +155,20 @@ class VideoWriter:
             format="yuv420p", dst_colorspace=self.matrix,
             dst_color_range="JPEG" if self.colour.full else "MPEG", interpolation=_INTERPOLATION)
 
-    def _merge(self, yuv: np.ndarray, rgb: np.ndarray, box, before: np.ndarray):
-        """Write the pixels of `rgb` inside `box` that differ from `before` into `yuv` (luma per
-        pixel, chroma per 2x2 block that holds a changed pixel)."""
-        x1, y1, x2, y2 = box
-        changed_box = (rgb[y1:y2, x1:x2] != before).any(axis=-1)
-        if not changed_box.any():
+    def _merge(self, yuv: np.ndarray, box, before: np.ndarray, after: np.ndarray):
+        """Write the pixels of `after` (the RGB of `box`, on whole chroma blocks) that differ
+        from `before` into `yuv`: luma per pixel, chroma per 2x2 block holding a changed pixel."""
+        changed = (after != before).any(axis=-1)
+        if not changed.any():
             return
-        h2, w2 = yuv.shape[0] * 2 // 3, yuv.shape[1]
-        ex1, ey1 = x1 - x1 % 2, y1 - y1 % 2  # the box grown to whole 2x2 chroma blocks
-        ex2, ey2 = min(w2, x2 + x2 % 2), min(h2, y2 + y2 % 2)
-        region = rgb[ey1:ey2, ex1:ex2]
-        if region.shape[:2] != (ey2 - ey1, ex2 - ex1):  # an odd frame's padded edge
-            region = np.pad(region, ((0, ey2 - ey1 - region.shape[0]), (0, ex2 - ex1 - region.shape[1]),
-                                     (0, 0)), mode="edge")
-        changed = np.zeros((ey2 - ey1, ex2 - ex1), bool)
-        changed[y1 - ey1:y2 - ey1, x1 - ex1:x2 - ex1] = changed_box
-        converted = self._to_yuv420(region)
+        x1, y1, x2, y2 = box
+        converted = self._to_yuv420(after)
         new_y, new_u, new_v = (_plane(p) for p in converted.planes[:3])
         plane_y, plane_u, plane_v = _planes_of(yuv)
-        plane_y[ey1:ey2, ex1:ex2][changed] = new_y[changed]
+        np.copyto(plane_y[y1:y2, x1:x2], new_y, where=changed)
         blocks = changed.reshape(changed.shape[0] // 2, 2, changed.shape[1] // 2, 2).any(axis=(1, 3))
-        plane_u[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_u[blocks]
-        plane_v[ey1 // 2:ey2 // 2, ex1 // 2:ex2 // 2][blocks] = new_v[blocks]
+        np.copyto(plane_u[y1 // 2:y2 // 2, x1 // 2:x2 // 2], new_u, where=blocks)
+        np.copyto(plane_v[y1 // 2:y2 // 2, x1 // 2:x2 // 2], new_v, where=blocks)
 
     def _mux(self, packets, last: bool = False):
         """Mux the encoder's packets, each with its frame's own duration (the encoder returns
@@ -161,13 +189,29 @@ class VideoWriter:
             self.container.mux(packet)
 
     def finish(self):
-        """Flush the picture and the rest of the sound, and close."""
+        """Encode what waits, flush the picture and the rest of the sound, and close."""
+        self._raise_failure()
+        self.queue.put(None)
+        self.thread.join()
+        self._raise_failure()
         self._mux(self.stream.encode(), last=True)
         if self.audio is not None:
             self.audio.write_until(None)
         self.container.close()
 
     def abort(self):
+        """Stop the encoding thread without encoding what waits, close, delete the file."""
+        self.stopping = True
+        while True:  # make room for the stop sign, whatever waits
+            try:
+                self.queue.put_nowait(None)
+                break
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    pass
+        self.thread.join()
         try:
             self.container.close()
         except Exception:  # noqa: BLE001 - the file goes anyway
