@@ -758,6 +758,8 @@ def _generate_pass(source, destination, info, sound, boxes, plan, strengths, sta
         for start, stop, on_slice in _batches(n_out, batch, hooks, DETECTION_SHARE):
             pictures = [_Picture.of(reader.read(int(plan.source[k])), boxes.usable[plan.source[k]], info)
                         for k in range(start, stop)]
+            if torch_device_type(stages.device) == "cpu":  # the generator takes every core: encoding waits
+                writer.drain()
             synced += _sync_uint8(stages, settings, [p.region for p in pictures],
                                   [p.face for p in pictures], plan.positions[start:stop],
                                   strengths[start:stop], on_slice)
@@ -766,6 +768,13 @@ def _generate_pass(source, destination, info, sound, boxes, plan, strengths, sta
                              picture.yuv, picture.edits())
         writer.finish()
     return synced, reader.seeks
+
+
+def torch_device_type(device) -> str:
+    """"cpu", "cuda", "mps" ... for a torch.device or its name."""
+    import torch
+
+    return torch.device(device).type
 
 
 @dataclass

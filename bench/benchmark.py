@@ -395,6 +395,17 @@ def line_chart(path: Path, series, title: str):
     cv2.imwrite(str(path), img)
 
 
+def video_inputs(name: str, width: int, height: int, fps: float, seconds: float):
+    """A fresh work folder holding the fixture generator checkpoint, the talking-head clip (drawn
+    on demand) and its speech: (folder, clip, AUDIO, where the speech came from)."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"halo-lipsy-{name}-bench-"))
+    save_released_layout(fixture_state_dict(ROOT / "tests" / "fixtures" / "wav2lip_state_dict.tsv"),
+                         workdir / "wav2lip_gan.pth")
+    clip = Clip(width=width, height=height, fps=fps, seconds=seconds, scenario="gentle")
+    audio, audio_source = speech_audio(seconds, workdir)
+    return workdir, clip, audio, audio_source
+
+
 def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: float,
                      generator: str, detector: str, precision: str) -> dict:
     """The VIDEO route on one file in a process of its own: the real generator (random weights,
@@ -429,12 +440,8 @@ def transcode_benchmark(args, width, height):
     with the same encoder settings (libx264 veryfast, CRF 19, AAC), side by side in one run."""
     import imageio_ffmpeg
 
-    workdir = Path(tempfile.mkdtemp(prefix="halo-lipsy-transcode-bench-"))
+    workdir, clip, audio, audio_source = video_inputs("transcode", width, height, args.fps, args.seconds)
     try:
-        save_released_layout(fixture_state_dict(ROOT / "tests" / "fixtures" / "wav2lip_state_dict.tsv"),
-                             workdir / "wav2lip_gan.pth")
-        clip = Clip(width=width, height=height, fps=args.fps, seconds=args.seconds, scenario="gentle")
-        audio, audio_source = speech_audio(args.seconds, workdir)
         source = workdir / "clip.mp4"
         write_clip_file(source, clip, clip.count, audio)
         start = time.perf_counter()
@@ -475,12 +482,8 @@ def transcode_benchmark(args, width, height):
 def video_benchmark(args, width, height):
     """The VIDEO route on a 3-minute clip (and 10 s and 30 s of it), the IMAGE route on 5 s and
     10 s, each in a process of its own."""
-    workdir = Path(tempfile.mkdtemp(prefix="halo-lipsy-video-bench-"))
+    workdir, clip, audio, audio_source = video_inputs("video", width, height, args.fps, args.video_seconds)
     try:
-        save_released_layout(fixture_state_dict(ROOT / "tests" / "fixtures" / "wav2lip_state_dict.tsv"),
-                             workdir / "wav2lip_gan.pth")
-        clip = Clip(width=width, height=height, fps=args.fps, seconds=args.video_seconds, scenario="gentle")
-        audio, audio_source = speech_audio(args.video_seconds, workdir)
         files = {}
         started = time.perf_counter()
         for seconds in sorted({5.0, 10.0, 30.0, args.video_seconds}):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -114,16 +115,26 @@ class VideoWriter:
         if self.failure is not None:
             raise self.failure
 
+    def drain(self):
+        """Wait until every frame written so far is encoded (for a caller about to use every
+        core itself, such as the generator on the CPU: two stages sharing the cores only slow
+        each other)."""
+        while self.queue.unfinished_tasks and self.failure is None and self.thread.is_alive():
+            time.sleep(0.002)
+        self._raise_failure()
+
     def _encode_queued(self):
         while True:
             item = self.queue.get()
-            if item is None or self.stopping:
-                return
             try:
+                if item is None or self.stopping:
+                    return
                 self._encode(*item)
             except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
                 self.failure = err
                 return
+            finally:
+                self.queue.task_done()
 
     def _encode(self, time_s, duration_s, rgb, yuv, edits):
         import av
