@@ -375,7 +375,8 @@ def _log_shots(usable, times, stats, choice: str):
             continue
         gaps = [f"{times[start + a]:.2f}-{times[start + b] if start + b < n else end_time:.2f} s"
                 for a, b in runs(faceless)]
-        lost = f"; not found at {', '.join(gaps[:6])}{' ...' if len(gaps) > 6 else ''} (kept the original)" if gaps else ""
+        more = " ..." if len(gaps) > 6 else ""
+        lost = f"; not found at {', '.join(gaps[:6])}{more} (kept the original)" if gaps else ""
         logger.info("Halo-Lipsy: %s: followed the %s face%s.", span, choice, lost)
 
 
@@ -540,9 +541,9 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     it to `audio` (ComfyUI AUDIO, starting with the first frame; None: the video's own sound,
     wherever it starts) and encode H.264 + AAC at `settings.quality` to `destination` (a path
     whose extension names the container, or a writable file-like object: MP4). `edits`
-    (video.Edits: a trim, a crop, the size after them) says which part of the file is used. Memory does not grow with the
-    clip's length: two decoding passes (face boxes, then generation) through a window of
-    frames; the audio track is held.
+    (video.Edits: a trim, a crop, the size after them) says which part of the file is used.
+    Memory does not grow with the clip's length: two decoding passes (face boxes, then
+    generation) through a window of frames; the audio track is held.
 
     Each frame's audio window comes from its own presentation time, so variable frame rate
     video and sound that starts before or after the picture stay in sync. The output shows

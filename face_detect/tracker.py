@@ -21,7 +21,8 @@ smoothly, so this strategy detects sparsely and cheaply and interpolates in betw
    followed (best overlap with the expected box), so another face that grows larger or walks
    past is never taken instead. A face lost for a moment (a turn, a hand, a step out of the
    picture) is taken up again only where it can be the same face: near where it was, of a
-   similar size, and looking like it; until then those frames have no face (they pass through).
+   similar size, and looking like it (elsewhere only by a confident likeness: it moved fast, or
+   a cut the thumbnails missed); until then those frames have no face (they pass through).
 
 Requests are batched `detector.batch_size` at a time; the detector sees at most one batch of
 rendered (downscaled) images at once.
