@@ -310,7 +310,8 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
         return wrapper
 
     video.decode = timed_decode
-    video.VideoWriter.write = timed("encode", real_write)
+    mod("video.decode").decode = timed_decode  # what FrameReader (pass 2) calls
+    video.VideoWriter.write = timed("encode", real_write)  # with finish: waiting for the encoder thread
     video.VideoWriter.finish = timed("encode", real_finish)
     inference.BatchedGenerator._forward = timed("generator", real_forward)
     real_reader = video.FrameReader.__init__
@@ -329,7 +330,7 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
         total = time.perf_counter() - start
         stages = {"decode (both passes)": timers["decode_1"] + timers["decode_2"],
                   "face detection (pass 1, less decoding)": run["detection_s"] - timers["decode_1"],
-                  "generator": timers["generator"], "encode": timers["encode"],
+                  "generator": timers["generator"], "encode (waiting for the encoder thread)": timers["encode"],
                   "crop, resize, paste, audio": run["generation_s"] - timers["decode_2"]
                   - timers["encode"] - timers["generator"]}
     else:  # as a user wires it: decode every frame to an IMAGE, the IMAGE node, encode
