@@ -789,7 +789,7 @@ class _Picture:
     box: tuple | None  # the region, in frame pixels
     region: np.ndarray | None  # its RGB (a view into `rgb` when the frame is whole RGB)
     face: tuple | None  # the face box inside the region
-    before: np.ndarray | None = None
+    before: np.ndarray | None = None  # the region's RGB before the mouth, where the YUV is kept
 
     @classmethod
     def of(cls, frame, face, info):
@@ -807,7 +807,7 @@ class _Picture:
             region = rgb[box[1]:box[3], box[0]:box[2]]
         x1, y1 = box[0], box[1]
         return cls(yuv, rgb, box, region, (face[0] - x1, face[1] - y1, face[2] - x1, face[3] - y1),
-                   region.copy())
+                   None if yuv is None else region.copy())  # only the YUV route compares
 
     def edits(self) -> list:
         """What the writer converts back: the region before and after the mouth."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..choices import FACE_CHOICES  # noqa: F401 - face_detect.FACE_CHOICES
-
 
 def empty_boxes(n: int) -> np.ndarray:
     return np.full((n, 4), np.nan, dtype=np.float64)

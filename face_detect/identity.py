@@ -5,7 +5,8 @@ position, so the tracker also asks what a face looks like. The signature is read
 the detector already looked at: the face box widened to take in hair and collar, shrunk to a few
 hundred pixels. It holds the colours of the face and of that wider region (a chromaticity x
 brightness histogram each: skin, hair and clothes) and the face's layout of light and dark.
-No network, no weights: cheap enough for every box the tracker keeps (~0.1 ms).
+No network, no weights: about 7 ms for a face of 350x400 px in a 1080p frame (2-core EPYC),
+read once for each box the tracker keeps (a look every few frames), not for every frame.
 """
 
 from __future__ import annotations

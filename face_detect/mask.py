@@ -23,6 +23,13 @@ class MaskInputError(HaloLipsyError):
 
 def _mask_frames(mask, name: str, height: int, width: int, fix: str) -> torch.Tensor:
     """A MASK input as [frames, height, width], or MaskInputError naming it and saying `fix`."""
+    m = _as_frames(mask, name)
+    _check_size(m, name, height, width, fix)
+    return m
+
+
+def _as_frames(mask, name: str) -> torch.Tensor:
+    """A MASK input as [frames, H, W] (whatever its size), or MaskInputError naming it."""
     m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
     if m.ndim == 2:
         m = m[None]
@@ -31,9 +38,12 @@ def _mask_frames(mask, name: str, height: int, width: int, fix: str) -> torch.Te
     if m.ndim != 3:
         raise MaskInputError(
             f"{name} has shape {tuple(m.shape)}; expected a MASK [frames, height, width].")
+    return m
+
+
+def _check_size(m: torch.Tensor, name: str, height: int, width: int, fix: str):
     if tuple(m.shape[1:]) != (height, width):
         raise MaskInputError(f"{name} is {m.shape[2]}x{m.shape[1]} but {fix}")
-    return m
 
 
 PAINTED = 0.5  # a MASK pixel above this is painted (a JPEG mask's faint ringing is not)
@@ -64,11 +74,10 @@ def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Mark:
     """A stroke on the person to follow: its frame (None where the marker's frames are not the
-    video's: then it marks the first face found under it), its centre and its bounding box."""
+    video's: then it marks the first face found under it) and its centre."""
 
     frame: int | None
     point: tuple  # (x, y) in frame pixels
-    box: tuple  # x1, y1, x2, y2
 
     def covers(self, face) -> bool:
         """The stroke lies on `face` (x1, y1, x2, y2): its centre is inside the box."""
@@ -79,21 +88,20 @@ class Mark:
 def marks_from_mask(mask, height: int, width: int, n_frames: int | None = None) -> list:
     """The strokes of a face_marker MASK, one Mark per painted frame. When the MASK has one frame
     per video frame (`n_frames`), each stroke's frame is known; otherwise (a few painted frames
-    loaded as images) it is not. All strokes mark the same person."""
-    m = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
-    if m.numel() and not bool((m.detach().float().cpu() > PAINTED).any()):
+    loaded as images) it is not. All strokes mark the same person. Nothing painted is said before
+    the size is checked: Load Image of a frame without strokes gives a blank 64x64 MASK."""
+    m = _as_frames(mask, "face_marker")
+    strokes = []  # (frame, centre), read a frame at a time
+    for k, frame in enumerate(m):
+        ys, xs = np.nonzero(frame.detach().float().cpu().numpy() > PAINTED)
+        if ys.size:
+            strokes.append((k, (float(xs.mean()) + 0.5, float(ys.mean()) + 0.5)))
+    if not strokes:
         raise MaskInputError("nothing was painted on the face_marker: paint a stroke on the face "
                              "that speaks (Load Image of a frame, then Open in MaskEditor), or "
                              "choose another face setting.")
-    m = _mask_frames(mask, "face_marker", height, width,
-                     f"the frames are {width}x{height}; paint the mark on a frame of this video "
-                     "(as it is shown).")
+    _check_size(m, "face_marker", height, width,
+                f"the frames are {width}x{height}; paint the mark on a frame of this video "
+                "(as it is shown).")
     aligned = n_frames is not None and m.shape[0] == n_frames
-    marks = []
-    for k, frame in enumerate(m):
-        painted = frame.detach().float().cpu().numpy() > PAINTED
-        if painted.any():
-            ys, xs = np.nonzero(painted)
-            marks.append(Mark(k if aligned else None, (float(xs.mean()) + 0.5, float(ys.mean()) + 0.5),
-                              (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)))
-    return marks
+    return [Mark(k if aligned else None, centre) for k, centre in strokes]

@@ -61,7 +61,7 @@ class TrackerConfig:
     cut_threshold: float = 0.08  # mean absolute grey change of the thumbnails, 0..1
     continue_iou: float = 0.1  # a box overlapping the expected one this much continues the track
     max_keyframe_group: int = 4  # keyframes detected together (bounds a stream's frame window)
-    choice: str = "largest"  # which face a shot's track starts on (boxes.FACE_CHOICES)
+    choice: str = "largest"  # which face a shot's track starts on (choices.FACE_CHOICES)
     marks: tuple = ()  # mask.Mark strokes on the marked person, for choice "marked"
     near: float = 1.0  # a lost face is taken up again within this many face sizes of where it was
     size_ratio: float = 1.5  # ... and at most this much larger or smaller
@@ -316,23 +316,26 @@ class FaceTracker:
                 return self._keep(frames, index, boxes[best])
             if not whole_frame:
                 return None  # something else is near: let the whole frame decide
-            k = self._same_face(frames, index, boxes, expected)
-            return None if k is None else self._keep(frames, index, boxes[k])
-        k = self._new_track(frames, index, boxes)
+            k, seen = self._same_face(frames, index, boxes, expected)
+            return None if k is None else self._keep(frames, index, boxes[k], seen)
+        k, seen = self._new_track(frames, index, boxes)
         if k is None:
             return None
         self.followed = None
-        return self._keep(frames, index, boxes[k])
+        return self._keep(frames, index, boxes[k], seen)
 
-    def _keep(self, frames, index, box):
-        """`box` continues the track: what it looks like joins the followed face's signature."""
-        seen = identity.signature(frames, index, box)
+    def _keep(self, frames, index, box, seen=None):
+        """`box` continues the track: what it looks like (`seen`, its signature where the caller
+        read it already) joins the followed face's signature."""
+        if seen is None:
+            seen = identity.signature(frames, index, box)
         if seen is not None:
             self.followed = seen if self.followed is None else self.followed.blend(seen, 0.2)
         return box.copy()
 
     def _same_face(self, frames, index, boxes, expected):
-        """After a look that lost the followed face: which of `boxes` can be it, or None. Near
+        """After a look that lost the followed face: which of `boxes` can be it (and its
+        signature, where read), or (None, None). Near
         where it was and of a similar size, it must look like the followed face where another
         face is in view, and not like someone else even alone (nearness cannot tell a turn of
         the head from another person). Elsewhere (it moved fast, a cut the pictures hid) only
@@ -344,27 +347,30 @@ class FaceTracker:
                 if np.hypot(*(centre(b) - was)) <= cfg.near * size
                 and 1 / cfg.size_ratio <= np.sqrt(area(b) / max(1e-9, area(expected))) <= cfg.size_ratio]
         if self.followed is None:  # nothing known of its looks: only a lone face where it was
-            return near[0] if near and len(boxes) == 1 else None
+            return (near[0], None) if near and len(boxes) == 1 else (None, None)
         seen = [identity.signature(frames, index, b) for b in boxes]
         if near:
             k = near[nearest(boxes[near], was)]
             needed = identity.SAME if len(boxes) > 1 else identity.NOT_SOMEONE_ELSE
             if seen[k] is not None and seen[k].similarity(self.followed) >= needed:
-                return k
-        return identity.best_match(seen, [self.followed])
+                return k, seen[k]
+        k = identity.best_match(seen, [self.followed])
+        return k, None if k is None else seen[k]
 
     def _new_track(self, frames, index, boxes):
-        """Which of `boxes` a shot's track starts on: by position or size, or for `marked` the
-        face that looks like the marked person with confidence (None: nobody)."""
+        """Which of `boxes` a shot's track starts on (and its signature, where read): by position
+        or size, or for `marked` the face that looks like the marked person with confidence
+        ((None, None): nobody)."""
         if self.config.choice != "marked":
-            return pick_face(boxes, self.config.choice)
+            return pick_face(boxes, self.config.choice), None
         seen = [identity.signature(frames, index, b) for b in boxes]
         for mark in [m for m in self.pending_marks if m.frame is None or m.frame == index]:
             under = [k for k, b in enumerate(boxes) if mark.covers(b) and seen[k] is not None]
             if under:  # a stroke whose frame we could not read binds to the first face under it
                 self.pending_marks.remove(mark)
                 self.people.append(seen[under[nearest(boxes[under], mark.point)]])
-        return identity.best_match(seen, self.people)
+        k = identity.best_match(seen, self.people)
+        return k, None if k is None else seen[k]
 
 
 class TrackingRun:

@@ -85,6 +85,12 @@ class _Placement:
             self.chunks.append(np.ascontiguousarray(data, dtype=np.float32))
             self.length += data.shape[1]
 
+    @property
+    def full(self) -> bool:
+        """The trim's end is reached: nothing after it is kept."""
+        return bool(self.edits.duration) and self.start is not None and \
+            self.start + self.length / self.rate >= self.edits.start + self.edits.duration - 1e-9
+
     def samples(self) -> np.ndarray:
         return np.concatenate(self.chunks, axis=1)
 
@@ -103,6 +109,8 @@ def read_audio(source, edits: Edits = Edits(), what: str = "the video") -> Audio
         resampler = placement = names = None
         damaged = []
         for packet in container.demux(stream):
+            if placement is not None and placement.full:
+                break  # the rest of a long file lies past the trim
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:

@@ -79,8 +79,6 @@ class VideoWriter:
         self.stream, self.colour = stream, colour
         self.matrix = colour.conversion_matrix(width, height)
         self.audio = None if sound is None or sound.samples.shape[-1] == 0 else _AudioOut(self.container, sound)
-        self.size = (width, height)
-        self.frames = 0
         self.last_pts = -1
         self.durations: dict[int, int] = {}  # pts -> duration of frames still in the encoder
         self.end_pts = 0  # where the last frame written ends
@@ -157,7 +155,6 @@ class VideoWriter:
         self._mux(self.stream.encode(frame))
         if self.audio is not None:
             self.audio.write_until(time_s + AUDIO_AHEAD)
-        self.frames += 1
 
     def _to_yuv420(self, rgb: np.ndarray):
         import av
