@@ -40,7 +40,7 @@ def load_pack(*modules):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return {m: importlib.import_module(f"{name}.{m}")
-            for m in modules or ("pipeline", "video", "audio", "settings")}
+            for m in modules or ("pipeline", "video_route", "video", "audio", "settings")}
 
 
 def default_model_dirs() -> list[Path]:
@@ -213,7 +213,7 @@ def _interrupt_on_sigterm():
 
 
 def run(args, pack) -> int:
-    pipeline, video = pack["pipeline"], pack["video"]
+    pipeline, video_route, video = pack["pipeline"], pack["video_route"], pack["video"]
     output = check_output(Path(args.output), [args.input, args.audio, args.face_mask,
                                                args.face_marker])
     if args.start < 0 or args.duration < 0:
@@ -235,9 +235,9 @@ def run(args, pack) -> int:
     bar = ProgressBar(args.quiet)
     try:
         hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar)
-        report = pipeline.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
-                                        face_mask=face_mask, face_marker=face_marker,
-                                        edits=edits)
+        report = video_route.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
+                                           face_mask=face_mask, face_marker=face_marker,
+                                           edits=edits)
         os.replace(partial, output)
     finally:
         bar.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from . import pipeline  # imports nothing heavy at module level
+from . import pipeline, video_route  # import nothing heavy at module level
 from .settings import IMAGE, VIDEO, HaloLipsyError, Settings, settings_for
 
 logger = logging.getLogger("HaloLipsy")
@@ -410,12 +410,12 @@ class HaloLipsyVideo(_LipsyNode):
         path = _temp_video_path()
         if source is None:  # frames already in memory: the IMAGE route, encoded the same way
             components = video.get_components()
-            report = pipeline.lipsync_components(
+            report = video_route.lipsync_components(
                 components.images, audio, str(path),
                 Settings(fps=float(components.frame_rate), **settings), _hooks(),
                 face_mask=face_mask, face_marker=face_marker, own_sound=components.audio)
         else:
-            report = pipeline.lipsync_video(source, str(path), Settings(**settings), _hooks(),
+            report = video_route.lipsync_video(source, str(path), Settings(**settings), _hooks(),
                                             audio=audio, face_mask=face_mask,
                                             edits=_video_edits(video), face_marker=face_marker)
         report.log()

@@ -8,12 +8,13 @@
 
 The routes read as their steps:
 
-    IMAGE: set up -> timeline -> boxes -> generate into the outputs -> ImageResult
-    VIDEO: probe -> sound -> set up -> boxes pass -> timeline -> generate-and-encode pass -> Report
+    IMAGE (here): set up -> timeline -> boxes -> generate into the outputs -> ImageResult
+    VIDEO (video_route.py): probe -> sound -> set up -> one decoding pass -> what follows the
+        first run -> Report
 
-Both share one timeline (which input frame, at what time, for each output frame), one batch
-loop (interrupt, progress per generator slice) and one lip-sync step. Each returns its numbers
-in a `Report`; nothing is kept between runs.
+Both share what this module holds: one timeline (which input frame, at what time, for each
+output frame), the set-up of the audio and the generator, and one lip-sync step. Each returns
+its numbers in a `Report`; nothing is kept between runs.
 
 This module knows no ComfyUI. Whoever calls it hands in a `Hooks` object: how to find the
 checkpoint, how to place the generator (ComfyUI's model management, or torch's best device),
@@ -28,7 +29,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -40,7 +40,6 @@ logger = logging.getLogger("HaloLipsy")
 
 MAX_GAP_SECONDS = 0.2  # faceless stretches up to this long between two faces are bridged
 MEMORY_MARGIN_GB = 0.5  # kept free beyond the output, for the models, crops and the OS
-BATCH_BYTES = 256 << 20  # decoded frames the VIDEO route holds (20 a batch at 1080p)
 TIME_TOLERANCE = 1e-7  # seconds: float noise never adds a frame (4.4 s at 25 fps is 110 frames)
 DETECTION_SHARE = 0.3  # of the progress bar, when a detector runs
 
@@ -243,7 +242,7 @@ class _Stages:
                       audio_and_model_s=self.setup_s, **numbers)
 
 
-def _set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
+def set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
     from . import audio as audio_mod
     from . import face_detect as fd
     from .wav2lip import BatchedGenerator
@@ -261,7 +260,7 @@ def _set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
 
 
 @contextlib.contextmanager
-def _detection_errors(width, height):
+def detection_errors(width, height):
     """A detector failure says what to do about it."""
     from . import face_detect as fd
 
@@ -291,7 +290,7 @@ def _batches(n_out: int, batch: int, hooks: Hooks, share_before: float):
         hooks.progress(share_before + share * stop / n_out)
 
 
-def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, strengths,
+def sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, strengths,
                 weights=None, on_slice=None) -> int:
     """Lip-sync `frames` (a list of H x W x C float32 [0, 1] arrays, written in place) whose
     face boxes are `boxes` (None: no face) and whose audio windows start at `positions` (frame
@@ -313,20 +312,21 @@ def _sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, s
     return len(faced)
 
 
-def _strengths(stages: _Stages, settings: Settings, plan: Timeline) -> np.ndarray:
-    """How much of the generated mouth each output frame gets: 1 everywhere, or with silence
-    'keep_original', 0 in pauses with fades around them."""
+def speech_strengths(stages: _Stages, settings: Settings, positions) -> np.ndarray:
+    """How much of the generated mouth each output frame (whose audio windows start at
+    `positions`) gets: 1 everywhere, or with silence 'keep_original', 0 in pauses with fades
+    around them."""
     if settings.silence != "keep_original":
-        return np.ones(len(plan), dtype=np.float32)
-    return stages.features.speech_strength(plan.positions, settings.sync_offset,
+        return np.ones(len(positions), dtype=np.float32)
+    return stages.features.speech_strength(positions, settings.sync_offset,
                                            settings.mel_step_multiplier)
 
 
-def _kept_original(strengths, faces) -> int:
+def kept_original(strengths, faces) -> int:
     return int(sum(1 for s, box in zip(strengths, faces) if box is not None and s <= 0))
 
 
-def _tracker_config(settings: Settings, face_mask, face_marker, height: int, width: int,
+def tracker_config(settings: Settings, face_mask, face_marker, height: int, width: int,
                     n_frames: int | None = None):
     """The tracker's face choice from the `face` setting and a face_marker (which picks the
     marked person whatever the setting says; with `n_frames` marker frames, one per frame, each
@@ -352,7 +352,7 @@ def _tracker_config(settings: Settings, face_mask, face_marker, height: int, wid
     return fd.TrackerConfig(choice="marked", marks=tuple(marks))
 
 
-def _log_shots(usable, times, stats, choice: str):
+def log_shots(usable, times, stats, choice: str):
     """One log line per shot: whom it followed, and where it kept the original (the face not in
     view, or lost and not yet found again). `usable`: each frame's box or None, `times` each
     frame's time in seconds."""
@@ -380,7 +380,7 @@ def _log_shots(usable, times, stats, choice: str):
         logger.info("Halo-Lipsy: %s: followed the %s face%s.", span, choice, lost)
 
 
-def _usable(boxes, height, width) -> list:
+def usable_boxes(boxes, height, width) -> list:
     """Boxes clipped to the frame, None where there is no face (or too small a one)."""
     from .wav2lip import clip_box
 
@@ -398,30 +398,30 @@ def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=No
 
     MASK holds, per output frame, the weight each pixel's generated value got (0 where the
     frame passed through)."""
-    images = _validate_images(images)
-    config = _tracker_config(settings, face_mask, face_marker, int(images.shape[1]),
+    images = validate_images(images)
+    config = tracker_config(settings, face_mask, face_marker, int(images.shape[1]),
                              int(images.shape[2]), int(images.shape[0]))
-    stages = _set_up(audio, settings.fps, settings, hooks)
+    stages = set_up(audio, settings.fps, settings, hooks)
     features, fps = stages.features, stages.features.fps
     plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
     t0 = time.perf_counter()
     usable, stats = _image_boxes(images, plan, stages, settings, hooks, face_mask, config)
     detect_s = time.perf_counter() - t0
-    _log_shots(usable, np.arange(len(usable)) / fps, stats, _face_name(config))
+    log_shots(usable, np.arange(len(usable)) / fps, stats, face_name(config))
     t0 = time.perf_counter()
-    strengths = _strengths(stages, settings, plan)
+    strengths = speech_strengths(stages, settings, plan.positions)
     out, mask, synced, copy_s = _image_generate(images, usable, plan, strengths, stages, settings,
                                                 hooks, 0.0 if config is None else DETECTION_SHARE)
     report = stages.report(
         settings, frames_in=int(images.shape[0]), frames_out=len(plan),
         faces_found=sum(u is not None for u in usable), frames_shown=len(usable),
         frames_synced=synced, detection_s=detect_s, generation_s=time.perf_counter() - t0,
-        detection_stats=stats, frame_copy_s=copy_s, face=_face_name(config),
-        frames_kept_original=_kept_original(strengths, [usable[s] for s in plan.source]))
+        detection_stats=stats, frame_copy_s=copy_s, face=face_name(config),
+        frames_kept_original=kept_original(strengths, [usable[s] for s in plan.source]))
     return ImageResult(out, features.fitted_audio(len(plan)), mask, report)
 
 
-def _face_name(config) -> str:
+def face_name(config) -> str:
     return "face_mask" if config is None else config.choice
 
 
@@ -432,7 +432,7 @@ def _image_boxes(images, plan, stages, settings, hooks, face_mask, config):
     n_video, height, width = (int(v) for v in images.shape[:3])
     used = int(plan.source.max()) + 1  # a prefix of the input frames is ever shown
     stats = None
-    with _detection_errors(width, height):
+    with detection_errors(width, height):
         if face_mask is not None:
             boxes = fd.mask_boxes(face_mask, n_video, height, width, stages.box_settings)[:used]
         else:
@@ -440,7 +440,7 @@ def _image_boxes(images, plan, stages, settings, hooks, face_mask, config):
             boxes, stats = fd.detect_boxes(images, used, detector, stages.box_settings, config,
                                            on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
                                            check_interrupt=hooks.check_interrupt)
-    return _usable(boxes, height, width), stats
+    return usable_boxes(boxes, height, width), stats
 
 
 def _image_generate(images, usable, plan, strengths, stages, settings, hooks, share_before):
@@ -464,7 +464,7 @@ def _image_generate(images, usable, plan, strengths, stages, settings, hooks, sh
         # only float input can hold NaN or inf: the generator sees them as black (face_input)
         non_finite += [i for i, box in zip(range(start, stop), boxes)
                        if box is not None and not _box_is_finite(out_np[i], box)]
-        synced += _sync_faces(stages, settings, list(out_np[start:stop]), boxes,
+        synced += sync_faces(stages, settings, list(out_np[start:stop]), boxes,
                               plan.positions[start:stop], strengths[start:stop],
                               list(mask_np[start:stop]), on_slice)
     if non_finite:
@@ -475,7 +475,7 @@ def _image_generate(images, usable, plan, strengths, stages, settings, hooks, sh
     return out, mask, synced, copy_s
 
 
-def _validate_images(images):
+def validate_images(images):
     import torch
 
     if images is None:
@@ -530,392 +530,3 @@ def _frame_list(frames) -> str:
 def _box_is_finite(frame: np.ndarray, box) -> bool:
     x1, y1, x2, y2 = box
     return bool(np.isfinite(frame[y1:y2, x1:x2, :3]).all())
-
-
-# ---------------------------------------------------------------------------- the VIDEO route
-
-
-def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=None,
-                  face_mask=None, edits=None, face_marker=None) -> Report:
-    """The VIDEO route: decode `source` (a path or a file-like object PyAV can open), lip-sync
-    it to `audio` (ComfyUI AUDIO, starting with the first frame; None: the video's own sound,
-    wherever it starts) and encode H.264 + AAC at `settings.quality` to `destination` (a path
-    whose extension names the container, or a writable file-like object: MP4). `edits`
-    (video.Edits: a trim, a crop, the size after them) says which part of the file is used.
-    Memory does not grow with the clip's length: two decoding passes (face boxes, then
-    generation) through a window of frames; the audio track is held.
-
-    Each frame's audio window comes from its own presentation time, so variable frame rate
-    video and sound that starts before or after the picture stay in sync. The output shows
-    what a player shows of the input: upright, same colour, same A/V offset. On any failure or
-    interrupt the destination file is deleted."""
-    from . import video as video_mod
-
-    video_mod.container_format(destination)
-    info = video_mod.probe(source, edits or video_mod.Edits())
-    sound = _video_sound(source, info, audio)  # what the mouth follows
-    track = sound if audio is None or settings.output_sound == "speech" else \
-        _video_sound(source, info, None)  # what the output carries
-    if info.colour.hdr:
-        logger.info("Halo-Lipsy: HDR video (%s): the output keeps its colour description, in "
-                    "8 bits.", info.colour.hdr)
-    face_mask, face_marker = (_upright_mask(m, info) for m in (face_mask, face_marker))
-    config = _tracker_config(settings, face_mask, face_marker, info.height, info.width)
-    stages = _set_up(sound.for_mel(), float(info.fps), settings, hooks)
-    t0 = time.perf_counter()
-    boxes = _boxes_pass(source, info, stages, settings, hooks, face_mask, config)
-    detect_s = time.perf_counter() - t0
-    _log_shots(boxes.usable, np.asarray(boxes.times) - info.start, boxes.stats, _face_name(config))
-    plan = timeline(settings.mode, np.asarray(boxes.times) - info.start, sound.end,
-                    float(info.fps), info.last_frame_duration(boxes.times[-1], boxes.last_duration))
-    t0 = time.perf_counter()
-    strengths = _strengths(stages, settings, plan)
-    synced, seeks = _generate_pass(source, destination, info, track, boxes, plan, strengths,
-                                   stages, settings, hooks)
-    n_video = len(boxes.times)
-    return stages.report(
-        settings, frames_in=n_video, frames_out=len(plan), faces_found=boxes.faces_found,
-        frames_shown=n_video, frames_synced=synced, detection_s=detect_s,
-        generation_s=time.perf_counter() - t0, detection_stats=boxes.stats, seeks=seeks,
-        duration_s=plan.end + track.lead, face=_face_name(config),
-        frames_kept_original=_kept_original(strengths, [boxes.usable[s] for s in plan.source]))
-
-
-def _upright_mask(mask, info):
-    """A MASK painted on a frame as the file stores it (ComfyUI 0.3.64's Get Video Components
-    hands a phone video's frames over unturned: landscape), turned upright as the frames are.
-    Told apart by its size, so a quarter turn only; a mask of the upright size is left as it is."""
-    import torch
-
-    if mask is None or info.quarter_turns % 2 == 0 or info.edits.crop is not None:
-        return mask
-    m = torch.as_tensor(mask)
-    if m.ndim == 4 and m.shape[-1] == 1:  # a MASK that went through an IMAGE-shaped node
-        m = m[..., 0]
-    stored = (info.coded_size[1], info.coded_size[0])  # (height, width) before the turn
-    if m.ndim < 2 or tuple(m.shape[-2:]) != stored:
-        return mask
-    logger.info("Halo-Lipsy: the mask was painted on the stored (unturned) frame of this %dx%d "
-                "video; turned upright to match.", info.width, info.height)
-    return torch.rot90(m, k=info.quarter_turns, dims=(-2, -1))
-
-
-@dataclass
-class _Sound:
-    """The sound on the video's clock: `samples` ([C, T] at `rate`) start `lead` seconds before
-    the first frame (sound that starts after the picture is padded with silence); `end` is where
-    it ends, in seconds from the first frame."""
-
-    samples: np.ndarray
-    rate: int
-    lead: float
-    channels: tuple | None = None  # FFmpeg's channel names, when the file says
-
-    @property
-    def lead_samples(self) -> int:
-        return int(round(self.lead * self.rate))
-
-    @property
-    def end(self) -> float:
-        return (self.samples.shape[1] - self.lead_samples) / self.rate
-
-    def for_mel(self) -> dict:
-        """AUDIO from the first frame on (what the mouth follows): the dialogue-keeping mono mix,
-        made by channel name (the centre is the centre, whatever the layout)."""
-        from .audio import downmix
-
-        mono = downmix(self.samples[:, self.lead_samples:], self.channels)
-        return {"waveform": mono[None, None], "sample_rate": self.rate}
-
-    def for_output(self, end: float):
-        """The track from its start to `end` (seconds from the first frame), cut or padded, as
-        the writer's video.Sound."""
-        from .audio import cut_or_pad
-        from .video import output_samples
-
-        return _aac_sound(cut_or_pad(self.samples, self.lead_samples + output_samples(end, self.rate)),
-                          self.rate, self.channels)
-
-
-def _aac_sound(samples, rate, channels=None):
-    """A video.Sound: `samples` in their own layout where AAC carries it (by channel name; a
-    ComfyUI AUDIO's channels: FFmpeg's default for the count), else mixed to stereo by name."""
-    from . import audio as audio_mod
-    from . import video as video_mod
-
-    names = audio_mod.channel_names(samples, channels)
-    layout = video_mod.aac_layout(names)
-    if layout is None:
-        samples, layout = audio_mod.stereo_mix(samples, names), "stereo"
-    return video_mod.Sound(samples, int(rate), layout)
-
-
-def _video_sound(source, info, audio) -> _Sound:
-    """The connected AUDIO (it starts with the first frame), or the video's own sound placed by
-    its start time relative to the first frame."""
-    from . import audio as audio_mod
-    from . import video as video_mod
-
-    if audio is not None:
-        samples, rate = audio_mod.read_audio(audio)
-        return _Sound(samples, rate, 0.0)
-    track = video_mod.read_audio(source, info.edits)
-    if track is None:
-        raise HaloLipsyError(
-            "Halo-Lipsy: the video has no sound, and the speech was not given (or output_sound "
-            "is 'video'): connect the speech (Load Audio, a TTS node) to the node's 'audio' "
-            "input, or pass --audio SPEECH; with output_sound 'video' the video needs its own "
-            "sound.")
-    offset = track.start - info.start  # > 0: the sound starts after the first frame
-    samples = track.samples
-    if offset > 0:
-        pad = int(round(offset * track.rate))
-        samples = np.concatenate([np.zeros((samples.shape[0], pad), np.float32), samples], axis=1)
-    sound = _Sound(samples, track.rate, max(0.0, -offset), track.channels)
-    if sound.end <= 0:
-        raise HaloLipsyError(
-            "Halo-Lipsy: the video's sound ends before its picture starts; connect the speech "
-            "to the 'audio' input (or pass --audio).")
-    if abs(offset) >= 0.001:
-        logger.info("Halo-Lipsy: the sound starts %.3f s %s the picture; kept that way.",
-                    abs(offset), "after" if offset > 0 else "before")
-    return sound
-
-
-@dataclass
-class _Boxes:
-    """Pass 1's result: each input frame's time (file clock), pts and usable face box."""
-
-    times: list
-    pts: list
-    usable: list
-    stats: object = None
-    last_duration: float | None = None  # how long the file shows its last frame, when it says
-
-    @property
-    def faces_found(self) -> int:
-        return sum(u is not None for u in self.usable)
-
-
-def _boxes_pass(source, info, stages, settings, hooks, face_mask, config) -> _Boxes:
-    """Decode once: every frame's time and face box (the tracker sees a window of frames, so
-    memory stays flat), or the face_mask's box for every frame."""
-    from . import face_detect as fd
-    from . import video as video_mod
-
-    width, height, expected = info.width, info.height, info.frames
-    pts, times, last_duration = [], [], None
-    with _detection_errors(width, height):
-        if face_mask is not None:
-            mask_box = _single_mask_box(face_mask, width, height, stages.box_settings)
-        else:
-            frames = fd.WindowFrames(height, width)
-            tracker = fd.FaceTracker(hooks.detector(settings.face_detect_batch), config,
-                                     on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
-                                     check_interrupt=hooks.check_interrupt)
-            run = tracker.start(frames, expected)
-        for i, (t, p, frame) in enumerate(video_mod.decode(source, info)):
-            pts.append(p)
-            times.append(t)
-            last_duration = video_mod.frame_duration(frame)
-            if face_mask is None:
-                frames.put(i, video_mod.to_rgb(frame, info))
-                run.advance(i + 1)
-                frames.drop_before(run.needed_from)
-            elif i % 64 == 0:
-                hooks.check_interrupt()
-                hooks.progress(DETECTION_SHARE * min(1.0, i / max(1, expected or i + 1)))
-        n_video = len(times)
-        if n_video == 0:
-            raise HaloLipsyError("Halo-Lipsy: the video has no frames (0 s long, or none could "
-                                 "be decoded). Load another video.")
-        stats = None
-        if face_mask is None:
-            raw, starts = run.finish()
-            frames.drop_before(n_video)
-            boxes = fd.finish_boxes(raw, height, width, stages.box_settings, starts)
-            stats = tracker.stats
-        else:
-            boxes = np.tile(np.asarray(mask_box, dtype=np.int64), (n_video, 1))
-    return _Boxes(times, pts, _usable(boxes, height, width), stats, last_duration)
-
-
-def _generate_pass(source, destination, info, sound, boxes, plan, strengths, stages, settings,
-                   hooks):
-    """Decode again, lip-sync a batch at a time, encode with `sound` as the output's track;
-    returns (frames synced, seeks)."""
-    from . import video as video_mod
-
-    width, height, n_out = info.width, info.height, len(plan)
-    reader = video_mod.FrameReader(source, info, boxes.pts, boxes.times, BATCH_BYTES)
-    # held per frame of a batch: its decoded picture (~1.5 B a pixel) and its YUV copy (1.5);
-    # only the face's region goes to RGB
-    batch = max(1, min(settings.inference_batch, BATCH_BYTES // (width * height * 3)))
-    colour = info.colour.for_output(width, height, info.coded_size)
-    durations = plan.durations()
-    synced = 0
-    with _encoder(destination, width, height, info.fps, settings.quality, colour,
-                  sound.for_output(plan.end)) as writer:
-        for start, stop, on_slice in _batches(n_out, batch, hooks, DETECTION_SHARE):
-            pictures = [_Picture.of(reader.read(int(plan.source[k])), boxes.usable[plan.source[k]], info)
-                        for k in range(start, stop)]
-            if torch_device_type(stages.device) == "cpu":  # the generator takes every core: encoding waits
-                writer.drain()
-            synced += _sync_uint8(stages, settings, [p.region for p in pictures],
-                                  [p.face for p in pictures], plan.positions[start:stop],
-                                  strengths[start:stop], on_slice)
-            for k, picture in zip(range(start, stop), pictures):
-                writer.write(float(plan.times[k]) + sound.lead, float(durations[k]), picture.rgb,
-                             picture.yuv, picture.edits())
-        writer.finish()
-    return synced, reader.seeks
-
-
-def torch_device_type(device) -> str:
-    """"cpu", "cuda", "mps" ... for a torch.device or its name."""
-    import torch
-
-    return torch.device(device).type
-
-
-@dataclass
-class _Picture:
-    """One output frame in the making: the source's own YUV samples, and the RGB of the region
-    the mouth may change (the face box on whole chroma blocks). Sources whose YUV cannot be
-    kept (not 4:2:0, a crop on an odd pixel) are held as whole RGB frames instead."""
-
-    yuv: np.ndarray | None
-    rgb: np.ndarray | None  # the whole frame, only where there is no YUV to keep
-    box: tuple | None  # the region, in frame pixels
-    region: np.ndarray | None  # its RGB (a view into `rgb` when the frame is whole RGB)
-    face: tuple | None  # the face box inside the region
-    before: np.ndarray | None = None  # the region's RGB before the mouth, where the YUV is kept
-
-    @classmethod
-    def of(cls, frame, face, info):
-        from . import video as video_mod
-
-        yuv = video_mod.to_yuv(frame, info)
-        rgb = video_mod.to_rgb(frame, info) if yuv is None else None
-        if face is None:
-            return cls(yuv, rgb, None, None, None)
-        box = video_mod.even_box(face, info.width, info.height)
-        if yuv is not None:
-            region = video_mod.rgb_region(yuv, box, info)
-        else:
-            box = (box[0], box[1], min(box[2], info.width), min(box[3], info.height))
-            region = rgb[box[1]:box[3], box[0]:box[2]]
-        x1, y1 = box[0], box[1]
-        return cls(yuv, rgb, box, region, (face[0] - x1, face[1] - y1, face[2] - x1, face[3] - y1),
-                   None if yuv is None else region.copy())  # only the YUV route compares
-
-    def edits(self) -> list:
-        """What the writer converts back: the region before and after the mouth."""
-        return [] if self.box is None or self.yuv is None else [(self.box, self.before, self.region)]
-
-
-@contextlib.contextmanager
-def _encoder(destination, *writer_args):
-    """A video.VideoWriter to `destination` that deletes what it wrote when anything fails
-    (an error, an interrupt): nothing half-written stays behind."""
-    from . import video as video_mod
-
-    writer = None
-    try:
-        writer = video_mod.VideoWriter(destination, *writer_args)
-        yield writer
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        elif isinstance(destination, (str, Path)):
-            Path(destination).unlink(missing_ok=True)
-        raise
-
-
-def _sync_uint8(stages, settings, rgbs, boxes, positions, strengths, on_slice) -> int:
-    """Lip-sync uint8 RGB pictures (frames, or the regions around faces) in place: only each face
-    box goes to float and back."""
-    regions, local = [], []
-    for rgb, box in zip(rgbs, boxes):
-        if box is None:
-            regions.append(None)
-            local.append(None)
-            continue
-        x1, y1, x2, y2 = box
-        regions.append(rgb[y1:y2, x1:x2].astype(np.float32) * np.float32(1 / 255))
-        local.append((0, 0, x2 - x1, y2 - y1))
-    synced = _sync_faces(stages, settings, regions, local, positions, strengths, None, on_slice)
-    for rgb, box, region in zip(rgbs, boxes, regions):
-        if region is not None:
-            x1, y1, x2, y2 = box
-            rgb[y1:y2, x1:x2] = np.clip(region * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return synced
-
-
-def lipsync_components(images, audio, destination, settings: Settings, hooks: Hooks,
-                       face_mask=None, face_marker=None, own_sound=None) -> Report:
-    """A VIDEO held as frames in memory (Create Video's output, at `settings.fps`, with its sound
-    `own_sound`): the IMAGE route, then encoded like the streaming route's output, with the same
-    quality, the same face_mask rule (one frame for the whole clip) and the same output_sound
-    choice. `audio` is the speech (None: the video's own sound). Its frames are RGB with no YUV
-    history: the output is tagged BT.709, limited range, as ComfyUI tags the videos it makes."""
-    from . import audio as audio_mod
-    from . import video as video_mod
-
-    video_mod.container_format(destination)
-    if face_mask is not None:
-        frames = _validate_images(images)
-        _one_mask_frame(face_mask, int(frames.shape[2]), int(frames.shape[1]))
-    keep_own = audio is not None and settings.output_sound == "video"
-    if keep_own and own_sound is None:
-        raise HaloLipsyError("Halo-Lipsy: output_sound is 'video' but this video has no sound of "
-                             "its own; choose output_sound 'speech'.")
-    result = lipsync_images(images, audio if audio is not None else own_sound, settings, hooks,
-                            face_mask, face_marker)
-    track = result.audio
-    if keep_own:
-        track = audio_mod.fit_audio(*audio_mod.read_audio(own_sound), len(result.images), settings.fps)
-    sound = _aac_sound(track["waveform"][0].numpy(), track["sample_rate"])
-    _encode_frames(result.images, destination, settings, sound, hooks)
-    return result.report
-
-
-def _encode_frames(frames, destination, settings, sound, hooks):
-    """IMAGE frames (float32 [N, H, W, C]) and their video.Sound as H.264 + AAC at
-    settings.quality."""
-    import torch
-
-    from . import video as video_mod
-
-    n, height, width = (int(v) for v in frames.shape[:3])
-    bt709 = video_mod.Colour(matrix=1, range=1, primaries=1, trc=1)
-    with _encoder(destination, width, height, Fraction(settings.fps).limit_denominator(100000),
-                  settings.quality, bt709, sound) as writer:
-        for i in range(n):
-            hooks.check_interrupt()
-            rgb = (frames[i, :, :, :3].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-            writer.write(i / settings.fps, 1 / settings.fps, rgb.numpy())
-        writer.finish()
-
-
-def _one_mask_frame(face_mask, width, height):
-    """The video routes take one mask frame, drawn on the upright frame the user sees."""
-    shape = tuple(getattr(face_mask, "shape", ()))
-    if len(shape) == 3 and shape[0] > 1:
-        raise HaloLipsyError(
-            f"Halo-Lipsy: face_mask has {shape[0]} frames; the video node takes a single frame "
-            "(a fixed face region for the whole clip). Use one mask frame.")
-    if len(shape) >= 2 and tuple(shape[-2:]) != (height, width) and not (len(shape) == 4 and shape[-1] == 1):
-        raise HaloLipsyError(f"Halo-Lipsy: face_mask is {shape[-1]}x{shape[-2]} but the video is "
-                             f"{width}x{height} (upright, as shown); draw the mask on a frame of "
-                             "this video.")
-
-
-def _single_mask_box(face_mask, width, height, box_settings):
-    from . import face_detect as fd
-
-    _one_mask_frame(face_mask, width, height)
-    box = fd.mask_boxes(face_mask, 1, height, width, box_settings)[0]
-    if box[0] < 0:
-        raise HaloLipsyError("Halo-Lipsy: face_mask is empty: paint the face region white.")
-    return box

@@ -279,26 +279,13 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
                  precision: str) -> dict:
     """One route on one file, in a process of its own (so its peak RSS is its own)."""
     mod = load_pack()
-    pipeline, video = mod("pipeline"), mod("video")
+    pipeline, video_route, video = mod("pipeline"), mod("video_route"), mod("video")
     clip = Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle")  # truth only
     detector = TruthDetector(clip, batch_size=4, network=RandomS3FD())
-    timers = {"decode_1": 0.0, "decode_2": 0.0, "encode": 0.0, "generator": 0.0}
-    phase = ["decode_1"]
-    real_decode, real_write, real_finish = video.decode, video.VideoWriter.write, video.VideoWriter.finish
+    timers = {"encode": 0.0, "generator": 0.0}
+    real_write, real_finish = video.VideoWriter.write, video.VideoWriter.finish
     inference = mod("wav2lip.inference")
     real_forward = inference.BatchedGenerator._forward
-
-    def timed_decode(*a, **k):
-        it = real_decode(*a, **k)
-        while True:
-            start = time.perf_counter()
-            try:
-                item = next(it)
-            except StopIteration:
-                timers[phase[0]] += time.perf_counter() - start
-                return
-            timers[phase[0]] += time.perf_counter() - start
-            yield item
 
     def timed(name, fn):
         def wrapper(*a, **k):
@@ -309,29 +296,20 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
                 timers[name] += time.perf_counter() - start
         return wrapper
 
-    video.decode = timed_decode
-    mod("video.decode").decode = timed_decode  # what FrameReader (pass 2) calls
     video.VideoWriter.write = timed("encode", real_write)  # with finish: waiting for the encoder thread
     video.VideoWriter.finish = timed("encode", real_finish)
     inference.BatchedGenerator._forward = timed("generator", real_forward)
-    real_reader = video.FrameReader.__init__
-
-    def reader_init(self, *a, **k):
-        phase[0] = "decode_2"
-        real_reader(self, *a, **k)
-
-    video.FrameReader.__init__ = reader_init
     hooks = with_detector(pipeline.plain_hooks([workdir]), detector)
     settings = mod("settings").Settings(force_cpu=True, precision=precision, fps=fps)
     out = workdir / f"out_{route}_{path.stem}.mp4"
     start = time.perf_counter()
     if route == "video":
-        run = vars(pipeline.lipsync_video(str(path), str(out), settings, hooks))
+        run = vars(video_route.lipsync_video(str(path), str(out), settings, hooks))
         total = time.perf_counter() - start
-        stages = {"decode (both passes)": timers["decode_1"] + timers["decode_2"],
-                  "face detection (pass 1, less decoding)": run["detection_s"] - timers["decode_1"],
+        # decoding runs in a thread of its own: its time shows only where the route waits for it
+        stages = {"face detection (tracking, S3FD, finishing boxes)": run["detection_s"],
                   "generator": timers["generator"], "encode (waiting for the encoder thread)": timers["encode"],
-                  "crop, resize, paste, audio": run["generation_s"] - timers["decode_2"]
+                  "decoding waits, crop, resize, paste, audio": total - run["detection_s"]
                   - timers["encode"] - timers["generator"]}
     else:  # as a user wires it: decode every frame to an IMAGE, the IMAGE node, encode
         import torch as _torch
@@ -414,7 +392,7 @@ def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: fl
     given); detection by S3FD with random weights on the clip's known boxes, or `none` (a fixed
     face_mask)."""
     mod = load_pack()
-    pipeline = mod("pipeline")
+    pipeline, video_route = mod("pipeline"), mod("video_route")
     if generator == "none":
         inference = mod("wav2lip.inference")
         inference.BatchedGenerator._forward = lambda self, mels, faces: np.ascontiguousarray(faces[:, 3:6])
@@ -430,7 +408,7 @@ def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: fl
     settings = mod("settings").Settings(force_cpu=True, precision=precision)
     out = workdir / f"out_{generator}_{detector}.mp4"
     start = time.perf_counter()
-    run = pipeline.lipsync_video(str(path), str(out), settings, hooks, face_mask=face_mask)
+    run = video_route.lipsync_video(str(path), str(out), settings, hooks, face_mask=face_mask)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "frames_out": run.frames_out, "fps": run.frames_out / seconds,
             "peak_rss_mb": peak_rss_mb(), "dtype": run.dtype}

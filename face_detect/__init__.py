@@ -36,6 +36,32 @@ def finish_boxes(raw: np.ndarray, height: int, width: int, settings: BoxSettings
     return pad_and_clip(boxes, height, width, pad_bottom=max(0, int(settings.face_padding)))
 
 
+class BoxStream:
+    """`finish_boxes` for a clip whose raw boxes arrive in order: each frame's finished box as
+    soon as no later frame can change it. Gap filling reaches `max_gap` frames ahead and the
+    smoothing window half its size, so a frame is final `margin` frames behind the last settled
+    one; the boxes are those finishing the whole clip at once gives."""
+
+    def __init__(self, height: int, width: int, settings: BoxSettings):
+        self.height, self.width, self.settings = height, width, settings
+        window = int(settings.smooth_box_frames or 0)
+        self.margin = (window // 2 if window > 1 else 0) + max(0, int(settings.max_gap)) + 2
+        self.done = 0  # frames whose finished boxes were taken
+
+    def take(self, raw: np.ndarray, shot_starts, settled: int, finished: bool = False) -> np.ndarray:
+        """Finished int boxes of the frames after those taken so far, given the raw boxes and
+        shot starts of frames [0, settled), which no later frame changes (all of them when
+        `finished`)."""
+        stop = settled if finished else settled - self.margin
+        if stop <= self.done:
+            return np.empty((0, 4), dtype=np.int64)
+        lo = max(0, self.done - self.margin)  # enough before them for their gaps and windows
+        starts = [int(s) - lo for s in shot_starts if lo < s < settled]
+        boxes = finish_boxes(raw[lo:settled], self.height, self.width, self.settings, starts)
+        taken, self.done = boxes[self.done - lo:stop - lo], stop
+        return taken
+
+
 def detect_boxes(images, count: int, detector: FaceDetector, settings: BoxSettings,
                  config: TrackerConfig | None = None, on_progress=None, check_interrupt=None):
     """Boxes for images[0:count] (an IMAGE tensor) found by `detector`; returns (int boxes,
@@ -53,7 +79,7 @@ def mask_boxes(mask, n_frames: int, height: int, width: int, settings: BoxSettin
 
 
 __all__ = [
-    "FACE_CHOICES", "BoxSettings", "DetectionRequest", "DetectionStats", "DetectorError", "FaceDetector", "FaceTracker",
+    "FACE_CHOICES", "BoxSettings", "BoxStream", "DetectionRequest", "DetectionStats", "DetectorError", "FaceDetector", "FaceTracker",
     "MaskInputError", "TensorFrames", "TrackerConfig", "TrackingRun", "WindowFrames", "detect_boxes",
     "Mark", "finish_boxes", "mask_boxes", "marks_from_mask", "pick_face",
 ]

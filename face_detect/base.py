@@ -111,31 +111,50 @@ class TensorFrames:
         # a few percent of each frame
         step_y = max(1, self.height // (self.THUMB[0] * 4))
         step_x = max(1, self.width // (self.THUMB[1] * 4))
-        chunk = self._strided(start, stop, step_y, step_x).float().cpu().mean(dim=-1) * self._unit
-        return F.adaptive_avg_pool2d(chunk[:, None], self.THUMB)[:, 0].numpy()
+        grey = self._grey(start, stop, step_y, step_x)
+        return F.adaptive_avg_pool2d(grey[:, None], self.THUMB)[:, 0].numpy()
 
     def _frame(self, index: int) -> torch.Tensor:
         return self.images[index]
 
-    def _strided(self, start: int, stop: int, step_y: int, step_x: int) -> torch.Tensor:
-        return self.images[start:stop, ::step_y, ::step_x, :3]
+    def _grey(self, start: int, stop: int, step_y: int, step_x: int) -> torch.Tensor:
+        """(k, h, w) float32 brightness in [0, 1] on the strided grid."""
+        return self.images[start:stop, ::step_y, ::step_x, :3].float().cpu().mean(dim=-1) * self._unit
+
+
+class RgbPicture:
+    """A uint8 RGB frame (H x W x 3 array or tensor) as a picture of a WindowFrames: its pixels
+    read exactly as TensorFrames reads the same frame."""
+
+    def __init__(self, frame):
+        self.pixels = torch.as_tensor(frame)
+
+    def crop(self, x1: int, y1: int, x2: int, y2: int):
+        return self.pixels[y1:y2, x1:x2, :3]
+
+    def grey(self, step_y: int, step_x: int):
+        return self.pixels[::step_y, ::step_x, :3].float().mean(dim=-1) * (1.0 / 255.0)
 
 
 class WindowFrames(TensorFrames):
-    """The frames of a stream, a window at a time: frames are put in as they are decoded (uint8
-    RGB, H x W x 3 tensors or arrays) and dropped once the tracker no longer needs them. Reads
-    exactly as TensorFrames over the same uint8 pixels would."""
+    """The frames of a stream, a window at a time: frames are put in as they are decoded and
+    dropped once nobody needs them. A frame is a picture, anything with `crop(x1, y1, x2, y2)`
+    (its uint8 RGB there) and `grey(step_y, step_x)` (its brightness in [0, 1] on a strided
+    grid), such as a decoded frame kept in its own YUV; uint8 RGB pixels (H x W x 3) are taken
+    as they are and read exactly as TensorFrames over them would."""
 
     def __init__(self, height: int, width: int):
         self._unit = 1.0 / 255.0
         self.count, self.height, self.width = 0, int(height), int(width)
-        self.window: dict[int, torch.Tensor] = {}
+        self.window: dict[int, object] = {}
 
     def put(self, index: int, frame):
-        frame = torch.as_tensor(frame)
-        if frame.dtype != torch.uint8 or tuple(frame.shape[:2]) != (self.height, self.width):
-            raise ValueError(f"frame {index} is {tuple(frame.shape)} {frame.dtype}; expected "
-                             f"({self.height}, {self.width}, 3) uint8")
+        if not hasattr(frame, "crop"):
+            frame = torch.as_tensor(frame)
+            if frame.dtype != torch.uint8 or tuple(frame.shape[:2]) != (self.height, self.width):
+                raise ValueError(f"frame {index} is {tuple(frame.shape)} {frame.dtype}; expected "
+                                 f"({self.height}, {self.width}, 3) uint8")
+            frame = RgbPicture(frame)
         self.window[index] = frame
         self.count = max(self.count, index + 1)
 
@@ -143,8 +162,9 @@ class WindowFrames(TensorFrames):
         for k in [k for k in self.window if k < index]:
             del self.window[k]
 
-    def _frame(self, index: int) -> torch.Tensor:
-        return self.window[index]
+    def crop(self, index: int, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+        pixels = torch.as_tensor(self.window[index].crop(x1, y1, x2, y2))
+        return (pixels.float() * self._unit).numpy()
 
-    def _strided(self, start: int, stop: int, step_y: int, step_x: int) -> torch.Tensor:
-        return torch.stack([self.window[i][::step_y, ::step_x, :3] for i in range(start, stop)])
+    def _grey(self, start: int, stop: int, step_y: int, step_x: int) -> torch.Tensor:
+        return torch.stack([torch.as_tensor(self.window[i].grey(step_y, step_x)) for i in range(start, stop)])

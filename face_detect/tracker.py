@@ -402,6 +402,19 @@ class TrackingRun:
         """Frames below this index are never read again."""
         return self.last_key if self.last_key is not None else self.shot_start
 
+    @property
+    def settled(self) -> int:
+        """Frames below this have their final raw box, and every shot start below it is known
+        (later frames change neither)."""
+        if self.finished:
+            return self.available
+        return self.last_key + 1 if self.last_key is not None else self.shot_start
+
+    @property
+    def shot_starts(self) -> list:
+        """The frames found so far to start a shot: cuts, and jumps the thumbnails missed."""
+        return sorted(self.cuts + self.jumps)
+
     # ------------------------------------------------------------------ driving
 
     def advance(self, available: int):
@@ -418,7 +431,7 @@ class TrackingRun:
         self.finished = True
         self._step()
         self.t.stats.shots = len(self.cuts) + 1
-        self.t.stats.shot_starts = sorted(self.cuts + self.jumps)
+        self.t.stats.shot_starts = self.shot_starts
         self.t.stats.unmatched_marks += [m.frame for m in self.t.pending_marks]
         self.t._report(1.0)
         return self.boxes[:self.available], self.t.stats.shot_starts

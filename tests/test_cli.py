@@ -118,8 +118,8 @@ def test_bad_input_exits_2_with_the_reason_and_leaves_an_earlier_output(work, mo
 
 def test_an_unexpected_error_exits_1_with_one_line(work, models, capsys, monkeypatch):
     folder, source = work
-    pipeline = cli.load_pack()["pipeline"]
-    monkeypatch.setattr(pipeline, "lipsync_video", lambda *a, **k: 1 / 0)
+    video_route = cli.load_pack()["video_route"]
+    monkeypatch.setattr(video_route, "lipsync_video", lambda *a, **k: 1 / 0)
     assert main(source, "-o", folder / "out.mp4", "--models", models, "-q") == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("Halo-Lipsy: unexpected error (ZeroDivisionError")

@@ -13,6 +13,7 @@ from synthetic_clip import FaceBlobsDetector, two_faces
 fd = pack_module("face_detect")
 audio_mod = pack_module("audio")
 pipeline = pack_module("pipeline")
+video_route = pack_module("video_route")
 nodes = pack_module("nodes")
 settings_mod = pack_module("settings")
 Settings = settings_mod.Settings
@@ -160,7 +161,7 @@ def test_one_speaker_at_a_time_over_a_video_that_carries_the_dialogue(tmp_path, 
     hooks = hooks_with([fixture_checkpoint.parent], FaceBlobsDetector())
     for sound, expected_hz in (("video", 440), ("speech", 160)):
         out = tmp_path / f"{sound}.mp4"
-        report = pipeline.lipsync_video(str(source), str(out), Settings(output_sound=sound), hooks,
+        report = video_route.lipsync_video(str(source), str(out), Settings(output_sound=sound), hooks,
                                         audio=speech)
         assert report.frames_synced == report.frames_out
         samples, got_rate, _ = ref.audio(out, channels=1)

@@ -207,19 +207,26 @@ def test_nan_pixels_render_black_for_the_detector():
 # ------------------------------------------------------------------ tracking a stream
 
 
-def stream_boxes(images, detector, settings, window_limit=None):
-    """Feed the uint8 frames one at a time through a bounded window, as the VIDEO node does."""
+def stream_boxes(images, detector, settings):
+    """Feed the uint8 frames one at a time through a bounded window, as the VIDEO node does,
+    taking each frame's finished box as soon as it is final."""
     frames = fd.WindowFrames(images.shape[1], images.shape[2])
     tracker = fd.FaceTracker(detector)
     run = tracker.start(frames)
-    most = 0
+    finished = fd.BoxStream(frames.height, frames.width, settings)
+    most, taken, lag = 0, [], 0
     for i in range(len(images)):
         frames.put(i, images[i])
         run.advance(i + 1)
+        taken.append(finished.take(run.boxes, run.shot_starts, run.settled))
         frames.drop_before(run.needed_from)
         most = max(most, len(frames.window))
+        lag = max(lag, i + 1 - finished.done)
     raw, starts = run.finish()
-    return fd.finish_boxes(raw, frames.height, frames.width, settings, starts), most, tracker.stats
+    taken.append(finished.take(raw, starts, run.settled, finished=True))
+    whole = fd.finish_boxes(raw, frames.height, frames.width, settings, starts)
+    np.testing.assert_array_equal(np.concatenate(taken), whole)  # taken early = finished at once
+    return whole, most, tracker.stats, lag
 
 
 @pytest.mark.parametrize("batch", [1, 4, 16])
@@ -229,10 +236,11 @@ def test_a_stream_through_a_window_gives_the_whole_clip_boxes(batch):
     images = (clip.images() * 255).round().to(torch.uint8)
     settings = fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5)
     whole, whole_stats = fd.detect_boxes(images, clip.count, TruthDetector(clip, batch), settings)
-    streamed, most, stats = stream_boxes(images, TruthDetector(clip, batch), settings)
+    streamed, most, stats, lag = stream_boxes(images, TruthDetector(clip, batch), settings)
     np.testing.assert_array_equal(streamed, whole)
     assert stats.image_count == whole_stats.image_count  # the same looks, no more
     assert most <= 50  # never more than a window of frames held
+    assert lag <= 50 + 5 // 2 + 5 + 2  # a box is final a window and the finishing margin behind
 
 
 def test_a_stream_reading_pixels_gives_the_whole_clip_boxes():
@@ -245,7 +253,7 @@ def test_a_stream_reading_pixels_gives_the_whole_clip_boxes():
     images = (marker_frames(90, 200, 400, path) * 255).round().to(torch.uint8)
     settings = fd.BoxSettings(face_padding=0, smooth_box_frames=3, max_gap=5)
     whole, _ = fd.detect_boxes(images, 90, MarkerDetector(batch_size=4), settings)
-    streamed, _, _ = stream_boxes(images, MarkerDetector(batch_size=4), settings)
+    streamed, _, _, _ = stream_boxes(images, MarkerDetector(batch_size=4), settings)
     np.testing.assert_array_equal(streamed, whole)
     assert (whole[30:37] == -1).all() and (whole[:30] >= 0).all()
 

@@ -16,6 +16,7 @@ from synthetic_clip import SkinDetector, people_frames
 fd = pack_module("face_detect")
 identity = pack_module("face_detect.identity")
 pipeline = pack_module("pipeline")
+video_route = pack_module("video_route")
 settings_mod = pack_module("settings")
 Settings = settings_mod.Settings
 
@@ -177,7 +178,7 @@ def test_the_video_route_follows_the_marked_person(tmp_path, dialogue, fixture_c
                         video_args=["-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p"])
     out = tmp_path / "out.mp4"
     hooks = hooks_with([fixture_checkpoint.parent], SkinDetector())
-    pipeline.lipsync_video(str(source), str(out), Settings(quality=12), hooks,
+    video_route.lipsync_video(str(source), str(out), Settings(quality=12), hooks,
                            face_marker=stroke(1, 0, (40, 50, 100, 120)))
     given, made = ref.frames(source).astype(int), ref.frames(out).astype(int)
     n = min(len(given), len(made), 60)

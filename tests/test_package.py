@@ -196,8 +196,8 @@ def test_workflow_converts_to_an_api_prompt(workflows):
     assert prompt["4"]["inputs"]["audio"] == ["3", 1]
 
 
-ORCHESTRATION = ("nodes.py", "pipeline.py", "lipsync.py", *(f"video/{m}.py" for m in
-                                                          ("source", "probe", "decode", "sound", "writer")))
+ORCHESTRATION = ("nodes.py", "pipeline.py", "video_route.py", "lipsync.py", *(f"video/{m}.py" for m in
+                                                          ("source", "probe", "decode", "picture", "sound", "writer")))
 
 
 @pytest.mark.parametrize("name", ORCHESTRATION)

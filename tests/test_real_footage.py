@@ -13,6 +13,7 @@ from conftest import hooks_with, pack_module
 from synthetic_clip import MARKER_RGB, MarkerDetector
 
 pipeline = pack_module("pipeline")
+video_route = pack_module("video_route")
 video = pack_module("video")
 audio_mod = pack_module("audio")
 nodes = pack_module("nodes")
@@ -56,7 +57,7 @@ def run(source, out, checkpoint, detector=None, **kw):
     audio = kw.pop("audio", None)
     face_mask = kw.pop("face_mask", None)
     edits = kw.pop("edits", None)
-    return pipeline.lipsync_video(str(source), str(out), Settings(**kw),
+    return video_route.lipsync_video(str(source), str(out), Settings(**kw),
                                   hooks(checkpoint, detector), audio=audio, face_mask=face_mask,
                                   edits=edits)
 
@@ -565,7 +566,7 @@ def test_rotation_with_a_trim_a_crop_and_a_marker(tmp_path, fixture_checkpoint):
     marker = torch.zeros(1, 100, 80)
     marker[0, 35:45, 30:40] = 1.0  # on the face, which is at (20, 20)-(60, 70) in the crop
     out = tmp_path / "out.mp4"
-    result = pipeline.lipsync_video(str(phone), str(out), Settings(quality=1),
+    result = video_route.lipsync_video(str(phone), str(out), Settings(quality=1),
                                     hooks(fixture_checkpoint, MarkerDetector()),
                                     edits=video.Edits(0.4, 0.8, crop), face_marker=marker)
     expected = ref.frames(phone, vf="trim=start=0.4:duration=0.8,setpts=PTS-STARTPTS,"
@@ -584,7 +585,7 @@ def test_a_trim_in_pingpong_plays_only_the_trimmed_part_forward_and_back(tmp_pat
     phone = phone_clip(tmp_path)
     out = tmp_path / "out.mp4"
     speech_for = {"waveform": torch.from_numpy(speech(1.4)[None]), "sample_rate": 48000}
-    pipeline.lipsync_video(str(phone), str(out), Settings(quality=1, mode="pingpong"),
+    video_route.lipsync_video(str(phone), str(out), Settings(quality=1, mode="pingpong"),
                            hooks(fixture_checkpoint, MarkerDetector()), audio=speech_for,
                            edits=video.Edits(0.4, 0.4))
     got = ref.frames(out)

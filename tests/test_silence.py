@@ -15,6 +15,7 @@ from synthetic_clip import FaceBlobsDetector, two_faces
 audio_mod = pack_module("audio")
 vad = pack_module("vad")
 pipeline = pack_module("pipeline")
+video_route = pack_module("video_route")
 settings_mod = pack_module("settings")
 Settings = settings_mod.Settings
 
@@ -165,7 +166,7 @@ def test_the_video_route_keeps_the_sources_own_samples_in_a_pause(tmp_path, one_
     monkeypatch.setitem(settings_mod.BY_NAME, "quality", dataclasses.replace(quality, minimum=0))
     out = tmp_path / "out.mp4"
     hooks = hooks_with([fixture_checkpoint.parent], FaceBlobsDetector())
-    report = pipeline.lipsync_video(str(source), str(out), Settings(quality=0, silence="keep_original"),
+    report = video_route.lipsync_video(str(source), str(out), Settings(quality=0, silence="keep_original"),
                                     hooks)
     given, made = ref.yuv_planes(source), ref.yuv_planes(out)
     heard = np.arange(len(made)) / fps + 0.1

@@ -14,6 +14,7 @@ from conftest import hooks_with, pack_module
 from test_real_footage import _EveryFrameIsAFace, speech, textured
 
 pipeline = pack_module("pipeline")
+video_route = pack_module("video_route")
 video = pack_module("video")
 audio_mod = pack_module("audio")
 Settings = pack_module("settings").Settings
@@ -28,7 +29,7 @@ def tones(seconds, frequencies, rate=RATE):
 
 def lip_sync(source, out, checkpoint, **kw):
     hooks = hooks_with([checkpoint.parent], _EveryFrameIsAFace())
-    return pipeline.lipsync_video(str(source), str(out), Settings(quality=30, **kw), hooks)
+    return video_route.lipsync_video(str(source), str(out), Settings(quality=30, **kw), hooks)
 
 
 def placed_by_ffmpeg(path, rate=RATE):

@@ -1,6 +1,7 @@
-"""The VIDEO route's stages run side by side (encoding in a thread of its own): the output's bytes
-do not depend on thread timing, a cancel anywhere leaves nothing and does not hang, and a stage
-that raises stops the others."""
+"""The VIDEO route's stages run side by side (decoding and encoding in threads of their own): the
+output's bytes do not depend on thread timing, a cancel anywhere leaves nothing and does not hang,
+a stage that raises stops the others, and the one decoding pass lip-syncs every output frame with
+the box the whole-clip tracker gives."""
 
 import random
 import threading
@@ -8,12 +9,14 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import hooks_with, pack_module
-from synthetic_clip import Clip, TruthDetector
+from synthetic_clip import Clip, SkinDetector, TruthDetector, people_frames
 from video_files import speech_wave, write_video
 
 pipeline = pack_module("pipeline")
+video_route = pack_module("video_route")
 video = pack_module("video")
 Settings = pack_module("settings").Settings
 
@@ -31,30 +34,34 @@ def talking(tmp_path_factory, clip):
 
 def lip_sync(source, out, clip, checkpoint, **hooks_kw):
     hooks = hooks_with([checkpoint.parent], TruthDetector(clip), **hooks_kw)
-    return pipeline.lipsync_video(str(source), str(out), Settings(quality=23, inference_batch=4), hooks)
+    return video_route.lipsync_video(str(source), str(out), Settings(quality=23, inference_batch=4), hooks)
 
 
-def encoder_threads():
-    return [t for t in threading.enumerate() if t.name == "Halo-Lipsy encoder"]
+def stage_threads():
+    """The route's own threads still running (the decoder's and the encoder's), after giving
+    them a moment to end."""
+    names = ("Halo-Lipsy decoder", "Halo-Lipsy encoder")
+    for thread in [t for t in threading.enumerate() if t.name in names]:
+        thread.join(timeout=10)
+    return [t.name for t in threading.enumerate() if t.name in names]
 
 
 def test_the_output_bytes_do_not_depend_on_thread_timing(tmp_path, talking, clip, fixture_checkpoint,
                                                         monkeypatch):
     plain = tmp_path / "plain.mp4"
     lip_sync(talking, plain, clip, fixture_checkpoint)
-    rng = random.Random(0)
-    real_encode, real_sync = video.VideoWriter._encode, pipeline._sync_uint8
+    rng = random.Random(0)  # each stage sleeps at random (a thread's own generator: no shared state)
+    slowed_stages = [(video.Picture, "of", 0.02, True), (video.VideoWriter, "_encode", 0.02, False),
+                     (video_route, "_sync_uint8", 0.03, False), (TruthDetector, "detect", 0.02, False)]
+    for owner, name, most, is_classmethod in slowed_stages:
+        real = getattr(owner, name)
+        wait = random.Random(rng.random())
 
-    def slow_encode(self, *a):
-        time.sleep(rng.uniform(0, 0.02))
-        return real_encode(self, *a)
+        def slow(*a, real=real, wait=wait, most=most):
+            time.sleep(wait.uniform(0, most))
+            return real(*a)
 
-    def slow_sync(*a):
-        time.sleep(rng.uniform(0, 0.03))
-        return real_sync(*a)
-
-    monkeypatch.setattr(video.VideoWriter, "_encode", slow_encode)
-    monkeypatch.setattr(pipeline, "_sync_uint8", slow_sync)
+        monkeypatch.setattr(owner, name, staticmethod(slow) if is_classmethod else slow)
     slowed = tmp_path / "slowed.mp4"
     lip_sync(talking, slowed, clip, fixture_checkpoint)
     assert slowed.read_bytes() == plain.read_bytes()
@@ -91,26 +98,133 @@ def test_a_cancel_anywhere_leaves_nothing_and_does_not_hang(tmp_path, talking, c
     assert time.monotonic() - started < 60
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert calls[0] == when  # it stopped there: nothing ran on
-    for thread in encoder_threads():
-        thread.join(timeout=10)
-    assert encoder_threads() == []
+    assert stage_threads() == []
 
 
-def test_an_encoder_that_raises_stops_the_route(tmp_path, talking, clip, fixture_checkpoint, monkeypatch):
-    real_encode = video.VideoWriter._encode
-    encoded = [0]
+@pytest.mark.parametrize("stage", ["decoder", "detector", "generator", "encoder"])
+def test_a_stage_that_raises_stops_the_others(tmp_path, talking, clip, fixture_checkpoint, monkeypatch, stage):
+    owner, name = {"decoder": (video.Picture, "of"), "detector": (TruthDetector, "detect"),
+                   "generator": (video_route, "_sync_uint8"), "encoder": (video.VideoWriter, "_encode")}[stage]
+    real = getattr(owner, name)
+    calls = [0]
 
-    def failing(self, *a):
-        encoded[0] += 1
-        if encoded[0] == 5:
-            raise RuntimeError("the disk is full")
-        return real_encode(self, *a)
+    def failing(*a):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError(f"the {stage} broke")
+        return real(*a)
 
-    monkeypatch.setattr(video.VideoWriter, "_encode", failing)
+    monkeypatch.setattr(owner, name, staticmethod(failing) if stage == "decoder" else failing)
     out = tmp_path / "out.mp4"
-    with pytest.raises(RuntimeError, match="the disk is full"):
+    started = time.monotonic()
+    with pytest.raises(Exception, match=f"the {stage} broke"):
         lip_sync(talking, out, clip, fixture_checkpoint)
-    assert not out.exists() and encoded[0] == 5
-    for thread in encoder_threads():
-        thread.join(timeout=10)
-    assert encoder_threads() == []
+    assert time.monotonic() - started < 60
+    assert not out.exists() and list(tmp_path.iterdir()) == [] and calls[0] == 3
+    assert stage_threads() == []
+
+
+# ------------------------------------------------------------------ one pass = the whole clip
+
+fd = pack_module("face_detect")
+W, H, FPS = 192, 108, 25.0
+
+
+def scene(i):
+    """Two different-looking people; a cut at frame 40 swaps their places and sizes; both
+    hidden for frames 55-57 (bridged); the right-hand one away for frames 70-84, the left-hand
+    one for frames 88-95 (not bridged)."""
+    drift = i // 4
+    small, large = (26, 32), (34, 42)
+    if i < 40:
+        level, left, right = 1.0, ("A", small), ("B", large)
+    else:
+        level, left, right = 0.6, ("B", large), ("A", small)
+    people = []
+    if not 55 <= i <= 57:
+        (ln, (lw, lh)), (rn, (rw, rh)) = left, right
+        if not 88 <= i <= 95:
+            people.append((ln, (20 + drift, 30, 20 + drift + lw, 30 + lh), 1.0))
+        if not 70 <= i <= 84:
+            people.append((rn, (120 - drift, 26, 120 - drift + rw, 26 + rh), 1.0))
+    return level, people
+
+
+class Drawn:
+    """The scene as write_video draws it."""
+
+    def __init__(self, count):
+        self.frames = people_frames(count, H, W, scene).numpy()
+        self.count, self.fps, self.width, self.height = count, FPS, W, H
+
+    def frame(self, i):
+        return self.frames[i]
+
+
+@pytest.fixture(scope="module")
+def people_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("people")
+    drawn = Drawn(100)
+    steady = write_video(folder / "steady.mp4", drawn, pix_fmt="yuv420p")
+    vfr_times = np.cumsum([0.0] + [0.03 if i % 3 else 0.06 for i in range(99)])  # 33, 17 and 33 fps
+    vfr = write_video(folder / "vfr.mp4", drawn, times=list(vfr_times), pix_fmt="yuv420p")
+    return {"steady": steady, "vfr": vfr}
+
+
+def marker_on_a():
+    """A stroke on person A where frame 0 shows them."""
+    _, people = scene(0)
+    x1, y1, x2, y2 = next(face for name, face, _ in people if name == "A")
+    mask = np.zeros((1, H, W), np.float32)
+    mask[0, (y1 + y2) // 2 - 3:(y1 + y2) // 2 + 3, x1 + 4:x2 - 4] = 1.0
+    return mask
+
+
+def whole_clip_boxes(source, settings, config):
+    """Every frame decoded first, then tracked and finished at once: each frame's usable box."""
+    info = video.probe(str(source))
+    frames = fd.WindowFrames(info.height, info.width)
+    times = []
+    for i, (t, _, frame) in enumerate(video.decode(str(source), info)):
+        frames.put(i, video.Picture.of(frame, info))
+        times.append(t)
+    tracker = fd.FaceTracker(SkinDetector(batch_size=settings.face_detect_batch), config)
+    raw, starts = tracker.track(frames)
+    box_settings = fd.BoxSettings(settings.face_padding, settings.smooth_box_frames,
+                                  max(1, round(pipeline.MAX_GAP_SECONDS * float(info.fps))))
+    boxes = fd.finish_boxes(raw, info.height, info.width, box_settings, starts)
+    return pipeline.usable_boxes(boxes, info.height, info.width), np.asarray(times) - times[0], info, starts
+
+
+@pytest.mark.parametrize("mode,face,clock,speech", [
+    ("sequential", "largest", "steady", 4.6), ("sequential", "left-most", "vfr", 4.5),
+    ("repetitive", "right-most", "steady", 5.0), ("pingpong", "marked", "steady", 5.0),
+    ("pingpong", "largest", "vfr", 4.6)])
+def test_the_one_pass_lip_syncs_with_the_whole_clip_trackers_boxes(tmp_path, people_files, fixture_checkpoint,
+                                                                 monkeypatch, mode, face, clock, speech):
+    source = people_files[clock]
+    marker = marker_on_a() if face == "marked" else None
+    settings = Settings(mode=mode, face=face, inference_batch=8, face_detect_batch=4)
+    config = pipeline.tracker_config(settings, None, marker, H, W)
+    usable, times, info, starts = whole_clip_boxes(source, settings, config)
+    assert 40 in starts and any(u is None for u in usable) and sum(u is not None for u in usable) > 50
+    used = []
+    real_of = video_route._Picture.of.__func__
+
+    def record(cls, picture, box, info):
+        used.append(None if box is None else tuple(int(v) for v in box))
+        return real_of(cls, picture, box, info)
+
+    monkeypatch.setattr(video_route._Picture, "of", classmethod(record))
+    # which boxes, not what the mouth looks like: the generator hands back the face it was given
+    monkeypatch.setattr(pack_module("wav2lip.inference").BatchedGenerator, "_forward",
+                        lambda self, mels, faces: np.ascontiguousarray(faces[:, 3:6]))
+    speech_audio = {"waveform": torch.from_numpy(speech_wave(speech))[None], "sample_rate": 16000}
+    hooks = hooks_with([fixture_checkpoint.parent], SkinDetector(batch_size=4))
+    report = video_route.lipsync_video(str(source), str(tmp_path / "out.mp4"), settings, hooks,
+                                       audio=speech_audio, face_marker=marker)
+    plan = pipeline.timeline(mode, times, speech, float(info.fps),
+                             info.last_frame_duration(info.start + times[-1], None))
+    expected = [None if usable[s] is None else tuple(int(v) for v in usable[s]) for s in plan.source]
+    assert report.frames_out == len(plan) > 100 and report.frames_in == 100
+    assert used == expected

@@ -17,6 +17,7 @@ from synthetic_clip import Clip, MarkerDetector, TruthDetector
 from video_files import audio_seconds, read_video, speech_wave, write_video
 
 pipeline = pack_module("pipeline")
+video_route = pack_module("video_route")
 video = pack_module("video")
 nodes = pack_module("nodes")
 settings_mod = pack_module("settings")
@@ -53,7 +54,7 @@ def run_video(source, destination, hooks, **kw):
     kw.setdefault("quality", 1)
     audio = kw.pop("audio", None)
     face_mask = kw.pop("face_mask", None)
-    return pipeline.lipsync_video(str(source), str(destination), Settings(**kw), hooks,
+    return video_route.lipsync_video(str(source), str(destination), Settings(**kw), hooks,
                                   audio=audio, face_mask=face_mask)
 
 
@@ -169,7 +170,7 @@ def numbered_clip(tmp_path, n=12):
 @pytest.mark.parametrize("mode", ["sequential", "repetitive", "pingpong"])
 def test_modes_give_the_image_nodes_frame_count_and_order(tmp_path, fixture_checkpoint, mode, monkeypatch):
     source, clip = numbered_clip(tmp_path)
-    monkeypatch.setattr(pipeline, "BATCH_BYTES", 5 * 64 * 48 * 3)  # blocks of 5 frames: many seeks
+    monkeypatch.setattr(video_route, "BATCH_BYTES", 5 * 64 * 48 * 3)  # blocks of 5 frames: many seeks
     hooks = hooks_with([fixture_checkpoint.parent], MarkerDetector())
     out = tmp_path / f"{mode}.mp4"
     run = run_video(source, out, hooks, mode=mode)

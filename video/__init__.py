@@ -11,19 +11,21 @@ What a player shows is what the pipeline sees and what it writes back:
 
 The package has one module per role (as ComfyUI's comfy_api separates its video types): source
 (opening a file, the edits a VIDEO carries), probe (what the stream is: size, rate, colour,
-orientation), decode (frames as RGB or the source's YUV, by index in bounded memory), sound (the
+orientation), decode (frames as RGB or the source's YUV, by index in bounded memory), picture (a frame kept
+in its own YUV, decoded ahead in a thread), sound (the
 sound track on the file's clock, AAC's layouts and rates) and writer (H.264 + AAC out).
 """
 
 from .decode import FrameReader, decode, even_box, frame_duration, pack_yuv, rgb_region, to_rgb, to_yuv
+from .picture import Picture, decode_pictures
 from .probe import Colour, VideoInfo, probe
 from .sound import AAC_LAYOUTS, AAC_RATES, AudioTrack, aac_layout, aac_rate, output_samples, read_audio, resample
 from .source import Edits, VideoInputError
 from .writer import CONTAINERS, Sound, VideoWriter, container_format
 
 __all__ = [
-    "AAC_LAYOUTS", "AAC_RATES", "CONTAINERS", "AudioTrack", "Colour", "Edits", "FrameReader", "Sound",
+    "AAC_LAYOUTS", "AAC_RATES", "CONTAINERS", "AudioTrack", "Colour", "Edits", "FrameReader", "Picture", "Sound",
     "VideoInfo", "VideoInputError", "VideoWriter", "aac_layout", "aac_rate", "container_format",
-    "decode", "even_box", "frame_duration", "output_samples", "pack_yuv", "probe", "read_audio", "resample",
+    "decode", "decode_pictures", "even_box", "frame_duration", "output_samples", "pack_yuv", "probe", "read_audio", "resample",
     "rgb_region", "to_rgb", "to_yuv",
 ]

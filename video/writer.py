@@ -14,12 +14,11 @@ import numpy as np
 
 from .decode import _even, _plane, _planes_of
 from .probe import _INTERPOLATION, _RANGE_JPEG, Colour
-from .sound import AUDIO_CHUNK, aac_rate, resample
+from .sound import AUDIO_CHUNK, aac_rate, output_samples, resample
 from .source import VideoInputError
 
 WRITE_AHEAD = 8  # frames that may wait for the encoding thread (a few at 1080p: ~25 MB)
 OUTPUT_TIME_BASE = Fraction(1, 90000)  # fine enough for any frame time (the MPEG clock)
-AUDIO_AHEAD = 0.5  # seconds of sound muxed ahead of the picture: the two streams interleave
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what the output may be
 
 
@@ -153,8 +152,8 @@ class VideoWriter:
         self.durations[pts] = max(1, int(round(duration_s / OUTPUT_TIME_BASE)))
         self.end_pts = pts + self.durations[pts]
         self._mux(self.stream.encode(frame))
-        if self.audio is not None:
-            self.audio.write_until(time_s + AUDIO_AHEAD)
+        if self.audio is not None:  # up to where this frame ends: the streams interleave, and
+            self.audio.write_until(time_s + duration_s)  # the track's end may be set at finish
 
     def _to_yuv420(self, rgb: np.ndarray):
         import av
@@ -196,14 +195,18 @@ class VideoWriter:
                 packet.duration = duration
             self.container.mux(packet)
 
-    def finish(self):
-        """Encode what waits, flush the picture and the rest of the sound, and close."""
+    def finish(self, sound_end: float | None = None):
+        """Encode what waits, flush the picture and the rest of the sound (cut, or padded with
+        silence, to end at `sound_end` seconds when given: the sound is never written past the
+        last frame's end before this), and close."""
         self._raise_failure()
         self.queue.put(None)
         self.thread.join()
         self._raise_failure()
         self._mux(self.stream.encode(), last=True)
         if self.audio is not None:
+            if sound_end is not None:
+                self.audio.end_at(sound_end)
             self.audio.write_until(None)
         self.container.close()
 
@@ -245,12 +248,21 @@ class _AudioOut:
         self.to_planar = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
         self.done = 0
 
+    def end_at(self, time_s: float):
+        """The track ends at `time_s`: what is left is cut, or padded with silence."""
+        length = max(self.done, output_samples(time_s, self.rate))
+        kept = self.samples[:length]
+        if len(kept) < length:
+            kept = np.concatenate([kept, np.zeros((length - len(kept), kept.shape[1]), np.float32)])
+        self.samples = kept
+
     def write_until(self, time_s: float | None):
-        """Encode the sound up to `time_s` seconds (None: all of it, then flush)."""
+        """Encode the sound in whole chunks up to `time_s` seconds (None: all of it, then
+        flush)."""
         import av
 
         stop = len(self.samples) if time_s is None else min(len(self.samples), int(time_s * self.rate))
-        while self.done < stop:
+        while self.done < stop and (time_s is None or self.done + AUDIO_CHUNK <= stop):
             chunk = self.samples[self.done:self.done + AUDIO_CHUNK]
             frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout=self.layout)
             frame.sample_rate, frame.pts = self.rate, self.done

@@ -1,0 +1,112 @@
+"""Decoded frames as the VIDEO route keeps them, decoded ahead in a thread of their own: the
+source's own YUV (8-bit 4:2:0), or whole RGB where that YUV cannot be kept. Only the pixels
+somebody asks for leave YUV: a region's RGB for the detector, the face's signature and the
+generator, the luma for shot-cut thumbnails."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .decode import _planes_of, decode, even_box, frame_duration, rgb_region, to_rgb, to_yuv
+from .probe import VideoInfo
+
+
+@dataclass
+class Picture:
+    """One upright, cropped frame: `yuv` (packed, `to_yuv`) or, where there is none, `rgb`."""
+
+    yuv: np.ndarray | None
+    rgb: np.ndarray | None
+    info: VideoInfo
+
+    @classmethod
+    def of(cls, frame, info: VideoInfo) -> "Picture":
+        """A decoded frame, converted once: to packed YUV (a copy of its samples), or to RGB."""
+        yuv = to_yuv(frame, info)
+        return cls(yuv, to_rgb(frame, info) if yuv is None else None, info)
+
+    @property
+    def nbytes(self) -> int:
+        return (self.yuv if self.yuv is not None else self.rgb).nbytes
+
+    def crop(self, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+        """(y2 - y1, x2 - x1, 3) uint8 RGB of a region inside the frame, converted as `to_rgb`
+        converts the whole frame."""
+        if self.yuv is None:
+            return self.rgb[y1:y2, x1:x2]
+        ex1, ey1, ex2, ey2 = even_box((x1, y1, x2, y2), self.info.width, self.info.height)
+        return rgb_region(self.yuv, (ex1, ey1, ex2, ey2), self.info)[y1 - ey1:y2 - ey1, x1 - ex1:x2 - ex1]
+
+    def grey(self, step_y: int, step_x: int) -> np.ndarray:
+        """Every `step_y`-th row and `step_x`-th column of the frame's brightness, float32 in
+        [0, 1]: the luma as stored (limited range stretched to full), the mean of R, G and B
+        where the frame is held as RGB."""
+        if self.yuv is None:
+            return self.rgb[::step_y, ::step_x].astype(np.float32).mean(axis=-1) * np.float32(1 / 255)
+        luma = _planes_of(self.yuv)[0][:self.info.height:step_y, :self.info.width:step_x].astype(np.float32)
+        if self.info.colour.full:
+            return luma * np.float32(1 / 255)
+        return np.clip((luma - 16) * np.float32(1 / 219), 0, 1)
+
+
+DECODE_AHEAD = 8  # pictures a decoding thread may hold ready (~25 MB at 1080p)
+
+
+@contextlib.contextmanager
+def decode_pictures(source, info: VideoInfo, ahead: int = DECODE_AHEAD):
+    """Every frame in `info.edits`, in order, as (time on the file's clock, pts, how long the
+    file shows it or None, Picture): decoded and converted in a thread of its own, at most
+    `ahead` frames ahead of the caller, so the caller's work and FFmpeg's decoding (which
+    releases the GIL) overlap. A decoding error is raised in the caller's thread; leaving the
+    `with` block, however it is left, stops the thread and closes the file."""
+    items: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    stop = threading.Event()
+
+    def hand_over(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce():
+        try:
+            with contextlib.closing(decode(source, info)) as frames:
+                for t, pts, frame in frames:
+                    if not hand_over((t, pts, frame_duration(frame), Picture.of(frame, info))):
+                        return
+            hand_over(_END)
+        except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
+            hand_over(_Failed(err))
+
+    def consume():
+        while True:
+            item = items.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    thread = threading.Thread(target=produce, name="Halo-Lipsy decoder", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+
+
+_END = object()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
