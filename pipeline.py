@@ -28,6 +28,7 @@ import contextlib
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -291,7 +292,7 @@ def _batches(n_out: int, batch: int, hooks: Hooks, share_before: float):
 
 
 def sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, strengths,
-                weights=None, on_slice=None) -> int:
+               weights=None, on_slice=None) -> int:
     """Lip-sync `frames` (a list of H x W x C float32 [0, 1] arrays, written in place) whose
     face boxes are `boxes` (None: no face) and whose audio windows start at `positions` (frame
     units: i for frame i at the nominal rate), each as much as its `strengths` value (0: the
@@ -302,14 +303,31 @@ def sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, st
     faced = [k for k, box in enumerate(boxes) if box is not None and strengths[k] > 0]
     if not faced:
         return 0
-    faces = np.stack([face_input(frames[k], boxes[k]) for k in faced])
+    faces = np.stack(each_frame(lambda k: face_input(frames[k], boxes[k]), faced))
     mels = stages.features.windows(np.asarray([positions[k] for k in faced]), settings.sync_offset,
                                    settings.mel_step_multiplier)
     generated = stages.generator(mels, faces, on_slice=on_slice)
-    for j, k in enumerate(faced):
+
+    def paste_one(j):
+        k = faced[j]
         paste(frames[k], boxes[k], generated[j], settings.blend_edges, settings.blend_radius,
               weights_out=None if weights is None else weights[k], strength=float(strengths[k]))
+
+    each_frame(paste_one, range(len(faced)))
     return len(faced)
+
+
+def each_frame(work, items) -> list:
+    """`work` on each of `items` (frames of a batch, each its own pixels), side by side on as
+    many threads as torch computes on (NumPy and OpenCV release the GIL while they work)."""
+    import torch
+
+    items = list(items)
+    workers = min(len(items), max(1, torch.get_num_threads()))
+    if workers <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(workers, thread_name_prefix="Halo-Lipsy frames") as pool:
+        return list(pool.map(work, items))
 
 
 def speech_strengths(stages: _Stages, settings: Settings, positions) -> np.ndarray:
@@ -327,7 +345,7 @@ def kept_original(strengths, faces) -> int:
 
 
 def tracker_config(settings: Settings, face_mask, face_marker, height: int, width: int,
-                    n_frames: int | None = None):
+                   n_frames: int | None = None):
     """The tracker's face choice from the `face` setting and a face_marker (which picks the
     marked person whatever the setting says; with `n_frames` marker frames, one per frame, each
     stroke's frame is known). None with a face_mask: nothing is detected."""
@@ -400,7 +418,7 @@ def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=No
     frame passed through)."""
     images = validate_images(images)
     config = tracker_config(settings, face_mask, face_marker, int(images.shape[1]),
-                             int(images.shape[2]), int(images.shape[0]))
+                            int(images.shape[2]), int(images.shape[0]))
     stages = set_up(audio, settings.fps, settings, hooks)
     features, fps = stages.features, stages.features.fps
     plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
@@ -465,8 +483,8 @@ def _image_generate(images, usable, plan, strengths, stages, settings, hooks, sh
         non_finite += [i for i, box in zip(range(start, stop), boxes)
                        if box is not None and not _box_is_finite(out_np[i], box)]
         synced += sync_faces(stages, settings, list(out_np[start:stop]), boxes,
-                              plan.positions[start:stop], strengths[start:stop],
-                              list(mask_np[start:stop]), on_slice)
+                             plan.positions[start:stop], strengths[start:stop],
+                             list(mask_np[start:stop]), on_slice)
     if non_finite:
         logger.warning(
             "Halo-Lipsy: %d output frames have NaN or infinite pixels in the face box (frames %s): "

@@ -237,7 +237,7 @@ class _Output:
             self.hooks.check_interrupt()
             self.hooks.progress(min(0.99, (start + (stop - start) * done / max(1, total)) / self.expected))
 
-        if torch_device_type(self.stages.device) == "cpu":  # the generator takes every core: encoding waits
+        if self.stages.generator.shares_the_cpu:  # it takes every core: encoding waits
             self.writer.drain()
         self.synced += _sync_uint8(self.stages, self.settings, [o.region for o in outs],
                                    [o.face for o in outs], plan.positions[start:stop], strengths,
@@ -289,13 +289,6 @@ class _Rereader:
             self.frames = video_mod.FrameReader(self.source, self.info, self.seen.pts,
                                                 self.seen.times, BATCH_BYTES)
         return video_mod.Picture.of(self.frames.read(index), self.info)
-
-
-def torch_device_type(device) -> str:
-    """"cpu", "cuda", "mps" ... for a torch.device or its name."""
-    import torch
-
-    return torch.device(device).type
 
 
 @dataclass

@@ -184,16 +184,18 @@ def whole_clip_boxes(source, settings, config):
     """Every frame decoded first, then tracked and finished at once: each frame's usable box."""
     info = video.probe(str(source))
     frames = fd.WindowFrames(info.height, info.width)
-    times = []
+    times, last = [], None
     for i, (t, _, frame) in enumerate(video.decode(str(source), info)):
         frames.put(i, video.Picture.of(frame, info))
         times.append(t)
+        last = video.frame_duration(frame)
     tracker = fd.FaceTracker(SkinDetector(batch_size=settings.face_detect_batch), config)
     raw, starts = tracker.track(frames)
     box_settings = fd.BoxSettings(settings.face_padding, settings.smooth_box_frames,
                                   max(1, round(pipeline.MAX_GAP_SECONDS * float(info.fps))))
     boxes = fd.finish_boxes(raw, info.height, info.width, box_settings, starts)
-    return pipeline.usable_boxes(boxes, info.height, info.width), np.asarray(times) - times[0], info, starts
+    times = np.asarray(times) - times[0]
+    return pipeline.usable_boxes(boxes, info.height, info.width), times, info, starts, last
 
 
 @pytest.mark.parametrize("mode,face,clock,speech", [
@@ -206,7 +208,7 @@ def test_the_one_pass_lip_syncs_with_the_whole_clip_trackers_boxes(tmp_path, peo
     marker = marker_on_a() if face == "marked" else None
     settings = Settings(mode=mode, face=face, inference_batch=8, face_detect_batch=4)
     config = pipeline.tracker_config(settings, None, marker, H, W)
-    usable, times, info, starts = whole_clip_boxes(source, settings, config)
+    usable, times, info, starts, last = whole_clip_boxes(source, settings, config)
     assert 40 in starts and any(u is None for u in usable) and sum(u is not None for u in usable) > 50
     used = []
     real_of = video_route._Picture.of.__func__
@@ -224,7 +226,43 @@ def test_the_one_pass_lip_syncs_with_the_whole_clip_trackers_boxes(tmp_path, peo
     report = video_route.lipsync_video(str(source), str(tmp_path / "out.mp4"), settings, hooks,
                                        audio=speech_audio, face_marker=marker)
     plan = pipeline.timeline(mode, times, speech, float(info.fps),
-                             info.last_frame_duration(info.start + times[-1], None))
+                             info.last_frame_duration(info.start + times[-1], last))
     expected = [None if usable[s] is None else tuple(int(v) for v in usable[s]) for s in plan.source]
     assert report.frames_out == len(plan) > 100 and report.frames_in == 100
     assert used == expected
+
+
+# ------------------------------------------------------------------ the IMAGE route's frames
+
+
+def test_the_image_route_pastes_a_batchs_frames_side_by_side_with_the_same_result(fixture_checkpoint,
+                                                                                  monkeypatch):
+    clip = Clip(width=160, height=120, fps=25.0, seconds=0.6, scenario="gentle")
+    images = clip.images()
+    speech = {"waveform": torch.from_numpy(speech_wave(0.6))[None], "sample_rate": 16000}
+    w2l = pack_module("wav2lip")
+    real_paste, threads = w2l.paste, set()
+
+    def paste(*a, **k):
+        threads.add(threading.get_ident())
+        time.sleep(0.005)  # long enough for every worker to take a frame
+        return real_paste(*a, **k)
+
+    monkeypatch.setattr(w2l, "paste", paste)
+    # the generator's own sums depend on torch's thread count: a stand-in hands back the face
+    monkeypatch.setattr(pack_module("wav2lip.inference").BatchedGenerator, "_forward",
+                        lambda self, mels, faces: np.ascontiguousarray(faces[:, 3:6]) * 0.9)
+    hooks = hooks_with([fixture_checkpoint.parent], TruthDetector(clip))
+    cores = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = pipeline.lipsync_images(images, speech, Settings(fps=25.0), hooks)
+        assert threads == {threading.get_ident()}
+        threads.clear()
+        torch.set_num_threads(2)
+        side_by_side = pipeline.lipsync_images(images, speech, Settings(fps=25.0), hooks)
+        assert len(threads) == 2 and threading.get_ident() not in threads
+    finally:
+        torch.set_num_threads(cores)
+    assert alone.report.frames_synced == side_by_side.report.frames_synced == 15
+    assert torch.equal(alone.images, side_by_side.images) and torch.equal(alone.mask, side_by_side.mask)

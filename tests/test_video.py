@@ -446,3 +446,17 @@ def test_a_variable_rate_clip_ends_its_picture_with_its_sound(tmp_path, clip, fi
         return int(h) * 3600 + int(m) * 60 + float(s)
 
     assert duration("v") == pytest.approx(duration("a"), abs=0.011)
+
+
+@pytest.mark.parametrize("height", [90, 96])  # 90: not a multiple of 4 (PyAV cannot wrap it)
+def test_the_writer_keeps_every_row_of_the_sources_yuv(tmp_path, height):
+    import ffmpeg_reference as ref
+
+    rng = np.random.default_rng(height)
+    frames = [rng.integers(16, 236, (height * 3 // 2, 64), dtype=np.uint8) for _ in range(5)]
+    out = tmp_path / "out.mp4"
+    writer = video.VideoWriter(str(out), 64, height, FPS, 0)  # CRF 0: lossless in YUV
+    for i, yuv in enumerate(frames):
+        writer.write(i / FPS, 1 / FPS, yuv=yuv.copy())
+    writer.finish()
+    np.testing.assert_array_equal(ref.yuv_planes(out), np.stack(frames))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import _even, _plane, _planes_of
+from .decode import REGION_MARGIN, _even, _plane, _planes_of
 from .probe import _INTERPOLATION, _RANGE_JPEG, Colour
 from .sound import AUDIO_CHUNK, aac_rate, output_samples, resample
 from .source import VideoInputError
@@ -75,6 +75,9 @@ class VideoWriter:
         context.colorspace, context.color_range = colour.matrix, _RANGE_JPEG if colour.full else colour.range
         context.color_primaries, context.color_trc = colour.primaries, colour.trc
         stream.options = {"crf": str(int(quality)), "preset": "veryfast"}
+        # x264's frame threads, as the ffmpeg command line uses them (PyAV's default, sliced
+        # threads, kept this VM's 2 cores 30% idle)
+        context.thread_type, context.thread_count = "FRAME", 0
         self.stream, self.colour = stream, colour
         self.matrix = colour.conversion_matrix(width, height)
         self.audio = None if sound is None or sound.samples.shape[-1] == 0 else _AudioOut(self.container, sound)
@@ -143,7 +146,10 @@ class VideoWriter:
         else:
             for box, before, after in edits:
                 self._merge(yuv, box, before, after)
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            # wrapped, not copied (the array is ours now); PyAV reads a height that is not a
+            # multiple of 4 two rows short from a buffer, so those frames are copied
+            frame = (av.VideoFrame.from_numpy_buffer if yuv.shape[0] % 6 == 0 else
+                     av.VideoFrame.from_ndarray)(yuv, format="yuv420p")
         frame.colorspace = self.colour.matrix
         frame.color_range = _RANGE_JPEG if self.colour.full else self.colour.range
         pts = max(self.last_pts + 1, int(round(time_s / OUTPUT_TIME_BASE)))
@@ -164,14 +170,22 @@ class VideoWriter:
 
     def _merge(self, yuv: np.ndarray, box, before: np.ndarray, after: np.ndarray):
         """Write the pixels of `after` (the RGB of `box`, on whole chroma blocks) that differ
-        from `before` into `yuv`: luma per pixel, chroma per 2x2 block holding a changed pixel."""
-        changed = (after != before).any(axis=-1)
-        if not changed.any():
+        from `before` into `yuv`: luma per pixel, chroma per 2x2 block holding a changed pixel.
+        Only the changed pixels' bounding rectangle (and a margin the chroma filter reads) is
+        converted."""
+        diff = after ^ before
+        changed = (diff[..., 0] | diff[..., 1] | diff[..., 2]) != 0
+        rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        if not len(rows):
             return
-        x1, y1, x2, y2 = box
-        converted = self._to_yuv420(after)
+        r1, c1 = (max(0, int(v[0]) - REGION_MARGIN) // 2 * 2 for v in (rows, cols))
+        r2 = min(changed.shape[0], (int(rows[-1]) + REGION_MARGIN + 2) // 2 * 2)
+        c2 = min(changed.shape[1], (int(cols[-1]) + REGION_MARGIN + 2) // 2 * 2)
+        changed = changed[r1:r2, c1:c2]
+        converted = self._to_yuv420(after[r1:r2, c1:c2])
         new_y, new_u, new_v = (_plane(p) for p in converted.planes[:3])
         plane_y, plane_u, plane_v = _planes_of(yuv)
+        x1, y1, x2, y2 = box[0] + c1, box[1] + r1, box[0] + c2, box[1] + r2
         np.copyto(plane_y[y1:y2, x1:x2], new_y, where=changed)
         blocks = changed.reshape(changed.shape[0] // 2, 2, changed.shape[1] // 2, 2).any(axis=(1, 3))
         np.copyto(plane_u[y1 // 2:y2 // 2, x1 // 2:x2 // 2], new_u, where=blocks)

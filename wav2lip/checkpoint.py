@@ -227,9 +227,11 @@ def _what_it_looks_like(state) -> str:
 
 
 def build_generator(state: dict[str, torch.Tensor], name: str = "checkpoint") -> Wav2Lip:
-    model = Wav2Lip()
+    with torch.device("meta"):  # shapes only: copies of the checkpoint's tensors take their place
+        model = Wav2Lip()
     check_state_dict(state, model.state_dict(), name)
-    model.load_state_dict(state)
+    model.load_state_dict({k: v.to(torch.float32 if v.is_floating_point() else v.dtype, copy=True)
+                           for k, v in state.items()}, assign=True)
     return model.eval().requires_grad_(False)
 
 

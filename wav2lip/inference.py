@@ -42,6 +42,12 @@ class BatchedGenerator:
             item = torch.empty((), dtype=dtype).element_size()
             self.batch_size = min(self.batch_size, max(1, CPU_SLICE * 4 // item))
 
+    @property
+    def shares_the_cpu(self) -> bool:
+        """The generator computes on the CPU's cores (which the stages around it then should
+        not compete for while it runs)."""
+        return self.device.type == "cpu"
+
     def __call__(self, mels: np.ndarray, faces: np.ndarray, on_slice=None) -> np.ndarray:
         """mels (N, 80, 16) and faces (N, 6, 96, 96) float32 -> (N, 3, 96, 96) float32 BGR in [0, 1].
 
