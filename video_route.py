@@ -171,8 +171,9 @@ def _one_pass(source, info, output, stages, settings, hooks, face_mask, config) 
                 # a frame is shown once its box is final and its length known (the next one is here)
                 output.first_run(seen, min(len(seen.usable), i))
                 window.drop_before(min(faces.needed_from, output.done))
-                if i % 64 == 0:
+                if i % 8 == 0:  # the bar moves while the first batch's boxes are found
                     hooks.check_interrupt()
+                    output.progress(min(i, output.done + output.batch))
         if not seen.times:
             raise HaloLipsyError("Halo-Lipsy: the video has no frames (0 s long, or none could "
                                  "be decoded). Load another video.")
@@ -196,6 +197,12 @@ class _Output:
         self.expected = _expected_frames(settings.mode, info, audio_end)  # for the progress bar
         self.done = self.synced = self.kept_original = 0
         self.kept_last = None  # a copy of the last frame, where the output holds it
+        self.reported = 0.0  # the progress bar's position: it never moves back
+
+    def progress(self, frames: float):
+        """Move the bar to `frames` output frames (of the expected count)."""
+        self.reported = max(self.reported, min(0.99, frames / self.expected))
+        self.hooks.progress(self.reported)
 
     def first_run(self, seen, ready: int, plan=None):
         """Show the input frames in order up to `ready` (their boxes final, their lengths known),
@@ -235,7 +242,7 @@ class _Output:
 
         def on_slice(done, total):
             self.hooks.check_interrupt()
-            self.hooks.progress(min(0.99, (start + (stop - start) * done / max(1, total)) / self.expected))
+            self.progress(start + (stop - start) * done / max(1, total))
 
         if self.stages.generator.shares_the_cpu:  # it takes every core: encoding waits
             self.writer.drain()
@@ -248,7 +255,7 @@ class _Output:
                               out.yuv, out.edits())
         self.kept_original += kept_original(strengths, faces)
         self.done = stop
-        self.hooks.progress(min(0.99, stop / self.expected))
+        self.progress(stop)
 
 
 def _expected_frames(mode, info, audio_end) -> int:

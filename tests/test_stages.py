@@ -67,6 +67,24 @@ def test_the_output_bytes_do_not_depend_on_thread_timing(tmp_path, talking, clip
     assert slowed.read_bytes() == plain.read_bytes()
 
 
+def test_the_progress_bar_moves_forward_from_the_first_frames_to_the_end(tmp_path, talking, clip,
+                                                                         fixture_checkpoint, monkeypatch):
+    batches, seen = [0], []
+    real_sync = video_route._sync_uint8
+
+    def sync(*a):
+        batches[0] += 1
+        return real_sync(*a)
+
+    monkeypatch.setattr(video_route, "_sync_uint8", sync)
+    lip_sync(talking, tmp_path / "out.mp4", clip, fixture_checkpoint,
+             progress=lambda fraction: seen.append((fraction, batches[0])))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(0 < f for f, done in seen if done == 0)  # while the first batch's faces are found
+    assert len(set(fractions)) > 10
+
+
 class Stop(Exception):
     pass
 

@@ -30,10 +30,6 @@ class Picture:
         yuv = to_yuv(frame, info)
         return cls(yuv, to_rgb(frame, info) if yuv is None else None, info)
 
-    @property
-    def nbytes(self) -> int:
-        return (self.yuv if self.yuv is not None else self.rgb).nbytes
-
     def crop(self, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
         """(y2 - y1, x2 - x1, 3) uint8 RGB of a region inside the frame, converted as `to_rgb`
         converts the whole frame."""
@@ -58,13 +54,13 @@ DECODE_AHEAD = 8  # pictures a decoding thread may hold ready (~25 MB at 1080p)
 
 
 @contextlib.contextmanager
-def decode_pictures(source, info: VideoInfo, ahead: int = DECODE_AHEAD):
+def decode_pictures(source, info: VideoInfo):
     """Every frame in `info.edits`, in order, as (time on the file's clock, pts, how long the
     file shows it or None, Picture): decoded and converted in a thread of its own, at most
-    `ahead` frames ahead of the caller, so the caller's work and FFmpeg's decoding (which
+    DECODE_AHEAD frames ahead of the caller, so the caller's work and FFmpeg's decoding (which
     releases the GIL) overlap. A decoding error is raised in the caller's thread; leaving the
     `with` block, however it is left, stops the thread and closes the file."""
-    items: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+    items: queue.Queue = queue.Queue(maxsize=DECODE_AHEAD)
     stop = threading.Event()
 
     def hand_over(item) -> bool:
