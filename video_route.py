@@ -170,7 +170,7 @@ def _one_pass(source, info, output, stages, settings, hooks, face_mask, config) 
                 seen.usable += faces.arrived(i + 1)
                 # a frame is shown once its box is final and its length known (the next one is here)
                 output.first_run(seen, min(len(seen.usable), i))
-                window.drop_before(min(faces.needed_from, output.done))
+                window.drop_before(min(faces.needed_from, output.needed_from))
                 if i % 8 == 0:  # the bar moves while the first batch's boxes are found
                     hooks.check_interrupt()
                     output.progress(min(i, output.done + output.batch))
@@ -196,6 +196,7 @@ class _Output:
         self.batch = max(1, min(settings.inference_batch, BATCH_BYTES // (info.width * info.height * 3)))
         self.expected = _expected_frames(settings.mode, info, audio_end)  # for the progress bar
         self.done = self.synced = self.kept_original = 0
+        self.ended = False  # the output ended inside the clip's first run (the audio was shorter)
         self.kept_last = None  # a copy of the last frame, where the output holds it
         self.reported = 0.0  # the progress bar's position: it never moves back
 
@@ -204,17 +205,23 @@ class _Output:
         self.reported = max(self.reported, min(0.99, frames / self.expected))
         self.hooks.progress(self.reported)
 
+    @property
+    def needed_from(self) -> float:
+        """Decoded frames below this are never shown again in the first run (none are once
+        the output has ended)."""
+        return math.inf if self.ended else self.done
+
     def first_run(self, seen, ready: int, plan=None):
         """Show the input frames in order up to `ready` (their boxes final, their lengths known),
         whole batches at a time; with the whole clip's `plan`, all of its first run."""
         if plan is None:
-            if ready - self.done < self.batch:
+            if self.ended or ready - self.done < self.batch:
                 return
             # the timeline of the frames known so far has the whole clip's first `ready` entries
             plan = timeline(self.settings.mode, seen.relative_times(self.info.start, ready + 1),
                             self.audio_end, float(self.info.fps))
-            shown = min(ready, len(plan))
-            stop = self.done + (shown - self.done) // self.batch * self.batch
+            self.ended = len(plan) < ready
+            stop = len(plan) if self.ended else self.done + (ready - self.done) // self.batch * self.batch
         else:
             firsts = np.flatnonzero(plan.source[:ready] != np.arange(min(ready, len(plan))))
             stop = int(firsts[0]) if len(firsts) else min(ready, len(plan))

@@ -284,3 +284,22 @@ def test_the_image_route_pastes_a_batchs_frames_side_by_side_with_the_same_resul
         torch.set_num_threads(cores)
     assert alone.report.frames_synced == side_by_side.report.frames_synced == 15
     assert torch.equal(alone.images, side_by_side.images) and torch.equal(alone.mask, side_by_side.mask)
+
+
+def test_audio_that_ends_inside_the_first_run_leaves_no_frames_waiting(tmp_path, people_files,
+                                                                       fixture_checkpoint, monkeypatch):
+    held = []
+    real_put = fd.WindowFrames.put
+
+    def put(self, index, frame):
+        real_put(self, index, frame)
+        held.append(len(self.window))
+
+    monkeypatch.setattr(fd.WindowFrames, "put", put)
+    speech = {"waveform": torch.from_numpy(speech_wave(1.0))[None], "sample_rate": 16000}
+    hooks = hooks_with([fixture_checkpoint.parent], SkinDetector(batch_size=4))
+    report = video_route.lipsync_video(str(people_files["steady"]), str(tmp_path / "out.mp4"),
+                                       Settings(mode="repetitive", inference_batch=8), hooks,
+                                       audio=speech)
+    assert report.frames_in == 100 and report.frames_out == 25
+    assert len(held) == 100 and max(held) <= 60  # the tracker's window only, not the unshown rest
