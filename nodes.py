@@ -416,8 +416,8 @@ class HaloLipsyVideo(_LipsyNode):
                 face_mask=face_mask, face_marker=face_marker, own_sound=components.audio)
         else:
             report = video_route.lipsync_video(source, str(path), Settings(**settings), _hooks(),
-                                            audio=audio, face_mask=face_mask,
-                                            edits=_video_edits(video), face_marker=face_marker)
+                                               audio=audio, face_mask=face_mask,
+                                               edits=_video_edits(video), face_marker=face_marker)
         report.log()
         return (_video_from_file(path),)
 

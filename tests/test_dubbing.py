@@ -162,7 +162,7 @@ def test_one_speaker_at_a_time_over_a_video_that_carries_the_dialogue(tmp_path, 
     for sound, expected_hz in (("video", 440), ("speech", 160)):
         out = tmp_path / f"{sound}.mp4"
         report = video_route.lipsync_video(str(source), str(out), Settings(output_sound=sound), hooks,
-                                        audio=speech)
+                                           audio=speech)
         assert report.frames_synced == report.frames_out
         samples, got_rate, _ = ref.audio(out, channels=1)
         spectrum = np.abs(np.fft.rfft(samples[0]))

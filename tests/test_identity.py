@@ -179,7 +179,7 @@ def test_the_video_route_follows_the_marked_person(tmp_path, dialogue, fixture_c
     out = tmp_path / "out.mp4"
     hooks = hooks_with([fixture_checkpoint.parent], SkinDetector())
     video_route.lipsync_video(str(source), str(out), Settings(quality=12), hooks,
-                           face_marker=stroke(1, 0, (40, 50, 100, 120)))
+                              face_marker=stroke(1, 0, (40, 50, 100, 120)))
     given, made = ref.frames(source).astype(int), ref.frames(out).astype(int)
     n = min(len(given), len(made), 60)
 

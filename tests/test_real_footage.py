@@ -58,8 +58,8 @@ def run(source, out, checkpoint, detector=None, **kw):
     face_mask = kw.pop("face_mask", None)
     edits = kw.pop("edits", None)
     return video_route.lipsync_video(str(source), str(out), Settings(**kw),
-                                  hooks(checkpoint, detector), audio=audio, face_mask=face_mask,
-                                  edits=edits)
+                                     hooks(checkpoint, detector), audio=audio, face_mask=face_mask,
+                                     edits=edits)
 
 
 # ------------------------------------------------------------------ orientation
@@ -567,8 +567,8 @@ def test_rotation_with_a_trim_a_crop_and_a_marker(tmp_path, fixture_checkpoint):
     marker[0, 35:45, 30:40] = 1.0  # on the face, which is at (20, 20)-(60, 70) in the crop
     out = tmp_path / "out.mp4"
     result = video_route.lipsync_video(str(phone), str(out), Settings(quality=1),
-                                    hooks(fixture_checkpoint, MarkerDetector()),
-                                    edits=video.Edits(0.4, 0.8, crop), face_marker=marker)
+                                       hooks(fixture_checkpoint, MarkerDetector()),
+                                       edits=video.Edits(0.4, 0.8, crop), face_marker=marker)
     expected = ref.frames(phone, vf="trim=start=0.4:duration=0.8,setpts=PTS-STARTPTS,"
                                     "crop=80:100:10:40").reshape(-1, 100, 80, 3).astype(int)
     got = ref.frames(out).astype(int)
@@ -586,8 +586,8 @@ def test_a_trim_in_pingpong_plays_only_the_trimmed_part_forward_and_back(tmp_pat
     out = tmp_path / "out.mp4"
     speech_for = {"waveform": torch.from_numpy(speech(1.4)[None]), "sample_rate": 48000}
     video_route.lipsync_video(str(phone), str(out), Settings(quality=1, mode="pingpong"),
-                           hooks(fixture_checkpoint, MarkerDetector()), audio=speech_for,
-                           edits=video.Edits(0.4, 0.4))
+                              hooks(fixture_checkpoint, MarkerDetector()), audio=speech_for,
+                              edits=video.Edits(0.4, 0.4))
     got = ref.frames(out)
     counter = np.round(got[:, 12:20, :8].astype(float).mean(axis=(1, 2, 3)) / 5).astype(int)
     # frames 10..19 of the file (0.4 s to 0.8 s), then back, then forward again: 35 frames

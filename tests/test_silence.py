@@ -167,7 +167,7 @@ def test_the_video_route_keeps_the_sources_own_samples_in_a_pause(tmp_path, one_
     out = tmp_path / "out.mp4"
     hooks = hooks_with([fixture_checkpoint.parent], FaceBlobsDetector())
     report = video_route.lipsync_video(str(source), str(out), Settings(quality=0, silence="keep_original"),
-                                    hooks)
+                                       hooks)
     given, made = ref.yuv_planes(source), ref.yuv_planes(out)
     heard = np.arange(len(made)) / fps + 0.1
     in_pause = np.flatnonzero((heard > PAUSE_AT + 0.1) & (heard < PAUSE_AT + 0.6))

@@ -55,7 +55,7 @@ def run_video(source, destination, hooks, **kw):
     audio = kw.pop("audio", None)
     face_mask = kw.pop("face_mask", None)
     return video_route.lipsync_video(str(source), str(destination), Settings(**kw), hooks,
-                                  audio=audio, face_mask=face_mask)
+                                     audio=audio, face_mask=face_mask)
 
 
 # ------------------------------------------------------------------ the same result as the IMAGE node
