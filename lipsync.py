@@ -56,9 +56,6 @@ def load_settings():
     return load_pack("settings")["settings"]
 
 
-setting_module = load_settings
-
-
 def output_types() -> tuple:
     """The extensions the output may have: the containers the video package writes."""
     return tuple(load_pack("video")["video"].CONTAINERS)
@@ -100,7 +97,7 @@ def add_setting_flag(parser, setting):
     """A flag for a declared setting: its type, choices and default come from the declaration;
     a BOOLEAN's flag sets the value the declaration names (--cpu sets force_cpu, --no-blend
     clears blend_edges). Values are checked by Settings, with the nodes' messages."""
-    tooltip = setting.tooltip_for(setting_module().CLI)
+    tooltip = setting.tooltip_for(load_settings().CLI)
     common = {"dest": setting.name, "default": setting.default,
               "help": f"{tooltip} (default: %(default)s)"}
     if setting.kind == "BOOLEAN":

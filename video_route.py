@@ -226,7 +226,7 @@ class _Output:
             firsts = np.flatnonzero(plan.source[:ready] != np.arange(min(ready, len(plan))))
             stop = int(firsts[0]) if len(firsts) else min(ready, len(plan))
             if stop < len(plan) and plan.source[stop] == stop - 1:  # the last frame is held
-                self.kept_last = _copy(self.window.window[stop - 1])
+                self.kept_last = self.window.window[stop - 1].copy()
         for start in range(self.done, stop, self.batch):
             end = min(stop, start + self.batch)
             self._write(plan, start, end, [self.window.window[k] for k in range(start, end)],
@@ -274,13 +274,6 @@ def _expected_frames(mode, info, audio_end) -> int:
     return max(1, math.ceil(audio_end * fps))
 
 
-def _copy(picture):
-    from . import video as video_mod
-
-    return video_mod.Picture(None if picture.yuv is None else picture.yuv.copy(),
-                             None if picture.rgb is None else picture.rgb.copy(), picture.info)
-
-
 class _Rereader:
     """Input frames read again by index (video.FrameReader, opened at the first read), the
     held last frame from its copy; each read is a picture of its own."""
@@ -298,7 +291,7 @@ class _Rereader:
         from . import video as video_mod
 
         if self.kept_last is not None and index == len(self.seen.times) - 1:
-            return _copy(self.kept_last)
+            return self.kept_last.copy()
         if self.frames is None:
             self.frames = video_mod.FrameReader(self.source, self.info, self.seen.pts,
                                                 self.seen.times, BATCH_BYTES)

@@ -13,7 +13,6 @@ import ffmpeg_reference as ref
 from conftest import hooks_with, pack_module
 from test_real_footage import _EveryFrameIsAFace, speech, textured
 
-pipeline = pack_module("pipeline")
 video_route = pack_module("video_route")
 video = pack_module("video")
 audio_mod = pack_module("audio")

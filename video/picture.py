@@ -30,6 +30,11 @@ class Picture:
         yuv = to_yuv(frame, info)
         return cls(yuv, to_rgb(frame, info) if yuv is None else None, info)
 
+    def copy(self) -> "Picture":
+        """A picture of its own (the writer changes the arrays it is given)."""
+        return Picture(None if self.yuv is None else self.yuv.copy(),
+                       None if self.rgb is None else self.rgb.copy(), self.info)
+
     def crop(self, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
         """(y2 - y1, x2 - x1, 3) uint8 RGB of a region inside the frame, converted as `to_rgb`
         converts the whole frame."""
