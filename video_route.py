@@ -121,9 +121,10 @@ class _FaceBoxes:
 
         self.height, self.width = info.height, info.width
         self.taken, self.seconds, self.run, self.tracker = 0, 0.0, None, None
-        if face_mask is not None:
-            self.mask_box = np.asarray(_single_mask_box(face_mask, info.width, info.height,
-                                                        stages.box_settings), dtype=np.int64)
+        if face_mask is not None:  # every frame's box: the same, made usable once
+            box = np.asarray(_single_mask_box(face_mask, info.width, info.height,
+                                              stages.box_settings), dtype=np.int64)
+            self.mask_usable = usable_boxes(box[None], info.height, info.width)[0]
             return
         self.tracker = fd.FaceTracker(hooks.detector(settings.face_detect_batch), config,
                                       check_interrupt=hooks.check_interrupt)
@@ -138,10 +139,11 @@ class _FaceBoxes:
     def arrived(self, count: int, last: bool = False) -> list:
         """Frames [0, count) are in the window (`last`: and no more come): the usable boxes
         (None: no face) of the frames that became final since the last call."""
-        started = time.perf_counter()
         if self.run is None:
-            boxes = np.tile(self.mask_box, (count - self.taken, 1))
-        elif last:
+            usable, self.taken = [self.mask_usable] * (count - self.taken), count
+            return usable
+        started = time.perf_counter()
+        if last:
             raw, starts = self.run.finish()
             boxes = self.finishing.take(raw, starts, self.run.settled, finished=True)
         else:

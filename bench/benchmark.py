@@ -100,7 +100,7 @@ class RandomS3FD:
     def __init__(self):
         from face_alignment.detection.sfd.net_s3fd import s3fd
         torch.manual_seed(0)
-        self.net = s3fd().eval()
+        self.net = s3fd().eval().to(memory_format=torch.channels_last)  # as S3FDDetector lays it out
         self.mean = torch.tensor([104.0, 117.0, 123.0]).view(1, 3, 1, 1)
         self.seconds = 0.0
 

@@ -67,7 +67,7 @@ class TensorFrames:
     """Read-only access to a ComfyUI IMAGE tensor [N, H, W, C] for detection.
 
     Frames are converted per request (cast with .float() whatever the dtype), so no copy of the
-    whole clip is ever made."""
+    whole clip is ever made. uint8 frames (a decoded video's) stay uint8 until they are small."""
 
     THUMB = (18, 32)
 
@@ -86,24 +86,35 @@ class TensorFrames:
         canvas = np.zeros((h, w, 3), dtype=np.uint8)
         if cx2 <= cx1 or cy2 <= cy1:
             return canvas
-        crop = self.crop(request.frame_index, cx1, cy1, cx2, cy2)
         ox1, oy1 = int(round((cx1 - x1) * sx)), int(round((cy1 - y1) * sy))
         ox2, oy2 = min(w, int(round((cx2 - x1) * sx))), min(h, int(round((cy2 - y1) * sy)))
         if ox2 <= ox1 or oy2 <= oy1:
             return canvas
-        crop = np.ascontiguousarray(crop[:, :, ::-1])  # RGB -> BGR
-        shrink = (ox2 - ox1) < crop.shape[1]
-        resized = cv2.resize(crop, (ox2 - ox1, oy2 - oy1),
-                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        if not np.isfinite(resized).all():  # NaN pixels (a broken upstream node) render black
-            np.nan_to_num(resized, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
-        canvas[oy1:oy2, ox1:ox2] = np.clip(resized * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        resized = self.resized(request.frame_index, (cx1, cy1, cx2, cy2), ox2 - ox1, oy2 - oy1)
+        if resized.dtype != np.uint8:
+            resized = np.clip(resized * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        canvas[oy1:oy2, ox1:ox2] = resized[:, :, ::-1]  # RGB -> BGR
         return canvas
 
-    def crop(self, index: int, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
-        """(h, w, 3) float32 RGB pixels of one frame (a view when the input is float32)."""
-        pixels = self._frame(index)[y1:y2, x1:x2, :3].float().cpu()
-        return (pixels * self._unit if self._unit != 1.0 else pixels).numpy()
+    def resized(self, index: int, region, width: int, height: int) -> np.ndarray:
+        """A region (x1, y1, x2, y2) inside frame `index` resized to width x height (averaged
+        over the pixels it shrinks): (height, width, 3) RGB, uint8 where the frames are uint8,
+        else float32 in [0, 1] (NaN read as black)."""
+        pixels = self.pixels(index, *region)
+        shrink = width < pixels.shape[1]
+        resized = cv2.resize(pixels, (width, height),
+                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        if resized.dtype != np.uint8 and not np.isfinite(resized).all():  # a broken upstream node
+            np.nan_to_num(resized, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        return resized
+
+    def pixels(self, index: int, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+        """(h, w, 3) RGB of a region of one frame: uint8 where the frames are uint8, else
+        float32 in [0, 1]."""
+        pixels = self._frame(index)[y1:y2, x1:x2, :3]
+        if pixels.dtype != torch.uint8:
+            pixels = pixels.float()
+        return np.ascontiguousarray(pixels.cpu().numpy())
 
     def thumbnails(self, start: int, stop: int) -> np.ndarray:
         """(k, 18, 32) grey thumbnails of frames [start, stop) for shot-cut detection."""
@@ -162,9 +173,8 @@ class WindowFrames(TensorFrames):
         for k in [k for k in self.window if k < index]:
             del self.window[k]
 
-    def crop(self, index: int, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
-        pixels = torch.as_tensor(self.window[index].crop(x1, y1, x2, y2))
-        return (pixels.float() * self._unit).numpy()
+    def pixels(self, index: int, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(self.window[index].crop(x1, y1, x2, y2)))
 
     def _grey(self, start: int, stop: int, step_y: int, step_x: int) -> torch.Tensor:
         return torch.stack([torch.as_tensor(self.window[i].grey(step_y, step_x)) for i in range(start, stop)])

@@ -50,7 +50,7 @@ class Signature:
 
 def signature(frames, index: int, box) -> Signature | None:
     """The signature of the face at `box` (x1, y1, x2, y2) in frame `index` of a face_detect
-    frame source (anything with `crop`, `width`, `height`); None for a box too small to read."""
+    frame source (anything with `resized`, `width`, `height`); None for a box too small to read."""
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     w, h = x2 - x1, y2 - y1
     if w < 4 or h < 4:
@@ -60,8 +60,7 @@ def signature(frames, index: int, box) -> Signature | None:
     face = _clipped((x1, y1, x2, y2), frames.width, frames.height)
     if region is None or face is None:
         return None
-    wide = _shrunk(frames.crop(index, *region))
-    inner = _shrunk(frames.crop(index, *face))
+    wide, inner = (_unit(frames.resized(index, r, SIDE, SIDE)) for r in (region, face))
     grey = cv2.resize(inner.mean(axis=-1), (LAYOUT, LAYOUT), interpolation=cv2.INTER_AREA).ravel()
     grey = grey - grey.mean()
     norm = float(np.linalg.norm(grey))
@@ -75,9 +74,9 @@ def _clipped(box, width, height):
     return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
 
 
-def _shrunk(rgb: np.ndarray) -> np.ndarray:
-    rgb = np.nan_to_num(np.asarray(rgb, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    return cv2.resize(rgb, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+def _unit(rgb: np.ndarray) -> np.ndarray:
+    """RGB as float32 in [0, 1], from uint8 or float."""
+    return rgb.astype(np.float32) * np.float32(1 / 255) if rgb.dtype == np.uint8 else rgb
 
 
 def _colours(rgb: np.ndarray) -> np.ndarray:

@@ -108,7 +108,7 @@ class LazyFrames:
     def __init__(self, clip: Clip, frames_cls):
         self.clip = clip
         self.count, self.height, self.width = clip.count, clip.height, clip.width
-        self._render = frames_cls.render
+        self._render, self._resized = frames_cls.render, frames_cls.resized
         self._cached = (None, None)
 
     def frame(self, i):
@@ -116,11 +116,14 @@ class LazyFrames:
             self._cached = (i, self.clip.frame(i))
         return self._cached[1]
 
-    def crop(self, index, x1, y1, x2, y2):
-        return self.frame(index)[y1:y2, x1:x2]
+    def pixels(self, index, x1, y1, x2, y2):
+        return np.ascontiguousarray(self.frame(index)[y1:y2, x1:x2], dtype=np.float32)
 
     def render(self, request):
         return self._render(self, request)
+
+    def resized(self, index, region, width, height):
+        return self._resized(self, index, region, width, height)
 
     def thumbnails(self, start, stop):
         return np.stack([cv2.resize(self.frame(i).mean(axis=-1), (32, 18), interpolation=cv2.INTER_AREA)

@@ -377,6 +377,23 @@ def test_the_tracker_drives_a_real_s3fd(random_s3fd_file):
     assert stats.calls >= 1 and (64, 96) in stats.images  # whole frame, not upscaled
 
 
+def test_s3fd_runs_channels_last_with_the_boxes_of_the_plain_layout(random_s3fd_file):
+    import cv2
+    from skimage import data
+
+    detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=2)
+    first_conv = next(m for m in detector.network.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    photo = cv2.resize(data.astronaut()[:, :, ::-1], (128, 96))
+    images = np.stack([photo, np.ascontiguousarray(photo[::-1])])
+    fast = detector.detect(images)
+    detector.network.to(memory_format=torch.contiguous_format)
+    plain = detector.detect(images)
+    assert [len(b) for b in fast] == [len(b) for b in plain] and len(fast[0]) > 0
+    for a, b in zip(fast, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)
+
+
 def test_weights_found_in_a_given_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     (tmp_path / "models").mkdir()

@@ -28,6 +28,11 @@ def run_model(model, mels, faces):
 
 # ------------------------------------------------------------------ network
 
+# The fixture's outputs were computed on another CPU: oneDNN sums in another order on each kind
+# (and for each batch size), 1.2e-4 apart on an AVX2-only EPYC; a wrong layer or weight is off
+# by more than 0.01.
+MODEL_ATOL = 5e-4
+
 
 def test_state_dict_keys_and_shapes_are_the_released_ones(fixtures_dir):
     rows = [line.split("\t") for line in (fixtures_dir / "wav2lip_state_dict.tsv").read_text().splitlines()[1:]]
@@ -43,7 +48,7 @@ def test_state_dict_keys_and_shapes_are_the_released_ones(fixtures_dir):
 def test_architecture_fixture_output_is_reproduced(fixture_state, model_io):
     mels, faces, expected = model_io
     model = checkpoint.build_generator(fixture_state)
-    np.testing.assert_allclose(run_model(model, mels, faces), expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(run_model(model, mels, faces), expected, atol=MODEL_ATOL, rtol=0)
 
 
 # ------------------------------------------------------------------ formats
@@ -65,7 +70,7 @@ def test_every_accepted_format_loads_the_same_weights(tmp_path, fixture_state, m
     save_file({k: v.contiguous() for k, v in fixture_state.items()}, str(files[4]))
     for path in files:
         model = checkpoint.build_generator(checkpoint.read_state_dict(path), path.name)
-        np.testing.assert_allclose(run_model(model, mels[:1], faces[:1]), expected[:1], atol=1e-4,
+        np.testing.assert_allclose(run_model(model, mels[:1], faces[:1]), expected[:1], atol=MODEL_ATOL,
                                    err_msg=path.name)
 
 
@@ -416,7 +421,7 @@ def test_batched_generator_matches_the_plain_model(fixture_state, model_io):
     mels, faces, expected = model_io
     model = checkpoint.build_generator(fixture_state)
     gen = w2l.BatchedGenerator(model, "cpu", batch_size=3)
-    np.testing.assert_allclose(gen(mels[:, 0], faces), expected, atol=1e-4)
+    np.testing.assert_allclose(gen(mels[:, 0], faces), expected, atol=MODEL_ATOL)
     # channels_last (the faster CPU layout) takes other kernels: same result within rounding
     model = checkpoint.build_generator(fixture_state).to(memory_format=torch.channels_last)
     gen = w2l.BatchedGenerator(model, "cpu", batch_size=3, memory_format=torch.channels_last)

@@ -4,6 +4,7 @@ frames by index in bounded memory."""
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 
@@ -12,16 +13,29 @@ from .source import VideoInputError, _open
 
 logger = logging.getLogger("HaloLipsy")
 
+_reformatters = threading.local()
+
+
+def reformat(frame, **options):
+    """`frame.reformat(**options)` with the pack's chroma filter, through a swscale context kept
+    per thread: made again only when the size or format changes, not for every frame (making
+    one costs more than converting a face's region)."""
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = getattr(_reformatters, "current", None)
+    if reformatter is None:
+        reformatter = _reformatters.current = VideoReformatter()
+    return reformatter.reformat(frame, interpolation=_INTERPOLATION, **options)
+
+
 def to_rgb(frame, info: VideoInfo) -> np.ndarray:
     """One decoded frame as the pipeline sees it: RGB uint8, converted with the source's matrix
     and range, at the stream's first size, upright, cropped."""
     colour = info.colour
     coded_w, coded_h = info.coded_size
-    rgb = frame.reformat(
-        width=coded_w, height=coded_h, format="rgb24",
-        src_colorspace=colour.conversion_matrix(coded_w, coded_h),
-        src_color_range="JPEG" if colour.full else "MPEG",
-        interpolation=_INTERPOLATION).to_ndarray()
+    rgb = reformat(frame, width=coded_w, height=coded_h, format="rgb24",
+                   src_colorspace=colour.conversion_matrix(coded_w, coded_h),
+                   src_color_range="JPEG" if colour.full else "MPEG").to_ndarray()
     if info.quarter_turns:
         rgb = np.rot90(rgb, k=info.quarter_turns)
     crop = info.edits.crop
@@ -49,10 +63,9 @@ def to_yuv(frame, info: VideoInfo) -> np.ndarray | None:
     if frame.format.name not in ("yuv420p", "yuvj420p") or (frame.width, frame.height) != (coded_w, coded_h):
         matrix = info.colour.conversion_matrix(coded_w, coded_h)
         value_range = "JPEG" if info.colour.full else "MPEG"
-        frame = frame.reformat(width=coded_w, height=coded_h, format="yuv420p",
-                               src_colorspace=matrix, dst_colorspace=matrix,
-                               src_color_range=value_range, dst_color_range=value_range,
-                               interpolation=_INTERPOLATION)
+        frame = reformat(frame, width=coded_w, height=coded_h, format="yuv420p",
+                         src_colorspace=matrix, dst_colorspace=matrix,
+                         src_color_range=value_range, dst_color_range=value_range)
     y, u, v = (_plane(p) for p in frame.planes[:3])
     if info.quarter_turns:
         y, u, v = (np.rot90(p, k=info.quarter_turns) for p in (y, u, v))
@@ -80,9 +93,9 @@ def rgb_region(yuv: np.ndarray, box, info: VideoInfo) -> np.ndarray:
     packed = pack_yuv(plane_y[ry1:ry2, rx1:rx2], plane_u[ry1 // 2:ry2 // 2, rx1 // 2:rx2 // 2],
                       plane_v[ry1 // 2:ry2 // 2, rx1 // 2:rx2 // 2])
     colour = info.colour
-    rgb = av.VideoFrame.from_ndarray(packed, format="yuv420p").reformat(
-        format="rgb24", src_colorspace=colour.conversion_matrix(*info.coded_size),
-        src_color_range="JPEG" if colour.full else "MPEG", interpolation=_INTERPOLATION).to_ndarray()
+    rgb = reformat(av.VideoFrame.from_ndarray(packed, format="yuv420p"), format="rgb24",
+                   src_colorspace=colour.conversion_matrix(*info.coded_size),
+                   src_color_range="JPEG" if colour.full else "MPEG").to_ndarray()
     return np.ascontiguousarray(rgb[y1 - ry1:y2 - ry1, x1 - rx1:x2 - rx1])
 
 

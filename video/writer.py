@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import REGION_MARGIN, _even, _plane, _planes_of
-from .probe import _INTERPOLATION, _RANGE_JPEG, Colour
+from .decode import REGION_MARGIN, _even, _plane, _planes_of, reformat
+from .probe import _RANGE_JPEG, Colour
 from .sound import AUDIO_CHUNK, aac_rate, output_samples, resample
 from .source import VideoInputError
 
@@ -164,9 +164,9 @@ class VideoWriter:
     def _to_yuv420(self, rgb: np.ndarray):
         import av
 
-        return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
-            format="yuv420p", dst_colorspace=self.matrix,
-            dst_color_range="JPEG" if self.colour.full else "MPEG", interpolation=_INTERPOLATION)
+        return reformat(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"),
+                        format="yuv420p", dst_colorspace=self.matrix,
+                        dst_color_range="JPEG" if self.colour.full else "MPEG")
 
     def _merge(self, yuv: np.ndarray, box, before: np.ndarray, after: np.ndarray):
         """Write the pixels of `after` (the RGB of `box`, on whole chroma blocks) that differ

@@ -22,6 +22,9 @@ class S3FDDetector(FaceDetector):
         self.batch_size = max(1, int(batch_size))
         self._sfd = SFDDetector(device="cpu", path_to_detector=str(weights_path),
                                 filter_threshold=threshold)
+        # channels-last weights make every layer channels-last: oneDNN's faster layout on CPUs
+        # (~15% on a 2-core EPYC), the same boxes
+        self._sfd.face_detector.to(memory_format=torch.channels_last)
 
     @property
     def network(self) -> torch.nn.Module:
