@@ -57,7 +57,7 @@ class TrackerConfig:
     roi_size: int = 128
     roi_context: float = 2.2
     keyframe_interval: int = 10
-    accept_iou: float = 0.8
+    accept_iou: float = 0.75  # a head moving ~20% of its size in 10 frames still interpolates
     cut_threshold: float = 0.08  # mean absolute grey change of the thumbnails, 0..1
     continue_iou: float = 0.1  # a box overlapping the expected one this much continues the track
     max_keyframe_group: int = 4  # keyframes detected together (bounds a stream's frame window)
