@@ -187,7 +187,8 @@ class VideoWriter:
         plane_y, plane_u, plane_v = _planes_of(yuv)
         x1, y1, x2, y2 = box[0] + c1, box[1] + r1, box[0] + c2, box[1] + r2
         np.copyto(plane_y[y1:y2, x1:x2], new_y, where=changed)
-        blocks = changed.reshape(changed.shape[0] // 2, 2, changed.shape[1] // 2, 2).any(axis=(1, 3))
+        pairs = changed[0::2] | changed[1::2]  # (a multi-axis any() took half the merge's time)
+        blocks = pairs[:, 0::2] | pairs[:, 1::2]
         np.copyto(plane_u[y1 // 2:y2 // 2, x1 // 2:x2 // 2], new_u, where=blocks)
         np.copyto(plane_v[y1 // 2:y2 // 2, x1 // 2:x2 // 2], new_v, where=blocks)
 
