@@ -66,8 +66,9 @@ class FaceDetector:
 class TensorFrames:
     """Read-only access to a ComfyUI IMAGE tensor [N, H, W, C] for detection.
 
-    Frames are converted per request (cast with .float() whatever the dtype), so no copy of the
-    whole clip is ever made. uint8 frames (a decoded video's) stay uint8 until they are small."""
+    Only the region a request reads is converted, so no copy of the whole clip is ever made:
+    uint8 frames (a decoded video's) stay uint8 until they are shrunk, other dtypes are read as
+    float32."""
 
     THUMB = (18, 32)
 
