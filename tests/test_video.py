@@ -124,6 +124,26 @@ def test_frames_without_a_face_pass_through(tmp_path, talking, fixture_checkpoin
     assert held.mean() < 2.5 and np.percentile(held, 99) <= 10
 
 
+def test_a_kept_conversion_context_converts_as_a_fresh_one_whatever_came_before():
+    # one swscale context per thread serves every matrix, range and direction in turn: nothing
+    # of an earlier conversion (a BT.709 video's) may leak into a later one (a BT.601 video's)
+    import av
+
+    decode = pack_module("video.decode")
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (96, 64, 3), dtype=np.uint8)
+    yuv = rng.integers(16, 236, (96, 64), dtype=np.uint8)
+    for matrix in (1, 5, 7, 1, 5):  # swscale's BT.709, BT.601, SMPTE 240M
+        for value_range in ("MPEG", "JPEG"):
+            for pixels, options in ((rgb, dict(format="yuv420p", dst_colorspace=matrix,
+                                                dst_color_range=value_range)),
+                                    (yuv, dict(format="rgb24", src_colorspace=matrix,
+                                               src_color_range=value_range))):
+                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24" if pixels.ndim == 3 else "yuv420p")
+                fresh = frame.reformat(interpolation="BICUBIC", **options).to_ndarray()
+                np.testing.assert_array_equal(decode.reformat(frame, **options).to_ndarray(), fresh)
+
+
 # ------------------------------------------------------------------ timing
 
 
