@@ -156,7 +156,6 @@ class WindowFrames(TensorFrames):
     as they are and read exactly as TensorFrames over them would."""
 
     def __init__(self, height: int, width: int):
-        self._unit = 1.0 / 255.0
         self.count, self.height, self.width = 0, int(height), int(width)
         self.window: dict[int, object] = {}
 

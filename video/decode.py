@@ -20,10 +20,10 @@ def reformat(frame, **options):
     """`frame.reformat(**options)` with the pack's chroma filter, through a swscale context kept
     per thread: made again only when the size or format changes, not for every frame (making
     one costs more than converting a face's region)."""
-    from av.video.reformatter import VideoReformatter
-
     reformatter = getattr(_reformatters, "current", None)
     if reformatter is None:
+        from av.video.reformatter import VideoReformatter
+
         reformatter = _reformatters.current = VideoReformatter()
     return reformatter.reformat(frame, interpolation=_INTERPOLATION, **options)
 
