@@ -199,17 +199,28 @@ class Terminated(KeyboardInterrupt):
 
 
 def _interrupt_on_sigterm():
-    """SIGTERM (a service manager, `kill`) ends the run as Ctrl-C does: nothing left behind."""
+    """SIGTERM (a service manager, `kill`) ends the run as Ctrl-C does: nothing left behind.
+    Returns the check the run makes at every batch and before the output takes its name: Python
+    drops an exception raised where the signal lands inside a weakref callback or __del__ (an
+    import's lock cleanup), so the signal is also remembered."""
+    received = []
+
     def handler(_signum, _frame):
+        received.append(True)
         raise Terminated
+
+    def check():
+        if received:
+            raise Terminated
 
     try:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (an embedding program): leave its handlers alone
         pass
+    return check
 
 
-def run(args, pack) -> int:
+def run(args, pack, check_interrupt) -> int:
     pipeline, video_route, video = pack["pipeline"], pack["video_route"], pack["video"]
     output = check_output(Path(args.output), [args.input, args.audio, args.face_mask,
                                                args.face_marker])
@@ -231,10 +242,12 @@ def run(args, pack) -> int:
     partial = temporary_output(output)
     bar = ProgressBar(args.quiet)
     try:
-        hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar)
+        hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar,
+                                     check_interrupt=check_interrupt)
         report = video_route.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
                                            face_mask=face_mask, face_marker=face_marker,
                                            edits=edits)
+        check_interrupt()
         os.replace(partial, output)
     finally:
         bar.close()
@@ -249,12 +262,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     log = logging.getLogger("HaloLipsy")
-    _interrupt_on_sigterm()
+    check_interrupt = _interrupt_on_sigterm()
     bad_input = (BadInput,)
     try:
         pack = load_pack()
         bad_input = (BadInput, pack["settings"].HaloLipsyError)  # the pack's whole error family
-        return run(args, pack)
+        return run(args, pack, check_interrupt)
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         print(f"Halo-Lipsy: {'stopped (SIGTERM)' if terminated else 'interrupted'}; nothing written.",

@@ -170,6 +170,38 @@ def test_sigterm_cleans_up_and_exits_143(tmp_path, models):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "mask.png", "out.mp4"]
 
 
+def test_a_sigterm_python_drops_still_stops_the_run(work, models, capsys, monkeypatch):
+    import gc
+    import weakref
+
+    folder, source = work
+    earlier = folder / "out.mp4"
+    earlier.write_bytes(b"an earlier result")
+    video_route = cli.load_pack()["video_route"]
+    real = video_route.lipsync_video
+
+    def signalled_inside_a_callback(*a, **k):
+        class Held:
+            pass
+
+        held = Held()
+        # the handler's exception is raised inside a weakref callback: Python prints and drops it
+        watch = weakref.ref(held, lambda _: signal.raise_signal(signal.SIGTERM))
+        del held
+        gc.collect()
+        assert watch() is None
+        return real(*a, **k)
+
+    monkeypatch.setattr(video_route, "lipsync_video", signalled_inside_a_callback)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert main(source, "-o", earlier, "--models", models, "-q") == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "stopped (SIGTERM); nothing written" in capsys.readouterr().err
+    assert earlier.read_bytes() == b"an earlier result" and listing(folder) == ["in.mp4", "out.mp4"]
+
+
 def test_the_face_choice_flags(work, models, capsys):
     import cv2
     folder, source = work
