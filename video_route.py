@@ -452,23 +452,9 @@ def _encoder(destination, *writer_args):
 
 
 def _sync_uint8(stages, settings, rgbs, boxes, positions, strengths, on_slice) -> int:
-    """Lip-sync uint8 RGB pictures (frames, or the regions around faces) in place: only each face
-    box goes to float and back."""
-    regions, local = [], []
-    for rgb, box in zip(rgbs, boxes):
-        if box is None:
-            regions.append(None)
-            local.append(None)
-            continue
-        x1, y1, x2, y2 = box
-        regions.append(rgb[y1:y2, x1:x2].astype(np.float32) * np.float32(1 / 255))
-        local.append((0, 0, x2 - x1, y2 - y1))
-    synced = sync_faces(stages, settings, regions, local, positions, strengths, None, on_slice)
-    for rgb, box, region in zip(rgbs, boxes, regions):
-        if region is not None:
-            x1, y1, x2, y2 = box
-            rgb[y1:y2, x1:x2] = np.clip(region * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return synced
+    """Lip-sync uint8 RGB pictures (frames, or the regions around faces) in place; the
+    compositing works in float only on the pixels the mouth may change."""
+    return sync_faces(stages, settings, rgbs, boxes, positions, strengths, None, on_slice)
 
 
 def lipsync_components(images, audio, destination, settings: Settings, hooks: Hooks,

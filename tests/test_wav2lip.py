@@ -485,6 +485,27 @@ def test_blended_paste_keeps_the_upper_face_and_outside_the_mask(radius):
         assert ((mask > 0) & (mask < 1)).any()  # feathered
 
 
+@pytest.mark.parametrize("blend_edges, strength", [(True, 1.0), (True, 0.6), (False, 1.0), (False, 0.6)])
+def test_a_uint8_frame_is_read_and_pasted_as_the_same_frame_in_floats_then_rounded(blend_edges, strength):
+    rng = np.random.default_rng(4)
+    frame = rng.integers(0, 256, (150, 170, 3), dtype=np.uint8)
+    scaled = frame.astype(np.float32) * np.float32(1 / 255)  # how the pack reads uint8 as [0, 1]
+    box = (21, 14, 140, 131)  # odd sizes: 119 x 117
+    generated = rng.random((3, 96, 96)).astype(np.float32)
+    np.testing.assert_array_equal(w2l.face_input(frame, box), w2l.face_input(scaled, box))
+    before = frame.copy()
+    w2l.paste(scaled, box, generated, blend_edges, 5, strength=strength)
+    w2l.paste(frame, box, generated, blend_edges, 5, strength=strength)
+    expected = np.floor(np.clip(scaled.astype(np.float64) * 255 + 0.5, 0, 255)).astype(np.uint8)
+    np.testing.assert_array_equal(frame, expected)
+    changed = frame != before
+    assert changed.any()
+    x1, y1, x2, y2 = box
+    outside = np.ones(frame.shape, bool)
+    outside[y1 + (y2 - y1) // 2 if blend_edges else y1:y2, x1:x2] = False
+    assert not changed[outside].any()  # the upper face too, when blending
+
+
 def test_boxes_at_the_edge_are_clipped_and_tiny_ones_rejected():
     assert w2l.clip_box((-10, -5, 50, 60), 100, 100) == (0, 0, 50, 60)
     assert w2l.clip_box((80, 90, 130, 140), 100, 100) == (80, 90, 100, 100)

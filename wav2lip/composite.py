@@ -1,8 +1,10 @@
 """Crop -> 96x96 BGR model input, and the generated face -> back into the frame.
 
-Frames are float32 RGB in [0, 1] (ComfyUI's layout); the model was trained on BGR, so the
-channels are swapped on the way in and out. Nothing outside the face box is ever written, and
-with blending on, nothing outside the feathered lower-face mask either.
+Frames are float32 RGB in [0, 1] (ComfyUI's layout) or uint8 RGB (a decoded video's); the
+model was trained on BGR, so the channels are swapped on the way in and out. Nothing outside the
+face box is ever written, and with blending on, nothing outside the feathered lower-face mask
+either. A uint8 frame is worked on in float only where the paste changes it (the box's lower
+half when blending), and reads and writes exactly as the same frame scaled to [0, 1] would.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import cv2
 import numpy as np
 
 FACE_SIZE = 96
+UNIT = np.float32(1 / 255)  # uint8 levels to [0, 1]
 MIN_FACE_SIDE = 8  # smaller boxes carry no usable mouth; their frames pass through unchanged
 
 
@@ -32,7 +35,10 @@ def face_input(frame: np.ndarray, box) -> np.ndarray:
     Non-finite pixels (NaN, inf) reach the model as black: one NaN would otherwise spread
     through every convolution into the whole generated face."""
     x1, y1, x2, y2 = box
-    crop_bgr = np.ascontiguousarray(frame[y1:y2, x1:x2, 2::-1], dtype=np.float32)
+    if frame.dtype == np.uint8:  # scaled to [0, 1] in the one pass that copies it
+        crop_bgr = np.multiply(frame[y1:y2, x1:x2, 2::-1], UNIT, dtype=np.float32)
+    else:
+        crop_bgr = np.ascontiguousarray(frame[y1:y2, x1:x2, 2::-1], dtype=np.float32)
     if not np.isfinite(crop_bgr).all():
         np.nan_to_num(crop_bgr, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     face = cv2.resize(crop_bgr, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
@@ -70,7 +76,8 @@ def _smoothstep(t):
 
 def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool,
           blend_radius: int, weights_out: np.ndarray | None = None, strength: float = 1.0):
-    """Write the generated (3, 96, 96) BGR face into `frame` (H, W, C float32, RGB[A]) in place.
+    """Write the generated (3, 96, 96) BGR face into `frame` (H, W, C RGB[A], float32 or
+    uint8) in place.
 
     blend_edges=False is Wav2Lip's rectangular paste of the whole box; True replaces only the
     lower face through a feathered mask. `strength` (0..1) scales the blend (a fade between the
@@ -80,30 +87,32 @@ def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool,
     """
     x1, y1, x2, y2 = box
     h, w = y2 - y1, x2 - x1
+    strength = float(min(1.0, max(0.0, strength)))
+    if blend_edges:
+        weight = lower_face_mask(h, w, blend_radius)  # (h, w, 1)
+        if strength < 1.0:
+            weight = weight * np.float32(strength)
+        rows = slice(h // 2, h)  # the mask is exactly 0 above the mid-line: leave those pixels alone
+    else:
+        weight, rows = np.float32(strength), slice(0, h)  # the whole box, evenly
+    if weights_out is not None:
+        weights_out[y1:y2, x1:x2] = weight[:, :, 0] if blend_edges else weight
+    if strength == 0.0:  # the frame's own pixels throughout
+        return
     face_rgb = np.ascontiguousarray(generated_bgr[::-1].transpose(1, 2, 0))
     face_rgb = cv2.resize(face_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
     np.clip(face_rgb, 0.0, 1.0, out=face_rgb)
-    region = frame[y1:y2, x1:x2, :3]
-    strength = float(min(1.0, max(0.0, strength)))
-    if not blend_edges and strength == 1.0:
-        region[...] = face_rgb
-        if weights_out is not None:
-            weights_out[y1:y2, x1:x2] = 1.0
-        return
-    if not blend_edges:
-        mask = np.full((h, w, 1), strength, dtype=np.float32)
-        with np.errstate(invalid="ignore"):
-            region[...] = region + (face_rgb - region) * mask
-        if weights_out is not None:
-            weights_out[y1:y2, x1:x2] = strength
-        return
-    mask = lower_face_mask(h, w, blend_radius)
-    if strength < 1.0:
-        mask = mask * np.float32(strength)
-    rows = slice(h // 2, h)  # the mask is exactly 0 above the mid-line: leave those pixels alone
-    sub_mask = mask[rows]
-    sub = region[rows]
-    with np.errstate(invalid="ignore"):  # a non-finite frame pixel stays non-finite, quietly
-        sub[...] = np.where(sub_mask > 0, sub + (face_rgb[rows] - sub) * sub_mask, sub)
-    if weights_out is not None:
-        weights_out[y1:y2, x1:x2] = mask[:, :, 0]
+    region = frame[y1:y2, x1:x2, :3][rows]
+    pixels = np.multiply(region, UNIT, dtype=np.float32) if region.dtype == np.uint8 else region
+    change = face_rgb[rows]  # ours: becomes (face - pixels) * weight, in place
+    if blend_edges or strength < 1.0:
+        with np.errstate(invalid="ignore"):  # a non-finite frame pixel stays non-finite, quietly
+            change -= pixels
+            change *= weight[rows] if blend_edges else weight
+            pixels += change
+    else:
+        pixels[...] = change
+    if pixels is not region:  # back to uint8, rounded to the nearest level
+        pixels *= 255.0
+        pixels += 0.5
+        region[...] = np.clip(pixels, 0.0, 255.0, out=pixels)
