@@ -3,11 +3,13 @@
     probe -> sound -> set up -> one pass -> what follows the first run -> Report
 
 The one pass decodes each frame once, in a thread of its own, and keeps it in the source's own
-YUV (video.Picture). The face tracker reads from a window of these frames (a region's RGB for
-the detector, luma for the cut thumbnails); each frame's box is finished (gaps bridged,
-smoothed) as soon as no later frame can change it, and the frames are then lip-synced a batch
-at a time and handed to the encoder, which runs in a thread of its own. Only the face's region
-is converted to RGB and back; the rest of every frame is written as it was decoded.
+YUV (video.Picture). The face tracker, in a thread of its own too, reads from a window of these
+frames (a region's RGB for the detector, luma for the cut thumbnails); each frame's box is
+finished (gaps bridged, smoothed) as soon as no later frame can change it, and here the frames
+are then lip-synced a batch at a time and handed to the encoder, which runs in a thread of its
+own. So the detector looks at the next keyframes while the generator makes the last ones' mouths
+(on a CPU the two take turns: each takes every core). Only the face's region is converted to RGB
+and back; the rest of every frame is written as it was decoded.
 
 What the output shows after the clip's first run (the last frame held in `sequential`, the
 loops of `repetitive` and `pingpong`) is read from the file again, by index, in bounded memory.
@@ -15,8 +17,9 @@ loops of `repetitive` and `pingpong`) is read from the file again, by index, in 
 Held at once, whatever the clip's length: the frames the tracker still reads (at most
 `keyframe_interval` x (`max_keyframe_group` + 1) + 4 frames behind the newest), the frames
 whose boxes wait for the finishing margin (half the smoothing window + the bridged gap + 2),
-one batch, and DECODE_AHEAD + WRITE_AHEAD frames in the two threads' queues: about 110 frames
-of 1080p YUV (~340 MB) with the default settings. The sound track is held whole.
+one batch, and DECODE_AHEAD + TRACK_AHEAD + WRITE_AHEAD frames in the three threads' queues:
+about 170 frames of 1080p YUV (~530 MB) with the default settings. The sound track is held
+whole.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -85,7 +89,7 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     return stages.report(
         settings, frames_in=n_video, frames_out=len(plan), faces_found=seen.faces_found,
         frames_shown=n_video, frames_synced=output.synced, detection_s=seen.detection_s,
-        generation_s=time.perf_counter() - t0 - seen.detection_s, detection_stats=seen.stats,
+        generation_s=time.perf_counter() - t0, detection_stats=seen.stats,  # detection alongside
         seeks=reader.seeks, duration_s=plan.end + track.lead, face=face_name(config),
         frames_kept_original=output.kept_original)
 
@@ -116,27 +120,47 @@ class _FaceBoxes:
     the frames' window (face_detect.BoxStream finishes them), or the face_mask's for every
     frame."""
 
-    def __init__(self, window, info, stages, settings, hooks, face_mask, config):
+    def __init__(self, info, stages, settings, hooks, face_mask, config, cores):
         from . import face_detect as fd
 
         self.height, self.width = info.height, info.width
+        self.window = fd.WindowFrames(info.height, info.width)  # frames the tracker may still read
         self.taken, self.seconds, self.run, self.tracker = 0, 0.0, None, None
         if face_mask is not None:  # every frame's box: the same, made usable once
             box = np.asarray(_single_mask_box(face_mask, info.width, info.height,
                                               stages.box_settings), dtype=np.int64)
             self.mask_usable = usable_boxes(box[None], info.height, info.width)[0]
             return
-        self.tracker = fd.FaceTracker(hooks.detector(settings.face_detect_batch), config,
-                                      check_interrupt=hooks.check_interrupt)
-        self.run = self.tracker.start(window, info.frames)
+        self.detector = _TakingTurns(hooks.detector(settings.face_detect_batch), cores)
+        self.tracker = fd.FaceTracker(self.detector, config)
+        self.run = self.tracker.start(self.window, info.frames)
         self.finishing = fd.BoxStream(info.height, info.width, stages.box_settings)
+
+    def each_frame(self, source, info, left):
+        """Each decoded frame, (time, pts, how long the file shows it, Picture), with the usable
+        boxes (None: no face) of the frames that became final once it arrived; after the last
+        one, (None, the rest). `left()`: the output has stopped (the tracker stops at its next
+        batch)."""
+        from . import video as video_mod
+
+        if self.tracker is not None:
+            self.tracker.check_interrupt = lambda: _stop_if(left())
+        count = 0
+        with video_mod.decode_pictures(source, info) as decoded:
+            for item in decoded:
+                self.window.put(count, item[3])
+                count += 1
+                yield item, self._arrived(count)
+                self.window.drop_before(self.needed_from)
+        if count:
+            yield None, self._arrived(count, last=True)
 
     @property
     def needed_from(self) -> int:
         """Frames below this are never read for a box again."""
         return self.run.needed_from if self.run is not None else self.taken
 
-    def arrived(self, count: int, last: bool = False) -> list:
+    def _arrived(self, count: int, last: bool = False) -> list:
         """Frames [0, count) are in the window (`last`: and no more come): the usable boxes
         (None: no face) of the frames that became final since the last call."""
         if self.run is None:
@@ -154,34 +178,68 @@ class _FaceBoxes:
         return usable_boxes(boxes, self.height, self.width)
 
 
-def _one_pass(source, info, output, stages, settings, hooks, face_mask, config) -> _Seen:
-    """Decode once: each frame into the window, its box as soon as it is final, and the clip's
-    first run lip-synced and encoded as its frames' boxes and times become known. Returns what
-    was seen of every frame."""
-    from . import video as video_mod
+TRACK_AHEAD = 64  # frames the tracking thread may hand over before the output takes them (~200 MB at
+# 1080p): more than a keyframe group (40), so the detector works on the next group while the
+# output makes the frames of the last one
 
-    window, seen = output.window, _Seen()
+
+def _one_pass(source, info, output, stages, settings, hooks, face_mask, config) -> _Seen:
+    """Decode once: each frame tracked (its box as soon as it is final) in a thread of its own,
+    the decoder's caller, and here the clip's first run lip-synced and encoded as its frames'
+    boxes and times become known. Returns what was seen of every frame."""
+    from .ahead import run_ahead
+
+    seen = _Seen()
     with detection_errors(info.width, info.height):
-        faces = _FaceBoxes(window, info, stages, settings, hooks, face_mask, config)
-        with video_mod.decode_pictures(source, info) as decoded:
-            for i, (t, pts, said, picture) in enumerate(decoded):
-                seen.times.append(t)
-                seen.pts.append(pts)
-                seen.last_duration = said
-                window.put(i, picture)
-                seen.usable += faces.arrived(i + 1)
+        faces = _FaceBoxes(info, stages, settings, hooks, face_mask, config, output.cores)
+        with run_ahead(lambda left: faces.each_frame(source, info, left), TRACK_AHEAD,
+                       "Halo-Lipsy tracker", while_waiting=hooks.check_interrupt) as tracked:
+            for frame, usable in tracked:
+                if frame is not None:
+                    t, pts, said, picture = frame
+                    output.pictures[len(seen.times)] = picture
+                    seen.times.append(t)
+                    seen.pts.append(pts)
+                    seen.last_duration = said
+                seen.usable += usable
+                if frame is None:
+                    break
+                i = len(seen.times) - 1
                 # a frame is shown once its box is final and its length known (the next one is here)
                 output.first_run(seen, min(len(seen.usable), i))
-                window.drop_before(min(faces.needed_from, output.needed_from))
+                output.drop_shown()
                 if i % 8 == 0:  # the bar moves while the first batch's boxes are found
                     hooks.check_interrupt()
                     output.progress(min(i, output.done + output.batch))
         if not seen.times:
             raise HaloLipsyError("Halo-Lipsy: the video has no frames (0 s long, or none could "
                                  "be decoded). Load another video.")
-        seen.usable += faces.arrived(len(seen.times), last=True)
     seen.stats, seen.detection_s = None if faces.tracker is None else faces.tracker.stats, faces.seconds
     return seen
+
+
+class _TakingTurns:
+    """The detector, computing only while a generator that takes every core does not: on a CPU
+    the two would slow each other down (both run on all of torch's threads)."""
+
+    def __init__(self, detector, cores):
+        self.detector, self.cores = detector, cores
+
+    def __getattr__(self, name):  # batch_size, min_side: the detector's own
+        return getattr(self.detector, name)
+
+    def detect(self, images):
+        with self.cores:
+            return self.detector.detect(images)
+
+
+class _Left(Exception):
+    """The output stopped (an error, a cancel): the tracker stops at its next batch."""
+
+
+def _stop_if(left: bool):
+    if left:
+        raise _Left()
 
 
 class _Output:
@@ -189,11 +247,10 @@ class _Output:
     and handed to the writer; the progress bar moves per generator slice."""
 
     def __init__(self, writer, info, audio_end, lead, stages, settings, hooks):
-        from . import face_detect as fd
-
         self.writer, self.info, self.audio_end, self.lead = writer, info, audio_end, lead
         self.stages, self.settings, self.hooks = stages, settings, hooks
-        self.window = fd.WindowFrames(info.height, info.width)  # decoded frames not yet shown
+        self.pictures: dict = {}  # decoded frames (video.Picture) by index, until shown
+        self.cores = threading.Lock()  # held by a generator that takes every core, and the detector
         # held per frame of a batch: its YUV (1.5 B a pixel) and the RGB of its face's region
         self.batch = max(1, min(settings.inference_batch, BATCH_BYTES // (info.width * info.height * 3)))
         self.expected = _expected_frames(settings.mode, info, audio_end)  # for the progress bar
@@ -207,11 +264,11 @@ class _Output:
         self.reported = max(self.reported, min(0.99, frames / self.expected))
         self.hooks.progress(self.reported)
 
-    @property
-    def needed_from(self) -> float:
-        """Decoded frames below this are never shown again in the first run (none are once
-        the output has ended)."""
-        return math.inf if self.ended else self.done
+    def drop_shown(self):
+        """Forget the decoded frames never shown again in the first run (all of them once the
+        output has ended)."""
+        for k in [k for k in self.pictures if self.ended or k < self.done]:
+            del self.pictures[k]
 
     def first_run(self, seen, ready: int, plan=None):
         """Show the input frames in order up to `ready` (their boxes final, their lengths known),
@@ -228,10 +285,10 @@ class _Output:
             firsts = np.flatnonzero(plan.source[:ready] != np.arange(min(ready, len(plan))))
             stop = int(firsts[0]) if len(firsts) else min(ready, len(plan))
             if stop < len(plan) and plan.source[stop] == stop - 1:  # the last frame is held
-                self.kept_last = self.window.window[stop - 1].copy()
+                self.kept_last = self.pictures[stop - 1].copy()
         for start in range(self.done, stop, self.batch):
             end = min(stop, start + self.batch)
-            self._write(plan, start, end, [self.window.window[k] for k in range(start, end)],
+            self._write(plan, start, end, [self.pictures[k] for k in range(start, end)],
                         seen.usable[start:end])
 
     def after_first_run(self, plan, reader):
@@ -253,11 +310,13 @@ class _Output:
             self.hooks.check_interrupt()
             self.progress(start + (stop - start) * done / max(1, total))
 
-        if self.stages.generator.shares_the_cpu:  # it takes every core: encoding waits
+        shares = self.stages.generator.shares_the_cpu
+        if shares:  # it takes every core: encoding waits, and detection
             self.writer.drain()
-        self.synced += _sync_uint8(self.stages, self.settings, [o.region for o in outs],
-                                   [o.face for o in outs], plan.positions[start:stop], strengths,
-                                   on_slice)
+        with self.cores if shares else contextlib.nullcontext():
+            self.synced += _sync_uint8(self.stages, self.settings, [o.region for o in outs],
+                                       [o.face for o in outs], plan.positions[start:stop],
+                                       strengths, on_slice)
         durations = plan.durations()
         for k, out in zip(range(start, stop), outs):
             self.writer.write(float(plan.times[k]) + self.lead, float(durations[k]), out.rgb,

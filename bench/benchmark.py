@@ -306,11 +306,12 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
     if route == "video":
         run = vars(video_route.lipsync_video(str(path), str(out), settings, hooks))
         total = time.perf_counter() - start
-        # decoding runs in a thread of its own: its time shows only where the route waits for it
-        stages = {"face detection (tracking, S3FD, finishing boxes)": run["detection_s"],
-                  "generator": timers["generator"], "encode (waiting for the encoder thread)": timers["encode"],
-                  "decoding waits, crop, resize, paste, audio": total - run["detection_s"]
-                  - timers["encode"] - timers["generator"]}
+        # decoding and tracking run in threads of their own: their time shows only where the
+        # route waits for them; the detection's own time ran alongside the rest (not summed)
+        stages = {"generator": timers["generator"], "encode (waiting for the encoder thread)": timers["encode"],
+                  "waiting for decoding and tracking; crop, resize, paste, audio": total
+                  - timers["encode"] - timers["generator"],
+                  "(alongside, in the tracker's thread: face detection)": run["detection_s"]}
     else:  # as a user wires it: decode every frame to an IMAGE, the IMAGE node, encode
         import torch as _torch
         frames = []

@@ -1,5 +1,5 @@
-"""The VIDEO route's stages run side by side (decoding and encoding in threads of their own): the
-output's bytes do not depend on thread timing, a cancel anywhere leaves nothing and does not hang,
+"""The VIDEO route's stages run side by side (decoding, tracking and encoding in threads of their
+own): the output's bytes do not depend on thread timing, a cancel anywhere leaves nothing and does not hang,
 a stage that raises stops the others, and the one decoding pass lip-syncs every output frame with
 the box the whole-clip tracker gives."""
 
@@ -38,9 +38,9 @@ def lip_sync(source, out, clip, checkpoint, **hooks_kw):
 
 
 def stage_threads():
-    """The route's own threads still running (the decoder's and the encoder's), after giving
+    """The route's own threads still running (the decoder's, the tracker's and the encoder's), after giving
     them a moment to end."""
-    names = ("Halo-Lipsy decoder", "Halo-Lipsy encoder")
+    names = ("Halo-Lipsy decoder", "Halo-Lipsy tracker", "Halo-Lipsy encoder")
     for thread in [t for t in threading.enumerate() if t.name in names]:
         thread.join(timeout=10)
     return [t.name for t in threading.enumerate() if t.name in names]
@@ -140,6 +140,94 @@ def test_a_stage_that_raises_stops_the_others(tmp_path, talking, clip, fixture_c
     assert time.monotonic() - started < 60
     assert not out.exists() and list(tmp_path.iterdir()) == [] and calls[0] == 2
     assert stage_threads() == []
+
+
+def test_the_detector_never_runs_while_a_generator_that_takes_every_core_does(tmp_path, fixture_checkpoint,
+                                                                             monkeypatch):
+    long_clip = Clip(width=160, height=120, fps=25.0, seconds=4.0, scenario="gentle")
+    talking = write_video(tmp_path / "talking.mp4", long_clip, audio=speech_wave(4.0), audio_rate=16000,
+                          pix_fmt="yuv420p")
+    inference = pack_module("wav2lip.inference")
+    spans = {"detector": [], "generator": []}
+
+    def timed(kind, real):
+        def run(*a):
+            start = time.monotonic()
+            time.sleep(0.01)  # long enough to overlap if nothing kept them apart
+            try:
+                return real(*a)
+            finally:
+                spans[kind].append((start, time.monotonic()))
+        return run
+
+    monkeypatch.setattr(TruthDetector, "detect", timed("detector", TruthDetector.detect))
+    monkeypatch.setattr(inference.BatchedGenerator, "_forward", timed("generator", inference.BatchedGenerator._forward))
+    monkeypatch.setattr(inference.BatchedGenerator, "shares_the_cpu", property(lambda self: True))
+    lip_sync(talking, tmp_path / "out.mp4", long_clip, fixture_checkpoint)
+    assert len(spans["detector"]) >= 4 and len(spans["generator"]) >= 20
+    for d1, d2 in spans["detector"]:
+        assert all(d2 <= g1 or g2 <= d1 for g1, g2 in spans["generator"])
+
+
+# ------------------------------------------------------------------ a stage ahead of its caller
+
+run_ahead = pack_module("ahead").run_ahead
+
+
+def test_a_stage_runs_ahead_in_order_by_at_most_its_limit():
+    made = []
+
+    def numbers(left):
+        for n in range(50):
+            made.append(n)
+            yield n
+
+    with run_ahead(numbers, 5, "Halo-Lipsy test stage") as items:
+        first = next(items)
+        time.sleep(0.3)  # the stage fills its queue, then waits
+        assert first == 0 and len(made) <= 1 + 5 + 1  # taken, queued, and one waiting to be
+        assert [first] + list(items) == list(range(50))
+
+
+def test_a_stage_error_reaches_the_caller_before_the_items_still_queued():
+    taken = threading.Event()
+
+    def failing(left):
+        yield 1
+        taken.wait(5)
+        yield from (2, 3)
+        raise RuntimeError("the stage broke")
+
+    got = []
+    with pytest.raises(RuntimeError, match="the stage broke"):
+        with run_ahead(failing, 8, "Halo-Lipsy test stage") as items:
+            got.append(next(items))
+            taken.set()
+            time.sleep(0.3)  # 2, 3 and the error are all made by now
+            got.extend(items)
+    assert got == [1]
+
+
+def test_leaving_stops_the_stage_in_its_own_thread_and_a_wait_checks_for_a_cancel():
+    ended, waits = [], [0]
+
+    def endless(left):
+        try:
+            n = 0
+            while True:
+                if n == 1:
+                    time.sleep(0.35)  # a slow step: the caller checks for a cancel meanwhile
+                yield n
+                n += 1
+        finally:
+            ended.append((threading.current_thread().name, left()))
+
+    with run_ahead(endless, 2, "Halo-Lipsy test stage",
+                   while_waiting=lambda: waits.__setitem__(0, waits[0] + 1)) as items:
+        assert next(items) == 0 and next(items) == 1
+    assert ended == [("Halo-Lipsy test stage", True)]  # closed where it ran, knowing the caller left
+    assert waits[0] >= 2
+    assert not any(t.name == "Halo-Lipsy test stage" for t in threading.enumerate())
 
 
 # ------------------------------------------------------------------ one pass = the whole clip
@@ -296,6 +384,13 @@ def test_audio_that_ends_inside_the_first_run_leaves_no_frames_waiting(tmp_path,
         held.append(len(self.window))
 
     monkeypatch.setattr(fd.WindowFrames, "put", put)
+    kept, real_drop = [], video_route._Output.drop_shown
+
+    def drop_shown(self):
+        real_drop(self)
+        kept.append(len(self.pictures))
+
+    monkeypatch.setattr(video_route._Output, "drop_shown", drop_shown)
     speech = {"waveform": torch.from_numpy(speech_wave(1.0))[None], "sample_rate": 16000}
     hooks = hooks_with([fixture_checkpoint.parent], SkinDetector(batch_size=4))
     report = video_route.lipsync_video(str(people_files["steady"]), str(tmp_path / "out.mp4"),
@@ -303,3 +398,4 @@ def test_audio_that_ends_inside_the_first_run_leaves_no_frames_waiting(tmp_path,
                                        audio=speech)
     assert report.frames_in == 100 and report.frames_out == 25
     assert len(held) == 100 and max(held) <= 60  # the tracker's window only, not the unshown rest
+    assert len(kept) == 100 and kept[-20:] == [0] * 20  # the output ended: it keeps no frame

@@ -6,12 +6,11 @@ generator, the luma for shot-cut thumbnails."""
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..ahead import run_ahead
 from .decode import _planes_of, decode, even_box, frame_duration, rgb_region, to_rgb, to_yuv
 from .probe import VideoInfo
 
@@ -58,56 +57,17 @@ class Picture:
 DECODE_AHEAD = 8  # pictures a decoding thread may hold ready (~25 MB at 1080p)
 
 
-@contextlib.contextmanager
 def decode_pictures(source, info: VideoInfo):
     """Every frame in `info.edits`, in order, as (time on the file's clock, pts, how long the
     file shows it or None, Picture): decoded and converted in a thread of its own, at most
     DECODE_AHEAD frames ahead of the caller, so the caller's work and FFmpeg's decoding (which
-    releases the GIL) overlap. A decoding error is raised in the caller's thread; leaving the
-    `with` block, however it is left, stops the thread and closes the file."""
-    items: queue.Queue = queue.Queue(maxsize=DECODE_AHEAD)
-    stop = threading.Event()
+    releases the GIL) overlap. A context manager (ahead.run_ahead): a decoding error is raised
+    in the caller's thread; leaving the `with` block, however it is left, stops the thread and
+    closes the file."""
 
-    def hand_over(item) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
+    def pictures(_left):
+        with contextlib.closing(decode(source, info)) as frames:
+            for t, pts, frame in frames:
+                yield t, pts, frame_duration(frame), Picture.of(frame, info)
 
-    def produce():
-        try:
-            with contextlib.closing(decode(source, info)) as frames:
-                for t, pts, frame in frames:
-                    if not hand_over((t, pts, frame_duration(frame), Picture.of(frame, info))):
-                        return
-            hand_over(_END)
-        except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
-            hand_over(_Failed(err))
-
-    def consume():
-        while True:
-            item = items.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-
-    thread = threading.Thread(target=produce, name="Halo-Lipsy decoder", daemon=True)
-    thread.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        thread.join()
-
-
-_END = object()
-
-
-@dataclass
-class _Failed:
-    error: BaseException
+    return run_ahead(pictures, DECODE_AHEAD, "Halo-Lipsy decoder")
