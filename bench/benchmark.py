@@ -386,19 +386,28 @@ def video_inputs(name: str, width: int, height: int, fps: float, seconds: float)
     return workdir, clip, audio, audio_source
 
 
+GPU_LIKE_MS = 15.0  # the gpu-like stand-in's time a frame: an assumed integrated GPU's pace, not a measurement
+
+
 def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: float,
                      generator: str, detector: str, precision: str) -> dict:
     """The VIDEO route on one file in a process of its own: the real generator (random weights,
-    real cost) or `none`, a stand-in that costs nothing (its forward returns the face crop it was
-    given); detection by S3FD with random weights on the clip's known boxes, or `none` (a fixed
+    real cost), `none`, a stand-in that costs nothing (its forward returns the face crop it was
+    given), or `gpu-like`, the same after GPU_LIKE_MS a frame of sleep; detection by S3FD with random weights on the clip's known boxes, or `none` (a fixed
     face_mask)."""
     mod = load_pack()
     pipeline, video_route = mod("pipeline"), mod("video_route")
     importlib.import_module("librosa.filters")  # imported once per process (ComfyUI's: at its first run)
-    if generator == "none":
+    if generator in ("none", "gpu-like"):
         inference = mod("wav2lip.inference")
-        inference.BatchedGenerator._forward = lambda self, mels, faces: np.ascontiguousarray(faces[:, 3:6])
-        # costing nothing, it leaves every core to the other stages, as a generator on a GPU does
+        pace = GPU_LIKE_MS / 1000.0 if generator == "gpu-like" else 0.0
+
+        def forward(self, mels, faces):
+            time.sleep(len(faces) * pace)  # the time passes, as on a GPU; no core is taken
+            return np.ascontiguousarray(faces[:, 3:6])
+
+        inference.BatchedGenerator._forward = forward
+        # it leaves every core to the other stages, as a generator on a GPU does
         inference.BatchedGenerator.shares_the_cpu = property(lambda self: False)
     clip = Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle")  # truth only
     hooks = pipeline.plain_hooks([workdir])
@@ -429,7 +438,8 @@ def transcode_benchmark(args, width, height):
     import imageio_ffmpeg
 
     workdir, clip, audio, audio_source = video_inputs("transcode", width, height, args.fps, args.seconds)
-    variants = list(dict.fromkeys([("none", "none"), ("none", "s3fd"), (args.generator, "none")]))
+    variants = list(dict.fromkeys([("none", "none"), ("none", "s3fd"), (args.generator, "none")]
+                                  + ([(args.generator, "s3fd")] if args.generator == "gpu-like" else [])))
     floors, best = [], {}
     try:
         source = workdir / "clip.mp4"
@@ -476,7 +486,7 @@ def transcode_run(args, width, height, source, workdir, generator, detector) -> 
     result = json.loads(done.stdout.strip().splitlines()[-1])
     alone = (f", the generator alone {result['generator_alone_fps']:.1f} fps"
              if "generator_alone_fps" in result else "")
-    print(f"generator {generator:>4}, detector {detector:>4}: {result['seconds']:.1f} s = "
+    print(f"generator {generator:>8}, detector {detector:>4}: {result['seconds']:.1f} s = "
           f"{result['fps']:.1f} fps ({result['dtype']}){alone}, peak RSS {result['peak_rss_mb']:.0f} MB",
           flush=True)
     return result
@@ -566,9 +576,11 @@ def main():
     parser.add_argument("--transcode", action="store_true",
                         help="the VIDEO route against ffmpeg's own transcode of the same file "
                              "(default 1920x1080, 20 s), with the generator stand-in and --generator")
-    parser.add_argument("--generator", default="none", choices=["none", "real"],
+    parser.add_argument("--generator", default="none", choices=["none", "gpu-like", "real"],
                         help="with --transcode: `none` is a stand-in that costs nothing (the CPU "
-                             "side alone); `real` runs the generator too (random weights, real cost)")
+                             "side alone); `gpu-like` a stand-in that takes GPU_LIKE_MS a frame "
+                             "without taking a core (with and without the detector); `real` runs "
+                             "the generator too (random weights, real cost)")
     parser.add_argument("--repeat", type=int, default=2,
                         help="with --transcode: runs of each, in turn; the fastest of each is kept")
     parser.add_argument("--transcode-worker", nargs=4, metavar=("FILE", "WORKDIR", "GENERATOR", "DETECTOR"),

@@ -17,7 +17,10 @@ from .probe import _RANGE_JPEG, Colour
 from .sound import AUDIO_CHUNK, aac_rate, output_samples, resample
 from .source import VideoInputError
 
-WRITE_AHEAD = 8  # frames that may wait for the encoding thread (a few at 1080p: ~25 MB)
+# what may wait for the encoding thread: about a batch of the VIDEO route's frames (41 of 1080p),
+# so the encoder works through one batch while the generator makes the next; 8 frames at least
+WRITE_AHEAD_BYTES = 128 << 20
+WRITE_AHEAD_MIN = 8
 OUTPUT_TIME_BASE = Fraction(1, 90000)  # fine enough for any frame time (the MPEG clock)
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what the output may be
 
@@ -88,7 +91,8 @@ class VideoWriter:
         # the encoding runs in a thread of its own (x264 and PyAV release the GIL), so decoding
         # and the work on the next frames go on meanwhile; frames are taken in order, so the
         # file's bytes do not depend on timing
-        self.queue: queue.Queue = queue.Queue(maxsize=WRITE_AHEAD)
+        self.ahead = max(WRITE_AHEAD_MIN, WRITE_AHEAD_BYTES // (width * height * 3 // 2))  # frames
+        self.queue: queue.Queue = queue.Queue(maxsize=self.ahead)
         self.failure: BaseException | None = None
         self.stopping = False
         self.thread = threading.Thread(target=self._encode_queued, name="Halo-Lipsy encoder", daemon=True)
@@ -101,7 +105,7 @@ class VideoWriter:
         `yuv` (`to_yuv` of the source frame, the source's own samples) with only the pixels
         `edits` changed converted from RGB, each edit (box, its RGB before, its RGB after) with
         the box on whole 2x2 chroma blocks (`even_box`); or, without `yuv`, whole from `rgb`.
-        The arrays are the writer's from here on. Returns at once unless WRITE_AHEAD frames wait;
+        The arrays are the writer's from here on. Returns at once unless `ahead` frames wait;
         an encoding error surfaces at the next call."""
         self._raise_failure()
         while True:
