@@ -393,8 +393,8 @@ def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: fl
                      generator: str, detector: str, precision: str) -> dict:
     """The VIDEO route on one file in a process of its own: the real generator (random weights,
     real cost), `none`, a stand-in that costs nothing (its forward returns the face crop it was
-    given), or `gpu-like`, the same after GPU_LIKE_MS a frame of sleep; detection by S3FD with random weights on the clip's known boxes, or `none` (a fixed
-    face_mask)."""
+    given), or `gpu-like`, the same after GPU_LIKE_MS a frame of sleep; detection by S3FD with
+    random weights on the clip's known boxes, or `none` (a fixed face_mask)."""
     mod = load_pack()
     pipeline, video_route = mod("pipeline"), mod("video_route")
     importlib.import_module("librosa.filters")  # imported once per process (ComfyUI's: at its first run)

@@ -39,8 +39,8 @@ def face_input(frame: np.ndarray, box) -> np.ndarray:
         crop_bgr = np.multiply(frame[y1:y2, x1:x2, 2::-1], UNIT, dtype=np.float32)
     else:
         crop_bgr = np.ascontiguousarray(frame[y1:y2, x1:x2, 2::-1], dtype=np.float32)
-    if not np.isfinite(crop_bgr).all():
-        np.nan_to_num(crop_bgr, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        if not np.isfinite(crop_bgr).all():
+            np.nan_to_num(crop_bgr, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     face = cv2.resize(crop_bgr, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LINEAR)
     chw = face.transpose(2, 0, 1)
     out = np.empty((6, FACE_SIZE, FACE_SIZE), dtype=np.float32)
