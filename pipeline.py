@@ -296,8 +296,8 @@ def sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, st
     """Lip-sync `frames` (a list of H x W x C arrays, float32 in [0, 1] or uint8, written in
     place) whose face boxes are `boxes` (None: no face) and whose audio windows start at
     `positions` (frame units: i for frame i at the nominal rate), each as much as its `strengths`
-    value (0: the frame is left as it is). `weights` (optional list of H x W arrays) receive the blend weights.
-    Returns how many frames were synced."""
+    value (0: the frame is left as it is). `weights` (optional list of H x W arrays) receive the
+    blend weights. Returns how many frames were synced."""
     from .wav2lip import face_input, paste
 
     faced = [k for k, box in enumerate(boxes) if box is not None and strengths[k] > 0]

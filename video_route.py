@@ -195,16 +195,15 @@ def _one_pass(source, info, output, stages, settings, hooks, face_mask, config) 
         with run_ahead(lambda left: faces.each_frame(source, info, left), TRACK_AHEAD,
                        "Halo-Lipsy tracker", while_waiting=hooks.check_interrupt) as tracked:
             for frame, usable in tracked:
-                if frame is not None:
-                    t, pts, said, picture = frame
-                    output.pictures[len(seen.times)] = picture
-                    seen.times.append(t)
-                    seen.pts.append(pts)
-                    seen.last_duration = said
                 seen.usable += usable
-                if frame is None:
+                if frame is None:  # after the last frame: the rest of the boxes
                     break
-                i = len(seen.times) - 1
+                t, pts, said, picture = frame
+                i = len(seen.times)
+                output.pictures[i] = picture
+                seen.times.append(t)
+                seen.pts.append(pts)
+                seen.last_duration = said
                 # a frame is shown once its box is final and its length known (the next one is here)
                 output.first_run(seen, min(len(seen.usable), i))
                 output.drop_shown()
@@ -314,9 +313,10 @@ class _Output:
         if shares:  # it takes every core: encoding waits, and detection
             self.writer.drain()
         with self.cores if shares else contextlib.nullcontext():
-            self.synced += _sync_uint8(self.stages, self.settings, [o.region for o in outs],
-                                       [o.face for o in outs], plan.positions[start:stop],
-                                       strengths, on_slice)
+            # the uint8 regions in place: the compositing works in float only where the mouth is
+            self.synced += sync_faces(self.stages, self.settings, [o.region for o in outs],
+                                      [o.face for o in outs], plan.positions[start:stop],
+                                      strengths, None, on_slice)
         durations = plan.durations()
         for k, out in zip(range(start, stop), outs):
             self.writer.write(float(plan.times[k]) + self.lead, float(durations[k]), out.rgb,
@@ -508,12 +508,6 @@ def _encoder(destination, *writer_args):
         elif isinstance(destination, (str, Path)):
             Path(destination).unlink(missing_ok=True)
         raise
-
-
-def _sync_uint8(stages, settings, rgbs, boxes, positions, strengths, on_slice) -> int:
-    """Lip-sync uint8 RGB pictures (frames, or the regions around faces) in place; the
-    compositing works in float only on the pixels the mouth may change."""
-    return sync_faces(stages, settings, rgbs, boxes, positions, strengths, None, on_slice)
 
 
 def lipsync_components(images, audio, destination, settings: Settings, hooks: Hooks,

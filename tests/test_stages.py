@@ -52,7 +52,7 @@ def test_the_output_bytes_do_not_depend_on_thread_timing(tmp_path, talking, clip
     lip_sync(talking, plain, clip, fixture_checkpoint)
     rng = random.Random(0)  # each stage sleeps at random (a thread's own generator: no shared state)
     slowed_stages = [(video.Picture, "of", 0.02, True), (video.VideoWriter, "_encode", 0.02, False),
-                     (video_route, "_sync_uint8", 0.03, False), (TruthDetector, "detect", 0.02, False)]
+                     (video_route, "sync_faces", 0.03, False), (TruthDetector, "detect", 0.02, False)]
     for owner, name, most, is_classmethod in slowed_stages:
         real = getattr(owner, name)
         wait = random.Random(rng.random())
@@ -70,13 +70,13 @@ def test_the_output_bytes_do_not_depend_on_thread_timing(tmp_path, talking, clip
 def test_the_progress_bar_moves_forward_from_the_first_frames_to_the_end(tmp_path, talking, clip,
                                                                          fixture_checkpoint, monkeypatch):
     batches, seen = [0], []
-    real_sync = video_route._sync_uint8
+    real_sync = video_route.sync_faces
 
     def sync(*a):
         batches[0] += 1
         return real_sync(*a)
 
-    monkeypatch.setattr(video_route, "_sync_uint8", sync)
+    monkeypatch.setattr(video_route, "sync_faces", sync)
     lip_sync(talking, tmp_path / "out.mp4", clip, fixture_checkpoint,
              progress=lambda fraction: seen.append((fraction, batches[0])))
     fractions = [f for f, _ in seen]
@@ -122,7 +122,7 @@ def test_a_cancel_anywhere_leaves_nothing_and_does_not_hang(tmp_path, talking, c
 @pytest.mark.parametrize("stage", ["decoder", "detector", "generator", "encoder"])
 def test_a_stage_that_raises_stops_the_others(tmp_path, talking, clip, fixture_checkpoint, monkeypatch, stage):
     owner, name = {"decoder": (video.Picture, "of"), "detector": (TruthDetector, "detect"),
-                   "generator": (video_route, "_sync_uint8"), "encoder": (video.VideoWriter, "_encode")}[stage]
+                   "generator": (video_route, "sync_faces"), "encoder": (video.VideoWriter, "_encode")}[stage]
     real = getattr(owner, name)
     calls = [0]
 

@@ -91,8 +91,8 @@ class VideoWriter:
         # the encoding runs in a thread of its own (x264 and PyAV release the GIL), so decoding
         # and the work on the next frames go on meanwhile; frames are taken in order, so the
         # file's bytes do not depend on timing
-        self.ahead = max(WRITE_AHEAD_MIN, WRITE_AHEAD_BYTES // (width * height * 3 // 2))  # frames
-        self.queue: queue.Queue = queue.Queue(maxsize=self.ahead)
+        ahead = max(WRITE_AHEAD_MIN, WRITE_AHEAD_BYTES // (width * height * 3 // 2))  # frames
+        self.queue: queue.Queue = queue.Queue(maxsize=ahead)
         self.failure: BaseException | None = None
         self.stopping = False
         self.thread = threading.Thread(target=self._encode_queued, name="Halo-Lipsy encoder", daemon=True)
@@ -105,8 +105,8 @@ class VideoWriter:
         `yuv` (`to_yuv` of the source frame, the source's own samples) with only the pixels
         `edits` changed converted from RGB, each edit (box, its RGB before, its RGB after) with
         the box on whole 2x2 chroma blocks (`even_box`); or, without `yuv`, whole from `rgb`.
-        The arrays are the writer's from here on. Returns at once unless `ahead` frames wait;
-        an encoding error surfaces at the next call."""
+        The arrays are the writer's from here on. Returns at once unless a queue's worth
+        (WRITE_AHEAD_BYTES) waits; an encoding error surfaces at the next call."""
         self._raise_failure()
         while True:
             try:
