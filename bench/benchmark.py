@@ -59,6 +59,15 @@ def load_pack():
     return mod
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), for the numbers' record."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
@@ -95,12 +104,16 @@ def speech_audio(seconds: float, workdir: Path) -> tuple[dict, str]:
 class RandomS3FD:
     """S3FD's network with random weights, run as face-alignment runs it (BGR in, flipped, mean
     subtracted, softmax over the class maps). Post-processing is skipped: with random weights
-    every anchor is a candidate, which real weights never produce."""
+    every anchor is a candidate, which real weights never produce. Given the pack (`mod`), in the
+    pack's precision for looks (bf16 where the CPU computes it natively; real faces' scores are
+    no close calls, so fp32 looks again at none); without it, fp32 (the per-frame baseline)."""
 
-    def __init__(self):
+    def __init__(self, mod=None):
         from face_alignment.detection.sfd.net_s3fd import s3fd
         torch.manual_seed(0)
         self.net = s3fd().eval().to(memory_format=torch.channels_last)  # as S3FDDetector lays it out
+        if mod is not None:
+            self.net = mod("face_detect.s3fd.detector").fast_network(self.net) or self.net
         self.mean = torch.tensor([104.0, 117.0, 123.0]).view(1, 3, 1, 1)
         self.seconds = 0.0
 
@@ -127,7 +140,7 @@ def run_node(mod, images, audio, clip, checkpoint_dir, fps, precision="auto"):
     """The IMAGE route, as the node runs it."""
     pipeline, Settings = mod("pipeline"), mod("settings").Settings
     inference = mod("wav2lip.inference")
-    network = RandomS3FD()
+    network = RandomS3FD(mod)
     detector = TruthDetector(clip, batch_size=4, network=network)
     model_time = [0.0]
     original = inference.BatchedGenerator._forward
@@ -281,7 +294,7 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
     mod = load_pack()
     pipeline, video_route, video = mod("pipeline"), mod("video_route"), mod("video")
     clip = Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle")  # truth only
-    detector = TruthDetector(clip, batch_size=4, network=RandomS3FD())
+    detector = TruthDetector(clip, batch_size=4, network=RandomS3FD(mod))
     timers = {"encode": 0.0, "generator": 0.0}
     real_write, real_finish = video.VideoWriter.write, video.VideoWriter.finish
     inference = mod("wav2lip.inference")
@@ -417,7 +430,7 @@ def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: fl
         face_mask = torch.zeros(1, height, width)
         face_mask[0, y1:y2, x1:x2] = 1.0
     else:
-        hooks = with_detector(hooks, TruthDetector(clip, batch_size=4, network=RandomS3FD()))
+        hooks = with_detector(hooks, TruthDetector(clip, batch_size=4, network=RandomS3FD(mod)))
     settings = mod("settings").Settings(force_cpu=True, precision=precision)
     out = workdir / f"out_{generator}_{detector}.mp4"
     start = time.perf_counter()
@@ -444,8 +457,9 @@ def transcode_benchmark(args, width, height):
     try:
         source = workdir / "clip.mp4"
         write_clip_file(source, clip, clip.count, audio)
-        print(f"{width}x{height}, {clip.count} frames, {os.cpu_count()} CPUs, torch {torch.__version__}",
-              flush=True)
+        looks = "bf16" if load_pack()("cpu").cpu_has_native_bf16() else "fp32"
+        print(f"{width}x{height}, {clip.count} frames, {os.cpu_count()} CPUs ({cpu_name()}), "
+              f"torch {torch.__version__}, S3FD looks in {looks}", flush=True)
         for _ in range(args.repeat):
             start = time.perf_counter()
             subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-i", str(source),

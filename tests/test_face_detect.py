@@ -446,3 +446,87 @@ def test_no_weights_and_no_network_says_where_to_put_the_file(tmp_path, monkeypa
     assert "could not be downloaded" in text and "s3fd-619a316812.pth" in text
     assert str(tmp_path / "pack" / "checkpoints") in text and str(tmp_path / "models" / "wav2lip") in text
     assert "face_mask" in text
+
+
+# ------------------------------------------------------------------ S3FD's looks, fp32 and bf16
+
+s3fd_detector = pack_module("face_detect.s3fd.detector")
+
+
+@pytest.fixture(scope="module")
+def random_s3fd_weights(tmp_path_factory):
+    from face_alignment.detection.sfd.net_s3fd import s3fd as s3fd_network
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("s3fd") / "s3fd.pth"
+    torch.save(s3fd_network().state_dict(), path)  # random weights: the arithmetic, not real faces
+    return path
+
+
+def astronaut_looks(count=2, side=128) -> np.ndarray:
+    """BGR uint8 looks at a real face, as the tracker renders them."""
+    import cv2
+    from synthetic_clip import astronaut_head
+    head = (astronaut_head()[:, :, ::-1] * 255).astype(np.uint8)
+    look = cv2.resize(head, (side, side), interpolation=cv2.INTER_AREA)
+    return np.stack([np.roll(look, 9 * k, axis=1) for k in range(count)])
+
+
+def test_without_native_bf16_the_looks_are_face_alignments_own(random_s3fd_weights, monkeypatch):
+    """The detector decodes and filters as face-alignment's SFDDetector does (its own method is
+    the reference), in fp32 where the CPU would only emulate bf16."""
+    monkeypatch.setattr(s3fd_detector, "cpu_has_native_bf16", lambda: False)
+    detector = s3fd.S3FDDetector(random_s3fd_weights, batch_size=2)
+    assert detector._fast is None
+    looks = astronaut_looks()
+    ours = detector.detect_images(looks)
+    batch = torch.from_numpy(looks).permute(0, 3, 1, 2).float()
+    reference = detector._sfd.detect_from_batch(batch)
+    assert sum(len(found) for found in ours) > 0  # random weights score many anchors near 0.5
+    for found, expected in zip(ours, reference):
+        np.testing.assert_array_equal(found, np.asarray(expected, dtype=np.float64).reshape(-1, 5))
+
+
+def test_bf16_looks_leave_the_close_calls_to_fp32(random_s3fd_weights, monkeypatch):
+    """Where bf16 is native, a look whose best face scores near the threshold is made again in
+    fp32, and fp32's answer is kept; clear faces keep bf16's boxes; nothing found stays nothing."""
+    import face_alignment.detection.sfd.detect as fa_detect
+
+    monkeypatch.setattr(s3fd_detector, "cpu_has_native_bf16", lambda: True)
+    detector = s3fd.S3FDDetector(random_s3fd_weights, batch_size=4)
+    assert isinstance(detector._fast, s3fd_detector.Bfloat16Network)
+    face = [20.0, 30.0, 80.0, 100.0]
+    answers = {  # image -> (bf16's score, fp32's score); None: no candidate at all
+        0: (0.97, 0.98), 1: (0.55, 0.45), 2: (0.45, 0.52), 3: (None, None), 4: (0.30, 0.20)}
+    exact_batches = []
+
+    def fake_batch_detect(network, batch, device):
+        fast = isinstance(network, s3fd_detector.Bfloat16Network)
+        images = [int(b[0, 0, 0]) for b in batch]  # each fake image carries its number
+        if not fast:
+            exact_batches.append(images)
+        scores = [answers[n][0 if fast else 1] for n in images]
+        return np.array([[face[:2] + [face[2] + (1 if fast else 0), face[3], s]] if s is not None
+                         else np.zeros((0, 5)) for s in scores], dtype=object)
+
+    monkeypatch.setattr(fa_detect, "batch_detect", fake_batch_detect)
+    images = np.zeros((5, 8, 8, 3), np.uint8)
+    images[:, 0, 0, 0] = np.arange(5)
+    found = detector.detect(images)
+    assert exact_batches == [[1, 2], [4]]  # batches of 4: images 1, 2 then 4 were close calls
+    assert found[0].tolist() == [[20.0, 30.0, 81.0, 100.0, 0.97]]  # bf16's box, kept
+    assert len(found[1]) == 0  # bf16 saw a face at 0.55, fp32 says no: no face
+    assert found[2].tolist() == [[20.0, 30.0, 80.0, 100.0, 0.52]]  # fp32's box
+    assert len(found[3]) == 0 and len(found[4]) == 0
+
+
+def test_the_bf16_network_gives_fp32_tensors_close_to_fp32s(random_s3fd_weights):
+    detector_network = s3fd.S3FDDetector(random_s3fd_weights, batch_size=1).network
+    fast = s3fd_detector.Bfloat16Network(detector_network)
+    assert next(detector_network.parameters()).dtype == torch.float32  # a copy: fp32 stays
+    looks = torch.from_numpy(astronaut_looks(1, 64)).permute(0, 3, 1, 2).float() - 120.0
+    with torch.inference_mode():
+        exact, approximate = detector_network(looks), fast(looks)
+    assert len(exact) == len(approximate) == 12
+    for e, a in zip(exact, approximate):
+        assert a.dtype == torch.float32 and a.shape == e.shape
+        assert float((a - e).abs().max()) < 0.1 * float(e.std()) + 1e-6
