@@ -105,8 +105,8 @@ class RandomS3FD:
     """S3FD's network with random weights, run as face-alignment runs it (BGR in, flipped, mean
     subtracted, softmax over the class maps). Post-processing is skipped: with random weights
     every anchor is a candidate, which real weights never produce. Given the pack (`mod`), in the
-    pack's precision for looks (bf16 where the CPU computes it natively; real faces' scores are
-    no close calls, so fp32 looks again at none); without it, fp32 (the per-frame baseline)."""
+    pack's precision for looks (bf16 where the CPU computes it natively; real faces score far
+    from the threshold, so fp32 looks again at none); without it, fp32 (the per-frame baseline)."""
 
     def __init__(self, mod=None):
         from face_alignment.detection.sfd.net_s3fd import s3fd

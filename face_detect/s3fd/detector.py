@@ -7,8 +7,8 @@ BGR images reproduces the boxes the released Wav2Lip weights were trained on.
 Where the CPU computes bf16 natively (AVX-512 BF16, AMX) the looks run in bf16, about 3x fp32's
 speed on AMX. The network's outputs then differ from fp32's by a few percent of their spread:
 a box moves by well under a pixel of the look, but a score near the threshold could fall on the
-other side. So every look with a score between CLOSE_CALL's bounds is made again in fp32, and
-whether a face is there is always fp32's decision.
+other side. So every look with a score within CLOSE_CALL of the threshold is made again in
+fp32, and whether a face is there is always fp32's decision.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 from ...cpu import cpu_has_native_bf16
 from ..base import FaceDetector
 
-SCORE_THRESHOLD = 0.5  # with face-alignment's NMS at 0.3, as Wav2Lip's crops were made
+SCORE_THRESHOLD = 0.5  # with face-alignment's NMS_OVERLAP: as Wav2Lip's crops were made
 NMS_OVERLAP = 0.3
-CLOSE_CALL = (0.25, 0.75)  # scores a bf16 look leaves to fp32 (a face scores ~0.99)
+CLOSE_CALL = 0.25  # scores this near the threshold: a bf16 look leaves them to fp32 (a face ~0.99)
 
 
 class Bfloat16Network(torch.nn.Module):
@@ -64,8 +64,8 @@ class S3FDDetector(FaceDetector):
         batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
         if self._fast is None:
             return _faces(self.network, batch, self.threshold)
-        low, high = CLOSE_CALL
-        found = _faces(self._fast, batch, min(low, self.threshold))
+        low, high = self.threshold - CLOSE_CALL, self.threshold + CLOSE_CALL
+        found = _faces(self._fast, batch, low)
         close = [n for n, boxes in enumerate(found)
                  if np.any((boxes[:, 4] >= low) & (boxes[:, 4] < high))]
         if close:
