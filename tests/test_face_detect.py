@@ -19,6 +19,7 @@ def track_lazily(clip, detector, settings):
     return fd.finish_boxes(raw, frames.height, frames.width, settings, starts), tracker.stats
 boxes_mod = pack_module("face_detect.boxes")
 s3fd = pack_module("face_detect.s3fd")
+s3fd_detector = pack_module("face_detect.s3fd.detector")
 weights = pack_module("face_detect.s3fd.weights")
 
 
@@ -349,7 +350,13 @@ def random_s3fd_file(tmp_path_factory):
     return path
 
 
-def test_s3fd_loads_and_detects_batches_with_the_bgr_quirk(random_s3fd_file):
+@pytest.fixture
+def fp32_looks(monkeypatch):
+    """The detector as on a CPU without native bf16: every look in fp32, by `network`."""
+    monkeypatch.setattr(s3fd_detector, "cpu_has_native_bf16", lambda: False)
+
+
+def test_s3fd_loads_and_detects_batches_with_the_bgr_quirk(random_s3fd_file, fp32_looks):
     detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=2)
     seen = []
     detector.network.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
@@ -377,7 +384,7 @@ def test_the_tracker_drives_a_real_s3fd(random_s3fd_file):
     assert stats.calls >= 1 and (64, 96) in stats.images  # whole frame, not upscaled
 
 
-def test_s3fd_runs_channels_last_with_the_boxes_of_the_plain_layout(random_s3fd_file):
+def test_s3fd_runs_channels_last_with_the_boxes_of_the_plain_layout(random_s3fd_file, fp32_looks):
     import cv2
     from skimage import data
 
@@ -450,17 +457,6 @@ def test_no_weights_and_no_network_says_where_to_put_the_file(tmp_path, monkeypa
 
 # ------------------------------------------------------------------ S3FD's looks, fp32 and bf16
 
-s3fd_detector = pack_module("face_detect.s3fd.detector")
-
-
-@pytest.fixture(scope="module")
-def random_s3fd_weights(tmp_path_factory):
-    from face_alignment.detection.sfd.net_s3fd import s3fd as s3fd_network
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("s3fd") / "s3fd.pth"
-    torch.save(s3fd_network().state_dict(), path)  # random weights: the arithmetic, not real faces
-    return path
-
 
 def astronaut_looks(count=2, side=128) -> np.ndarray:
     """BGR uint8 looks at a real face, as the tracker renders them."""
@@ -471,11 +467,10 @@ def astronaut_looks(count=2, side=128) -> np.ndarray:
     return np.stack([np.roll(look, 9 * k, axis=1) for k in range(count)])
 
 
-def test_without_native_bf16_the_looks_are_face_alignments_own(random_s3fd_weights, monkeypatch):
+def test_without_native_bf16_the_looks_are_face_alignments_own(random_s3fd_file, fp32_looks):
     """The detector decodes and filters as face-alignment's SFDDetector does (its own method is
     the reference), in fp32 where the CPU would only emulate bf16."""
-    monkeypatch.setattr(s3fd_detector, "cpu_has_native_bf16", lambda: False)
-    detector = s3fd.S3FDDetector(random_s3fd_weights, batch_size=2)
+    detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=2)
     assert detector._fast is None
     looks = astronaut_looks()
     ours = detector.detect_images(looks)
@@ -486,13 +481,13 @@ def test_without_native_bf16_the_looks_are_face_alignments_own(random_s3fd_weigh
         np.testing.assert_array_equal(found, np.asarray(expected, dtype=np.float64).reshape(-1, 5))
 
 
-def test_bf16_looks_leave_the_close_calls_to_fp32(random_s3fd_weights, monkeypatch):
+def test_bf16_looks_leave_the_close_calls_to_fp32(random_s3fd_file, monkeypatch):
     """Where bf16 is native, a look whose best face scores near the threshold is made again in
     fp32, and fp32's answer is kept; clear faces keep bf16's boxes; nothing found stays nothing."""
     import face_alignment.detection.sfd.detect as fa_detect
 
     monkeypatch.setattr(s3fd_detector, "cpu_has_native_bf16", lambda: True)
-    detector = s3fd.S3FDDetector(random_s3fd_weights, batch_size=4)
+    detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=4)
     assert isinstance(detector._fast, s3fd_detector.Bfloat16Network)
     face = [20.0, 30.0, 80.0, 100.0]
     answers = {  # image -> (bf16's score, fp32's score); None: no candidate at all
@@ -519,8 +514,8 @@ def test_bf16_looks_leave_the_close_calls_to_fp32(random_s3fd_weights, monkeypat
     assert len(found[3]) == 0 and len(found[4]) == 0
 
 
-def test_the_bf16_network_gives_fp32_tensors_close_to_fp32s(random_s3fd_weights):
-    detector_network = s3fd.S3FDDetector(random_s3fd_weights, batch_size=1).network
+def test_the_bf16_network_gives_fp32_tensors_close_to_fp32s(random_s3fd_file):
+    detector_network = s3fd.S3FDDetector(random_s3fd_file, batch_size=1).network
     fast = s3fd_detector.Bfloat16Network(detector_network)
     assert next(detector_network.parameters()).dtype == torch.float32  # a copy: fp32 stays
     looks = torch.from_numpy(astronaut_looks(1, 64)).permute(0, 3, 1, 2).float() - 120.0

@@ -620,7 +620,7 @@ def test_tiny_and_extreme_frames_run_through_the_real_detector(run, height, widt
     from face_alignment.detection.sfd.net_s3fd import s3fd as S3FDNet
     torch.manual_seed(0)
     torch.save(S3FDNet().state_dict(), tmp_path / "s3fd.pth")
-    detector = pack_module("face_detect.s3fd").S3FDDetector(tmp_path / "s3fd.pth")
+    detector = pack_module("face_detect.s3fd").S3FDDetector(tmp_path / "s3fd.pth", Settings().face_detect_batch)
     images = torch.rand(2, height, width, 3)
     result = run(images, speech(0.08), detector=detector)
     assert result.report.detection_stats.image_count >= 1  # the network looked at these frames
