@@ -298,23 +298,49 @@ def sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, st
     `positions` (frame units: i for frame i at the nominal rate), each as much as its `strengths`
     value (0: the frame is left as it is). `weights` (optional list of H x W arrays) receive the
     blend weights. Returns how many frames were synced."""
-    from .wav2lip import face_input, paste
+    work = mouth_inputs(stages, settings, frames, boxes, positions, strengths)
+    if work is None:
+        return 0
+    generated = stages.generator(work.mels, work.faces, on_slice=on_slice)
+    return paste_mouths(settings, frames, boxes, strengths, work, generated, weights)
+
+
+@dataclass
+class MouthInputs:
+    """What the generator gets for a batch: the frames that get a mouth (their indices), their
+    face crops (n, 6, 96, 96) and mel windows (n, 80, 16)."""
+
+    faced: list
+    faces: np.ndarray
+    mels: np.ndarray
+
+
+def mouth_inputs(stages: _Stages, settings: Settings, frames, boxes, positions,
+                 strengths) -> MouthInputs | None:
+    """sync_faces' first half: the generator's inputs (None: no frame gets a mouth)."""
+    from .wav2lip import face_input
 
     faced = [k for k, box in enumerate(boxes) if box is not None and strengths[k] > 0]
     if not faced:
-        return 0
+        return None
     faces = np.stack(each_frame(lambda k: face_input(frames[k], boxes[k]), faced))
     mels = stages.features.windows(np.asarray([positions[k] for k in faced]), settings.sync_offset,
                                    settings.mel_step_multiplier)
-    generated = stages.generator(mels, faces, on_slice=on_slice)
+    return MouthInputs(faced, faces, mels)
+
+
+def paste_mouths(settings: Settings, frames, boxes, strengths, work: MouthInputs, generated,
+                 weights=None) -> int:
+    """sync_faces' second half: the `generated` mouths pasted into `frames`."""
+    from .wav2lip import paste
 
     def paste_one(j):
-        k = faced[j]
+        k = work.faced[j]
         paste(frames[k], boxes[k], generated[j], settings.blend_edges, settings.blend_radius,
               weights_out=None if weights is None else weights[k], strength=float(strengths[k]))
 
-    each_frame(paste_one, range(len(faced)))
-    return len(faced)
+    each_frame(paste_one, range(len(work.faced)))
+    return len(work.faced)
 
 
 def each_frame(work, items) -> list:

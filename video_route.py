@@ -8,8 +8,10 @@ frames (a region's RGB for the detector, luma for the cut thumbnails); each fram
 finished (gaps bridged, smoothed) as soon as no later frame can change it, and here the frames
 are then lip-synced a batch at a time and handed to the encoder, which runs in a thread of its
 own. So the detector looks at the next keyframes while the generator makes the last ones' mouths
-(on a CPU the two take turns: each takes every core). Only the face's region is converted to RGB
-and back; the rest of every frame is written as it was decoded.
+(on a CPU the two take turns: each takes every core). A generator that leaves the cores free (a
+GPU) works in a thread of its own too, on one batch while the last one's mouths are pasted and
+the next one is prepared. Only the face's region is converted to RGB and back; the rest of every
+frame is written as it was decoded.
 
 What the output shows after the clip's first run (the last frame held in `sequential`, the
 loops of `repetitive` and `pingpong`) is read from the file again, by index, in bounded memory.
@@ -17,7 +19,8 @@ loops of `repetitive` and `pingpong`) is read from the file again, by index, in 
 Held at once, whatever the clip's length: the frames the tracker still reads (at most
 `keyframe_interval` x (`max_keyframe_group` + 1) + 4 frames behind the newest), the frames
 whose boxes wait for the finishing margin (half the smoothing window + the bridged gap + 2),
-one batch, and the three threads' queues (DECODE_AHEAD, TRACK_AHEAD, and a batch's worth
+one batch (or two of half the size, where the generator has a thread of its own), and the three
+threads' queues (DECODE_AHEAD, TRACK_AHEAD, and a batch's worth
 waiting for the encoder: video.writer.WRITE_AHEAD_BYTES): about 210 frames of 1080p YUV
 (~650 MB) with the default settings. The sound track is held whole.
 """
@@ -29,6 +32,8 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -36,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from .pipeline import (Hooks, Report, detection_errors, face_name, kept_original,
-                       lipsync_images, log_shots, set_up, speech_strengths, sync_faces, timeline,
-                       tracker_config, usable_boxes, validate_images)
+                       lipsync_images, log_shots, mouth_inputs, paste_mouths, set_up,
+                       speech_strengths, timeline, tracker_config, usable_boxes, validate_images)
 from .settings import HaloLipsyError, Settings
 
 logger = logging.getLogger("HaloLipsy")
@@ -75,13 +80,13 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     with _encoder(destination, info.width, info.height, info.fps, settings.quality,
                   info.colour.for_output(info.width, info.height, info.coded_size),
                   track.for_output()) as writer:
-        output = _Output(writer, info, sound.end, track.lead, stages, settings, hooks)
-        seen = _one_pass(source, info, output, stages, settings, hooks, face_mask, config)
-        plan = timeline(settings.mode, seen.relative_times(info.start), sound.end, float(info.fps),
-                        info.last_frame_duration(seen.times[-1], seen.last_duration))
-        output.first_run(seen, len(seen.times), plan)
-        reader = _Rereader(source, info, seen, output.kept_last)
-        output.after_first_run(plan, reader)
+        with _Output(writer, info, sound.end, track.lead, stages, settings, hooks) as output:
+            seen = _one_pass(source, info, output, stages, settings, hooks, face_mask, config)
+            plan = timeline(settings.mode, seen.relative_times(info.start), sound.end,
+                            float(info.fps), info.last_frame_duration(seen.times[-1], seen.last_duration))
+            output.first_run(seen, len(seen.times), plan)
+            reader = _Rereader(source, info, seen, output.kept_last)
+            output.after_first_run(plan, reader)
         writer.finish(plan.end + track.lead)
     hooks.progress(1.0)
     log_shots(seen.usable, seen.relative_times(info.start), seen.stats, face_name(config))
@@ -243,20 +248,41 @@ def _stop_if(left: bool):
 
 class _Output:
     """The output in the making: frames lip-synced a batch at a time, in the timeline's order,
-    and handed to the writer; the progress bar moves per generator slice."""
+    and handed to the writer; the progress bar moves per generator slice.
+
+    A generator that takes every core (on the CPU) makes each batch's mouths here, in turn with
+    the detector and the encoder. Any other (a GPU) makes them in a thread of its own: while it
+    works on one batch, this thread pastes the last one's mouths, hands it to the encoder and
+    prepares the next, so the CPU's work and the generator's overlap. Then two batches are in
+    hand at once, each half the size (the same bytes held)."""
 
     def __init__(self, writer, info, audio_end, lead, stages, settings, hooks):
         self.writer, self.info, self.audio_end, self.lead = writer, info, audio_end, lead
         self.stages, self.settings, self.hooks = stages, settings, hooks
         self.pictures: dict = {}  # decoded frames (video.Picture) by index, until shown
         self.cores = threading.Lock()  # held by a generator that takes every core, and the detector
+        overlapped = not stages.generator.shares_the_cpu
         # held per frame of a batch: its YUV (1.5 B a pixel) and the RGB of its face's region
-        self.batch = max(1, min(settings.inference_batch, BATCH_BYTES // (info.width * info.height * 3)))
+        frame_bytes = info.width * info.height * 3 * (2 if overlapped else 1)
+        self.batch = max(1, min(settings.inference_batch, BATCH_BYTES // frame_bytes))
+        self.generating = (ThreadPoolExecutor(1, thread_name_prefix="Halo-Lipsy generator")
+                           if overlapped else None)
+        self.leaving = threading.Event()  # the output stops: the generator's thread stops too
+        self.in_hand = None  # the batch the generator's thread works on (_Batch)
         self.expected = _expected_frames(settings.mode, info, audio_end)  # for the progress bar
-        self.done = self.synced = self.kept_original = 0
+        self.taken = self.done = self.synced = self.kept_original = 0  # frames batched, written
         self.ended = False  # the output ended inside the clip's first run (the audio was shorter)
         self.kept_last = None  # a copy of the last frame, where the output holds it
         self.reported = 0.0  # the progress bar's position: it never moves back
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        """However the output ends: the generator's thread stops at its next slice, and is gone."""
+        self.leaving.set()
+        if self.generating is not None:
+            self.generating.shutdown(wait=True)
 
     def progress(self, frames: float):
         """Move the bar to `frames` output frames (of the expected count)."""
@@ -266,64 +292,126 @@ class _Output:
     def drop_shown(self):
         """Forget the decoded frames never shown again in the first run (all of them once the
         output has ended)."""
-        for k in [k for k in self.pictures if self.ended or k < self.done]:
+        for k in [k for k in self.pictures if self.ended or k < self.taken]:
             del self.pictures[k]
 
     def first_run(self, seen, ready: int, plan=None):
         """Show the input frames in order up to `ready` (their boxes final, their lengths known),
         whole batches at a time; with the whole clip's `plan`, all of its first run."""
         if plan is None:
-            if self.ended or ready - self.done < self.batch:
+            if self.ended or ready - self.taken < self.batch:
                 return
             # the timeline of the frames known so far has the whole clip's first `ready` entries
             plan = timeline(self.settings.mode, seen.relative_times(self.info.start, ready + 1),
                             self.audio_end, float(self.info.fps))
             self.ended = len(plan) < ready
-            stop = len(plan) if self.ended else self.done + (ready - self.done) // self.batch * self.batch
+            stop = len(plan) if self.ended else self.taken + (ready - self.taken) // self.batch * self.batch
         else:
             firsts = np.flatnonzero(plan.source[:ready] != np.arange(min(ready, len(plan))))
             stop = int(firsts[0]) if len(firsts) else min(ready, len(plan))
             if stop < len(plan) and plan.source[stop] == stop - 1:  # the last frame is held
                 self.kept_last = self.pictures[stop - 1].copy()
-        for start in range(self.done, stop, self.batch):
+        for start in range(self.taken, stop, self.batch):
             end = min(stop, start + self.batch)
-            self._write(plan, start, end, [self.pictures[k] for k in range(start, end)],
-                        seen.usable[start:end])
+            self._take(plan, start, end, [self.pictures[k] for k in range(start, end)],
+                       seen.usable[start:end])
 
     def after_first_run(self, plan, reader):
-        """What the output shows after the clip's first run, read again by index."""
-        for start in range(self.done, len(plan), self.batch):
+        """What the output shows after the clip's first run, read again by index; then the
+        last batch is finished."""
+        for start in range(self.taken, len(plan), self.batch):
             end = min(len(plan), start + self.batch)
             sources = [int(k) for k in plan.source[start:end]]
-            self._write(plan, start, end, [reader.read(k) for k in sources],
-                        [reader.usable[k] for k in sources])
+            self._take(plan, start, end, [reader.read(k) for k in sources],
+                       [reader.usable[k] for k in sources])
+        if self.in_hand is not None:
+            self._write(self.in_hand)
+            self.in_hand = None
 
-    def _write(self, plan, start, stop, pictures, faces):
+    def _take(self, plan, start, stop, pictures, faces):
         """Output frames [start, stop) of `plan` from their input frames' `pictures` (which
-        the writer owns from here on) and usable `faces`."""
+        the writer owns from here on) and usable `faces`: the mouths made, here or in the
+        generator's thread, and the frames written (the batch before, where they overlap)."""
         self.hooks.check_interrupt()
         outs = [_Picture.of(p, face, self.info) for p, face in zip(pictures, faces)]
         strengths = speech_strengths(self.stages, self.settings, plan.positions[start:stop])
-
-        def on_slice(done, total):
-            self.hooks.check_interrupt()
-            self.progress(start + (stop - start) * done / max(1, total))
-
-        shares = self.stages.generator.shares_the_cpu
-        if shares:  # it takes every core: encoding waits, and detection
+        # the uint8 regions in place: the compositing works in float only where the mouth is
+        work = mouth_inputs(self.stages, self.settings, [o.region for o in outs],
+                            [o.face for o in outs], plan.positions[start:stop], strengths)
+        batch = _Batch(plan, start, stop, outs, faces, strengths, work)
+        self.taken = stop
+        if work is None:
+            batch.generated = None
+        elif self.generating is None:  # it takes every core: encoding waits, and detection
             self.writer.drain()
-        with self.cores if shares else contextlib.nullcontext():
-            # the uint8 regions in place: the compositing works in float only where the mouth is
-            self.synced += sync_faces(self.stages, self.settings, [o.region for o in outs],
-                                      [o.face for o in outs], plan.positions[start:stop],
-                                      strengths, None, on_slice)
-        durations = plan.durations()
-        for k, out in zip(range(start, stop), outs):
-            self.writer.write(float(plan.times[k]) + self.lead, float(durations[k]), out.rgb,
+            with self.cores:
+                batch.generated = self.stages.generator(work.mels, work.faces,
+                                                        on_slice=self._slices(batch))
+        else:
+            batch.generated = self.generating.submit(self._generate, work, self._slices(batch))
+            batch, self.in_hand = self.in_hand, batch
+            if batch is None:
+                return
+        self._write(batch)
+
+    def _generate(self, work, on_slice):
+        """In the generator's thread: one batch's mouths. A failure stops the batches after it
+        (the output leaves once it sees it)."""
+        try:
+            return self.stages.generator(work.mels, work.faces, on_slice=on_slice)
+        except BaseException:
+            self.leaving.set()
+            raise
+
+    def _slices(self, batch):
+        """on_slice for the generator: here, a cancel check and the bar; in the generator's
+        thread, only how far it is (this thread reports it) and a stop once the output left."""
+        def on_slice(done, total):
+            batch.fraction = done / max(1, total)
+            if self.generating is not None:
+                _stop_if(self.leaving.is_set())
+            else:
+                self.hooks.check_interrupt()
+                self.progress(batch.start + (batch.stop - batch.start) * batch.fraction)
+        return on_slice
+
+    def _write(self, batch):
+        """The batch's mouths pasted (waiting for the generator's thread, cancel checked) and
+        its frames handed to the writer."""
+        generated = batch.generated
+        while isinstance(generated, Future):
+            try:
+                generated = generated.result(timeout=0.1)
+            except FutureTimeout:
+                self.hooks.check_interrupt()
+                self.progress(batch.start + (batch.stop - batch.start) * batch.fraction)
+        if batch.work is not None:
+            self.synced += paste_mouths(self.settings, [o.region for o in batch.outs],
+                                        [o.face for o in batch.outs], batch.strengths, batch.work,
+                                        generated)
+        durations = batch.plan.durations()
+        for k, out in zip(range(batch.start, batch.stop), batch.outs):
+            self.writer.write(float(batch.plan.times[k]) + self.lead, float(durations[k]), out.rgb,
                               out.yuv, out.edits())
-        self.kept_original += kept_original(strengths, faces)
-        self.done = stop
-        self.progress(stop)
+        self.kept_original += kept_original(batch.strengths, batch.faces)
+        self.done = batch.stop
+        self.progress(batch.stop)
+
+
+@dataclass
+class _Batch:
+    """Output frames [start, stop) of `plan` on their way: their pictures, usable faces, mouth
+    strengths, the generator's inputs (None: no mouth) and its output (or its Future)."""
+
+    plan: object
+    start: int
+    stop: int
+    outs: list
+    faces: list
+    strengths: np.ndarray
+    work: object
+    generated: object = None
+    fraction: float = 0.0  # how far the generator is through it
 
 
 def _expected_frames(mode, info, audio_end) -> int:

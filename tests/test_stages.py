@@ -1,7 +1,8 @@
 """The VIDEO route's stages run side by side (decoding, tracking and encoding in threads of their
-own): the output's bytes do not depend on thread timing, a cancel anywhere leaves nothing and does not hang,
-a stage that raises stops the others, and the one decoding pass lip-syncs every output frame with
-the box the whole-clip tracker gives."""
+own, and a generator that does not take the CPU's cores in one too): the output's bytes do not
+depend on thread timing, a cancel anywhere leaves nothing and does not hang, a stage that raises
+stops the others, and the one decoding pass lip-syncs every output frame with the box the
+whole-clip tracker gives."""
 
 import random
 import threading
@@ -17,6 +18,7 @@ from video_files import speech_wave, write_video
 
 pipeline = pack_module("pipeline")
 video_route = pack_module("video_route")
+inference = pack_module("wav2lip.inference")
 video = pack_module("video")
 Settings = pack_module("settings").Settings
 
@@ -37,22 +39,41 @@ def lip_sync(source, out, clip, checkpoint, **hooks_kw):
     return video_route.lipsync_video(str(source), str(out), Settings(quality=23, inference_batch=4), hooks)
 
 
+STAGE_THREADS = ("Halo-Lipsy decoder", "Halo-Lipsy tracker", "Halo-Lipsy encoder", "Halo-Lipsy generator")
+
+
 def stage_threads():
-    """The route's own threads still running (the decoder's, the tracker's and the encoder's), after giving
-    them a moment to end."""
-    names = ("Halo-Lipsy decoder", "Halo-Lipsy tracker", "Halo-Lipsy encoder")
-    for thread in [t for t in threading.enumerate() if t.name in names]:
+    """The route's own threads still running (the decoder's, the tracker's, the encoder's and the
+    generator's), after giving them a moment to end."""
+    for thread in [t for t in threading.enumerate() if t.name.startswith(STAGE_THREADS)]:
         thread.join(timeout=10)
-    return [t.name for t in threading.enumerate() if t.name in names]
+    return [t.name for t in threading.enumerate() if t.name.startswith(STAGE_THREADS)]
 
 
+def generator_on_its_own(monkeypatch):
+    """The generator as the route sees one on a GPU: it leaves the CPU's cores to the other
+    stages, so it runs in a thread of its own (here it still computes on the CPU)."""
+    monkeypatch.setattr(inference.BatchedGenerator, "shares_the_cpu", property(lambda self: False))
+
+
+@pytest.mark.parametrize("own_thread", [False, True])
 def test_the_output_bytes_do_not_depend_on_thread_timing(tmp_path, talking, clip, fixture_checkpoint,
-                                                        monkeypatch):
+                                                        monkeypatch, own_thread):
     plain = tmp_path / "plain.mp4"
-    lip_sync(talking, plain, clip, fixture_checkpoint)
+    lip_sync(talking, plain, clip, fixture_checkpoint)  # the generator on this thread, in turn
+    made_here, real_generate = [], inference.BatchedGenerator.__call__
+
+    def generate(self, *a, **k):
+        made_here.append(threading.current_thread() is threading.main_thread())
+        return real_generate(self, *a, **k)
+
+    monkeypatch.setattr(inference.BatchedGenerator, "__call__", generate)
+    if own_thread:
+        generator_on_its_own(monkeypatch)
     rng = random.Random(0)  # each stage sleeps at random (a thread's own generator: no shared state)
     slowed_stages = [(video.Picture, "of", 0.02, True), (video.VideoWriter, "_encode", 0.02, False),
-                     (video_route, "sync_faces", 0.03, False), (TruthDetector, "detect", 0.02, False)]
+                     (inference.BatchedGenerator, "_forward", 0.03, False), (TruthDetector, "detect", 0.02, False),
+                     (video_route, "paste_mouths", 0.02, False)]
     for owner, name, most, is_classmethod in slowed_stages:
         real = getattr(owner, name)
         wait = random.Random(rng.random())
@@ -64,19 +85,21 @@ def test_the_output_bytes_do_not_depend_on_thread_timing(tmp_path, talking, clip
         monkeypatch.setattr(owner, name, staticmethod(slow) if is_classmethod else slow)
     slowed = tmp_path / "slowed.mp4"
     lip_sync(talking, slowed, clip, fixture_checkpoint)
+    assert len(made_here) >= 5 and set(made_here) == {not own_thread}
     assert slowed.read_bytes() == plain.read_bytes()
+    assert stage_threads() == []
 
 
 def test_the_progress_bar_moves_forward_from_the_first_frames_to_the_end(tmp_path, talking, clip,
                                                                          fixture_checkpoint, monkeypatch):
     batches, seen = [0], []
-    real_sync = video_route.sync_faces
+    real_paste = video_route.paste_mouths
 
-    def sync(*a):
+    def paste(*a):
         batches[0] += 1
-        return real_sync(*a)
+        return real_paste(*a)
 
-    monkeypatch.setattr(video_route, "sync_faces", sync)
+    monkeypatch.setattr(video_route, "paste_mouths", paste)
     lip_sync(talking, tmp_path / "out.mp4", clip, fixture_checkpoint,
              progress=lambda fraction: seen.append((fraction, batches[0])))
     fractions = [f for f, _ in seen]
@@ -119,10 +142,14 @@ def test_a_cancel_anywhere_leaves_nothing_and_does_not_hang(tmp_path, talking, c
     assert stage_threads() == []
 
 
-@pytest.mark.parametrize("stage", ["decoder", "detector", "generator", "encoder"])
+@pytest.mark.parametrize("stage", ["decoder", "detector", "generator", "generator in its own thread", "encoder"])
 def test_a_stage_that_raises_stops_the_others(tmp_path, talking, clip, fixture_checkpoint, monkeypatch, stage):
     owner, name = {"decoder": (video.Picture, "of"), "detector": (TruthDetector, "detect"),
-                   "generator": (video_route, "sync_faces"), "encoder": (video.VideoWriter, "_encode")}[stage]
+                   "generator": (inference.BatchedGenerator, "_forward"),
+                   "generator in its own thread": (inference.BatchedGenerator, "_forward"),
+                   "encoder": (video.VideoWriter, "_encode")}[stage]
+    if stage == "generator in its own thread":
+        generator_on_its_own(monkeypatch)
     real = getattr(owner, name)
     calls = [0]
 
@@ -140,6 +167,34 @@ def test_a_stage_that_raises_stops_the_others(tmp_path, talking, clip, fixture_c
     assert time.monotonic() - started < 60
     assert not out.exists() and list(tmp_path.iterdir()) == [] and calls[0] == 2
     assert stage_threads() == []
+
+
+def test_a_cancel_while_the_generators_thread_works_leaves_nothing_and_does_not_hang(
+        tmp_path, talking, clip, fixture_checkpoint, monkeypatch):
+    generator_on_its_own(monkeypatch)
+    slices, real_forward = [], inference.BatchedGenerator._forward
+
+    def forward(self, mels, faces):
+        slices.append(threading.current_thread().name)
+        time.sleep(0.05)  # a GPU's batch: the output waits for it, checking for a cancel
+        return real_forward(self, mels, faces)
+
+    def check_interrupt():
+        if len(slices) >= 3:
+            raise Stop("cancelled")
+
+    monkeypatch.setattr(inference.BatchedGenerator, "_forward", forward)
+    out = tmp_path / "out.mp4"
+    started = time.monotonic()
+    with pytest.raises(Stop):
+        lip_sync(talking, out, clip, fixture_checkpoint, check_interrupt=check_interrupt)
+    assert time.monotonic() - started < 60
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert stage_threads() == []
+    made = len(slices)
+    time.sleep(0.3)
+    assert 3 <= made <= 4 and len(slices) == made  # the batch in hand at most, then nothing ran on
+    assert all(name.startswith("Halo-Lipsy generator") for name in slices)
 
 
 def test_the_detector_never_runs_while_a_generator_that_takes_every_core_does(tmp_path, fixture_checkpoint,
