@@ -340,19 +340,20 @@ class _Output:
                             [o.face for o in outs], plan.positions[start:stop], strengths)
         batch = _Batch(plan, start, stop, outs, faces, strengths, work)
         self.taken = stop
-        if work is None:
-            batch.generated = None
-        elif self.generating is None:  # it takes every core: encoding waits, and detection
-            self.writer.drain()
-            with self.cores:
-                batch.generated = self.stages.generator(work.mels, work.faces,
-                                                        on_slice=self._slices(batch))
-        else:
+        if self.generating is None:
+            if work is not None:  # it takes every core: encoding waits, and detection
+                self.writer.drain()
+                with self.cores:
+                    batch.generated = self.stages.generator(work.mels, work.faces,
+                                                            on_slice=self._slices(batch))
+            self._write(batch)
+            return
+        if work is not None:
             batch.generated = self.generating.submit(self._generate, work, self._slices(batch))
-            batch, self.in_hand = self.in_hand, batch
-            if batch is None:
-                return
-        self._write(batch)
+        # written in order: the batch before this one (a batch without mouths waits its turn too)
+        batch, self.in_hand = self.in_hand, batch
+        if batch is not None:
+            self._write(batch)
 
     def _generate(self, work, on_slice):
         """In the generator's thread: one batch's mouths. A failure stops the batches after it
@@ -409,7 +410,7 @@ class _Batch:
     outs: list
     faces: list
     strengths: np.ndarray
-    work: object
+    work: object  # pipeline.MouthInputs, or None
     generated: object = None
     fraction: float = 0.0  # how far the generator is through it
 

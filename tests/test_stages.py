@@ -393,6 +393,35 @@ def test_the_one_pass_lip_syncs_with_the_whole_clip_trackers_boxes(tmp_path, peo
     assert used == expected
 
 
+def test_a_generator_in_its_own_thread_writes_the_file_the_serial_route_writes(tmp_path, people_files,
+                                                                              fixture_checkpoint, monkeypatch):
+    """Batches are written in order: one without a mouth (nobody there) waits for the batch the
+    generator's thread still works on."""
+    monkeypatch.setattr(inference.BatchedGenerator, "_forward",
+                        lambda self, mels, faces: np.ascontiguousarray(faces[:, 3:6]) * 0.9)
+    without_mouth, real_inputs = [], video_route.mouth_inputs
+
+    def inputs(*a):
+        work = real_inputs(*a)
+        without_mouth.append(work is None)
+        return work
+
+    monkeypatch.setattr(video_route, "mouth_inputs", inputs)
+    speech_audio = {"waveform": torch.from_numpy(speech_wave(4.6))[None], "sample_rate": 16000}
+
+    def lip_sync_people(name):
+        hooks = hooks_with([fixture_checkpoint.parent], SkinDetector(batch_size=4))
+        video_route.lipsync_video(str(people_files["steady"]), str(tmp_path / name),
+                                  Settings(inference_batch=8, face_detect_batch=4), hooks, audio=speech_audio)
+        return (tmp_path / name).read_bytes()
+
+    in_turn = lip_sync_people("in_turn.mp4")
+    generator_on_its_own(monkeypatch)
+    assert lip_sync_people("own_thread.mp4") == in_turn
+    assert any(without_mouth) and not all(without_mouth)
+    assert stage_threads() == []
+
+
 # ------------------------------------------------------------------ the IMAGE route's frames
 
 
