@@ -335,10 +335,10 @@ class _Output:
         self.hooks.check_interrupt()
         outs = [_Picture.of(p, face, self.info) for p, face in zip(pictures, faces)]
         strengths = speech_strengths(self.stages, self.settings, plan.positions[start:stop])
+        batch = _Batch(plan, start, stop, outs, faces, strengths)
         # the uint8 regions in place: the compositing works in float only where the mouth is
-        work = mouth_inputs(self.stages, self.settings, [o.region for o in outs],
-                            [o.face for o in outs], plan.positions[start:stop], strengths)
-        batch = _Batch(plan, start, stop, outs, faces, strengths, work)
+        work = batch.work = mouth_inputs(self.stages, self.settings, batch.regions, batch.boxes,
+                                         plan.positions[start:stop], strengths)
         self.taken = stop
         if self.generating is None:
             if work is not None:  # it takes every core: encoding waits, and detection
@@ -373,7 +373,7 @@ class _Output:
                 _stop_if(self.leaving.is_set())
             else:
                 self.hooks.check_interrupt()
-                self.progress(batch.start + (batch.stop - batch.start) * batch.fraction)
+                self.progress(batch.made)
         return on_slice
 
     def _write(self, batch):
@@ -385,11 +385,10 @@ class _Output:
                 generated = generated.result(timeout=0.1)
             except FutureTimeout:
                 self.hooks.check_interrupt()
-                self.progress(batch.start + (batch.stop - batch.start) * batch.fraction)
+                self.progress(batch.made)
         if batch.work is not None:
-            self.synced += paste_mouths(self.settings, [o.region for o in batch.outs],
-                                        [o.face for o in batch.outs], batch.strengths, batch.work,
-                                        generated)
+            self.synced += paste_mouths(self.settings, batch.regions, batch.boxes, batch.strengths,
+                                        batch.work, generated)
         durations = batch.plan.durations()
         for k, out in zip(range(batch.start, batch.stop), batch.outs):
             self.writer.write(float(batch.plan.times[k]) + self.lead, float(durations[k]), out.rgb,
@@ -410,9 +409,24 @@ class _Batch:
     outs: list
     faces: list
     strengths: np.ndarray
-    work: object  # pipeline.MouthInputs, or None
+    work: object = None  # pipeline.MouthInputs (None: no mouth)
     generated: object = None
     fraction: float = 0.0  # how far the generator is through it
+
+    @property
+    def regions(self) -> list:
+        """The RGB regions the mouths go into (None where no face)."""
+        return [o.region for o in self.outs]
+
+    @property
+    def boxes(self) -> list:
+        """The face box inside each region."""
+        return [o.face for o in self.outs]
+
+    @property
+    def made(self) -> float:
+        """Output frames made so far, counting this batch's share the generator is through."""
+        return self.start + (self.stop - self.start) * self.fraction
 
 
 def _expected_frames(mode, info, audio_end) -> int:

@@ -50,6 +50,17 @@ def stage_threads():
     return [t.name for t in threading.enumerate() if t.name.startswith(STAGE_THREADS)]
 
 
+def stopped_run(tmp_path, talking, clip, checkpoint, error, match=None, **hooks_kw):
+    """A run that must stop with `error`: soon, leaving nothing behind (no file, no thread)."""
+    out = tmp_path / "out.mp4"
+    started = time.monotonic()
+    with pytest.raises(error, match=match):
+        lip_sync(talking, out, clip, checkpoint, **hooks_kw)
+    assert time.monotonic() - started < 60
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert stage_threads() == []
+
+
 def generator_on_its_own(monkeypatch):
     """The generator as the route sees one on a GPU: it leaves the CPU's cores to the other
     stages, so it runs in a thread of its own (here it still computes on the CPU)."""
@@ -132,14 +143,8 @@ def test_a_cancel_anywhere_leaves_nothing_and_does_not_hang(tmp_path, talking, c
         if calls[0] == when:
             raise Stop("cancelled")
 
-    out = tmp_path / "out.mp4"
-    started = time.monotonic()
-    with pytest.raises(Stop):
-        lip_sync(talking, out, clip, fixture_checkpoint, check_interrupt=check_interrupt)
-    assert time.monotonic() - started < 60
-    assert not out.exists() and list(tmp_path.iterdir()) == []
+    stopped_run(tmp_path, talking, clip, fixture_checkpoint, Stop, check_interrupt=check_interrupt)
     assert calls[0] == when  # it stopped there: nothing ran on
-    assert stage_threads() == []
 
 
 @pytest.mark.parametrize("stage", ["decoder", "detector", "generator", "generator in its own thread", "encoder"])
@@ -160,13 +165,8 @@ def test_a_stage_that_raises_stops_the_others(tmp_path, talking, clip, fixture_c
         return real(*a)
 
     monkeypatch.setattr(owner, name, staticmethod(failing) if stage == "decoder" else failing)
-    out = tmp_path / "out.mp4"
-    started = time.monotonic()
-    with pytest.raises(Exception, match=f"the {stage} broke"):
-        lip_sync(talking, out, clip, fixture_checkpoint)
-    assert time.monotonic() - started < 60
-    assert not out.exists() and list(tmp_path.iterdir()) == [] and calls[0] == 2
-    assert stage_threads() == []
+    stopped_run(tmp_path, talking, clip, fixture_checkpoint, Exception, match=f"the {stage} broke")
+    assert calls[0] == 2
 
 
 def test_a_cancel_while_the_generators_thread_works_leaves_nothing_and_does_not_hang(
@@ -184,13 +184,7 @@ def test_a_cancel_while_the_generators_thread_works_leaves_nothing_and_does_not_
             raise Stop("cancelled")
 
     monkeypatch.setattr(inference.BatchedGenerator, "_forward", forward)
-    out = tmp_path / "out.mp4"
-    started = time.monotonic()
-    with pytest.raises(Stop):
-        lip_sync(talking, out, clip, fixture_checkpoint, check_interrupt=check_interrupt)
-    assert time.monotonic() - started < 60
-    assert not out.exists() and list(tmp_path.iterdir()) == []
-    assert stage_threads() == []
+    stopped_run(tmp_path, talking, clip, fixture_checkpoint, Stop, check_interrupt=check_interrupt)
     made = len(slices)
     time.sleep(0.3)
     assert 3 <= made <= 4 and len(slices) == made  # the batch in hand at most, then nothing ran on
