@@ -20,9 +20,9 @@ Held at once, whatever the clip's length: the frames the tracker still reads (at
 `keyframe_interval` x (`max_keyframe_group` + 1) + 4 frames behind the newest), the frames
 whose boxes wait for the finishing margin (half the smoothing window + the bridged gap + 2),
 one batch (or two of half the size, where the generator has a thread of its own), and the three
-threads' queues (DECODE_AHEAD, TRACK_AHEAD, and a batch's worth
-waiting for the encoder: video.writer.WRITE_AHEAD_BYTES): about 210 frames of 1080p YUV
-(~650 MB) with the default settings. The sound track is held whole.
+threads' queues (DECODE_AHEAD, TRACK_AHEAD, and a batch's worth waiting for the encoder:
+video.writer.WRITE_AHEAD_BYTES): about 210 frames of 1080p YUV (~650 MB) with the default
+settings. The sound track is held whole.
 """
 
 from __future__ import annotations
