@@ -76,9 +76,13 @@ def parse_args(argv=None):
                         help="an image the size of the (upright) video, the face painted white on "
                              "black: its box replaces face detection for the whole clip")
     parser.add_argument("--face-marker", type=Path,
-                        help="an image the size of the (upright) video with a rough white stroke "
-                             "on the person who speaks: that person is followed, and found again "
-                             "after every cut by how they look (implies --face marked)")
+                        help="a rough white stroke on black over the person who speaks, or a "
+                             "frame with the stroke painted transparent (an RGBA PNG, as "
+                             "ComfyUI's mask editor saves it): that person is followed, and found "
+                             "again after every cut by their face (implies --face marked)")
+    parser.add_argument("--face-marker-image", type=Path,
+                        help="the picture a white-on-black --face-marker was painted on (a frame "
+                             "of the video, or any picture of the person)")
     parser.add_argument("--start", type=float, default=0.0,
                         help="lip-sync only the part of the video from this time on (seconds on "
                              "its clock, as a player shows it; default 0)")
@@ -194,6 +198,30 @@ def read_mask_image(path: Path, what: str = "face mask"):
     return (image.astype(np.float32) / 255.0)[None]
 
 
+def read_marker(path: Path, picture_path: Path | None):
+    """(face_marker MASK, face_marker_image IMAGE or None) from the --face-marker file: an RGBA
+    PNG carries both (painted where transparent, as ComfyUI's Load Image reads it), else a
+    white-on-black stroke and its picture from --face-marker-image."""
+    import cv2
+    import numpy as np
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    if image is not None and image.ndim == 3 and image.shape[2] == 4:
+        if picture_path is not None:
+            raise BadInput(f"Halo-Lipsy: the face marker '{path}' carries its picture already "
+                           "(RGBA); leave out --face-marker-image.")
+        unit = np.float32(1 / 255)
+        picture = image[:, :, 2::-1].astype(np.float32) * unit
+        return (1.0 - image[:, :, 3].astype(np.float32) * unit)[None], picture[None]
+    marker = read_mask_image(path, "face marker")
+    if picture_path is None:
+        return marker, None
+    if not picture_path.is_file() or (picture := cv2.imread(str(picture_path))) is None:
+        raise BadInput(f"Halo-Lipsy: the face marker's picture '{picture_path}' is not an image "
+                       "that can be read (use PNG or JPEG).")
+    return marker, (picture[:, :, ::-1].astype(np.float32) / 255.0)[None]
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM: cleaned up like Ctrl-C, but told apart by its exit status (143, 128 + 15)."""
 
@@ -223,13 +251,17 @@ def _interrupt_on_sigterm():
 def run(args, pack, check_interrupt) -> int:
     pipeline, video_route, video = pack["pipeline"], pack["video_route"], pack["video"]
     output = check_output(Path(args.output), [args.input, args.audio, args.face_mask,
-                                               args.face_marker])
+                                               args.face_marker, args.face_marker_image])
     if args.start < 0 or args.duration < 0:
         raise BadInput(f"Halo-Lipsy: --start {args.start:g} --duration {args.duration:g}: both must "
                        "be 0 or more (seconds).")
     edits = video.Edits(args.start, args.duration)
     face_mask = read_mask_image(args.face_mask) if args.face_mask else None
-    face_marker = read_mask_image(args.face_marker, "face marker") if args.face_marker else None
+    if args.face_marker_image and not args.face_marker:
+        raise BadInput("Halo-Lipsy: --face-marker-image is the picture a --face-marker was "
+                       "painted on; give the --face-marker too.")
+    face_marker, marker_image = read_marker(args.face_marker, args.face_marker_image) \
+        if args.face_marker else (None, None)
     audio = None
     if args.audio:
         track = video.read_audio(args.audio, what="the speech file")
@@ -246,7 +278,7 @@ def run(args, pack, check_interrupt) -> int:
                                      check_interrupt=check_interrupt)
         report = video_route.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
                                            face_mask=face_mask, face_marker=face_marker,
-                                           edits=edits)
+                                           edits=edits, face_marker_image=marker_image)
         check_interrupt()
         os.replace(partial, output)
     finally:

@@ -216,11 +216,19 @@ def _s3fd_detector(batch_size: int, search_dirs):
     return detector
 
 
+def _face_recognizer(search_dirs):
+    from .face_detect.recognition import load_recognizer
+
+    return load_recognizer(search_dirs)
+
+
 def release_models():
-    """Drop every cached generator and detector."""
+    """Drop every cached generator, detector and face recognizer."""
+    from .face_detect.recognition import release_recognizer
     from .wav2lip import release_generators
 
     release_generators()
+    release_recognizer()
     _patchers.clear()
     _detectors.clear()
 
@@ -236,6 +244,7 @@ def _hooks() -> pipeline.Hooks:
         resolve_checkpoint=lambda name: resolve_checkpoint_path(name),
         load_generator=lambda path, force_cpu, precision: _generator_on_device(path, force_cpu, precision),
         detector=lambda batch: _s3fd_detector(batch, model_search_dirs()),
+        recognizer=lambda: _face_recognizer(model_search_dirs()),
         progress=progress.set,
         check_interrupt=_check_interrupt)
 
@@ -275,10 +284,14 @@ class _LipsyNode:
 FACE_MARKER_INPUT = ("MASK", {
     "tooltip": "Optional: a rough stroke painted on the person who speaks (Load Image of a "
                "frame, then the mask editor; several painted frames as a MASK batch all mark "
-               "the same person, and a MASK with one frame per video frame says which frame each "
-               "stroke is on). That person is followed, and after every cut found again by how "
-               "they look, or nobody is lip-synced in that shot. Unlike face_mask, the box "
-               "follows the face."})
+               "the same person). Connect the painted picture (Load Image's IMAGE) to "
+               "face_marker_image too, unless the MASK has one frame per video frame. That "
+               "person is followed, and after every cut found again by their face, or nobody is "
+               "lip-synced in that shot. Unlike face_mask, the box follows the face."})
+FACE_MARKER_IMAGE_INPUT = ("IMAGE", {
+    "tooltip": "Optional, with face_marker: the picture(s) its strokes were painted on (Load "
+               "Image's IMAGE output). The person under a stroke there is the one followed; any "
+               "picture of that person works."})
 
 
 class HaloLipsy(_LipsyNode):
@@ -311,12 +324,14 @@ class HaloLipsy(_LipsyNode):
                                "all) and replaces face detection: the box is the mask's bounding "
                                "box, fixed where you painted it."}),
                 "face_marker": FACE_MARKER_INPUT,
+                "face_marker_image": FACE_MARKER_IMAGE_INPUT,
             },
         }
 
-    def lipsync(self, images, audio, face_mask=None, face_marker=None, **settings):
+    def lipsync(self, images, audio, face_mask=None, face_marker=None, face_marker_image=None,
+                **settings):
         result = pipeline.lipsync_images(images, audio, Settings(**settings), _hooks(), face_mask,
-                                         face_marker)
+                                         face_marker, face_marker_image)
         result.report.log()
         return result.outputs()
 
@@ -402,10 +417,12 @@ class HaloLipsyVideo(_LipsyNode):
                                "clip; replaces face detection (the box stays where you painted "
                                "it)."}),
                 "face_marker": FACE_MARKER_INPUT,
+                "face_marker_image": FACE_MARKER_IMAGE_INPUT,
             },
         }
 
-    def lipsync(self, video, audio=None, face_mask=None, face_marker=None, **settings):
+    def lipsync(self, video, audio=None, face_mask=None, face_marker=None, face_marker_image=None,
+                **settings):
         source = _stream_source(video)
         path = _temp_video_path()
         if source is None:  # frames already in memory: the IMAGE route, encoded the same way
@@ -413,11 +430,13 @@ class HaloLipsyVideo(_LipsyNode):
             report = video_route.lipsync_components(
                 components.images, audio, str(path),
                 Settings(fps=float(components.frame_rate), **settings), _hooks(),
-                face_mask=face_mask, face_marker=face_marker, own_sound=components.audio)
+                face_mask=face_mask, face_marker=face_marker, own_sound=components.audio,
+                face_marker_image=face_marker_image)
         else:
             report = video_route.lipsync_video(source, str(path), Settings(**settings), _hooks(),
                                                audio=audio, face_mask=face_mask,
-                                               edits=_video_edits(video), face_marker=face_marker)
+                                               edits=_video_edits(video), face_marker=face_marker,
+                                               face_marker_image=face_marker_image)
         report.log()
         return (_video_from_file(path),)
 

@@ -56,18 +56,20 @@ def _noop(*_args):
 class Hooks:
     """What the caller decides. `load_generator(path, force_cpu, precision)` returns (model,
     device, dtype, memory_format); `detector(batch_size)` a face_detect.FaceDetector;
+    `recognizer()` the face recognizer that tells people apart (None: its files are missing);
     `progress(fraction)` gets 0..1 over the whole run; `check_interrupt()` raises to stop."""
 
     resolve_checkpoint: Callable[[str], Path]
     load_generator: Callable[[Path, bool, str], tuple]
     detector: Callable[[int], object]
+    recognizer: Callable[[], object]
     progress: Callable[[float], None] = _noop
     check_interrupt: Callable[[], None] = _noop
 
 
 def plain_hooks(search_dirs, progress=_noop, check_interrupt=_noop) -> Hooks:
-    """Hooks without ComfyUI (the command line): checkpoints and the S3FD weights from
-    `search_dirs`, the generator on torch's best device."""
+    """Hooks without ComfyUI (the command line): checkpoints, the S3FD weights and the face
+    recognition files from `search_dirs`, the generator on torch's best device."""
     search_dirs = [Path(d) for d in search_dirs]
 
     def resolve(name):
@@ -84,7 +86,11 @@ def plain_hooks(search_dirs, progress=_noop, check_interrupt=_noop) -> Hooks:
         from .face_detect.s3fd import S3FDDetector, find_s3fd_weights
         return S3FDDetector(find_s3fd_weights(search_dirs), batch_size)
 
-    return Hooks(resolve, load, make_detector, progress, check_interrupt)
+    def recognizer():
+        from .face_detect.recognition import load_recognizer
+        return load_recognizer(search_dirs)
+
+    return Hooks(resolve, load, make_detector, recognizer, progress, check_interrupt)
 
 
 def generator_format(device, precision: str, force_fp32: bool = False):
@@ -371,10 +377,11 @@ def kept_original(strengths, faces) -> int:
 
 
 def tracker_config(settings: Settings, face_mask, face_marker, height: int, width: int,
-                   n_frames: int | None = None):
+                   n_frames: int | None = None, face_marker_image=None):
     """The tracker's face choice from the `face` setting and a face_marker (which picks the
     marked person whatever the setting says; with `n_frames` marker frames, one per frame, each
-    stroke's frame is known). None with a face_mask: nothing is detected."""
+    stroke's frame is known; otherwise `face_marker_image`, the pictures the strokes were painted
+    on, says whom they mark). None with a face_mask: nothing is detected."""
     from . import face_detect as fd
 
     if face_mask is not None:
@@ -392,7 +399,7 @@ def tracker_config(settings: Settings, face_mask, face_marker, height: int, widt
                 "connect it to face_marker (or --face-marker), or choose largest, left-most or "
                 "right-most.")
         return fd.TrackerConfig(choice=settings.face)
-    marks = fd.marks_from_mask(face_marker, height, width, n_frames)
+    marks = fd.marks_from_mask(face_marker, height, width, n_frames, face_marker_image)
     return fd.TrackerConfig(choice="marked", marks=tuple(marks))
 
 
@@ -405,8 +412,9 @@ def log_shots(usable, times, stats, choice: str):
     if stats is None:
         return
     if stats.unmatched_marks:
-        logger.warning("Halo-Lipsy: no face was found under %d face_marker stroke(s); paint the "
-                       "stroke on a face the video shows.", len(stats.unmatched_marks))
+        logger.warning("Halo-Lipsy: no face was found under %d face_marker stroke(s) in the "
+                       "picture or frame each was painted on; paint the stroke on the speaker's "
+                       "face.", len(stats.unmatched_marks))
     n = len(usable)
     no_face = np.array([box is None for box in usable])
     starts = sorted({0, *(int(s) for s in stats.shot_starts if 0 < s < n)})
@@ -435,16 +443,16 @@ def usable_boxes(boxes, height, width) -> list:
 
 
 def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=None,
-                   face_marker=None) -> ImageResult:
+                   face_marker=None, face_marker_image=None) -> ImageResult:
     """The IMAGE route: frames (IMAGE at `settings.fps`) and AUDIO in, an ImageResult out.
     `face_mask` fixes the face's region (no detection); `face_marker` picks the detected face
-    under its strokes.
+    under its strokes (painted on `face_marker_image`, where its frames are not the images').
 
     MASK holds, per output frame, the weight each pixel's generated value got (0 where the
     frame passed through)."""
     images = validate_images(images)
     config = tracker_config(settings, face_mask, face_marker, int(images.shape[1]),
-                            int(images.shape[2]), int(images.shape[0]))
+                            int(images.shape[2]), int(images.shape[0]), face_marker_image)
     stages = set_up(audio, settings.fps, settings, hooks)
     features, fps = stages.features, stages.features.fps
     plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
@@ -483,7 +491,8 @@ def _image_boxes(images, plan, stages, settings, hooks, face_mask, config):
             detector = hooks.detector(settings.face_detect_batch)
             boxes, stats = fd.detect_boxes(images, used, detector, stages.box_settings, config,
                                            on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
-                                           check_interrupt=hooks.check_interrupt)
+                                           check_interrupt=hooks.check_interrupt,
+                                           recognizer=hooks.recognizer())
     return usable_boxes(boxes, height, width), stats
 
 

@@ -136,17 +136,17 @@ SETTINGS = (
     Setting("face", "CHOICE", "largest",
             "Which face to lip-sync when several are in view. largest, left-most, right-most: "
             "chosen where each shot starts (again after every cut), then followed; marked: the "
-            "person under the face_marker strokes, found again after every cut by how they look, "
-            "or nobody. A followed face that is lost (turns away, covered, leaves) is taken up "
-            "again only where it can be the same person; until then the frame keeps its real "
-            "mouth.",
+            "person under the face_marker strokes, found again after every cut by their face, "
+            "or nobody. A followed face is never handed to anyone else: lost (turns away, "
+            "covered, leaves), it is taken back only by the same person's face; until then the "
+            "frame keeps its real mouth.",
             choices=FACE_CHOICES, flag="--face",
             cli_tooltip="Which face to lip-sync when several are in view. largest, left-most, "
                         "right-most: chosen where each shot starts (again after every cut), then "
                         "followed; marked: the person under the --face-marker stroke, found again "
-                        "after every cut by how they look, or nobody. A followed face that is lost "
-                        "is taken up again only where it can be the same person; until then the "
-                        "frame keeps its real mouth."),
+                        "after every cut by their face, or nobody. A followed face that is lost is "
+                        "taken back only by the same person's face; until then the frame keeps its "
+                        "real mouth."),
     Setting("silence", "CHOICE", "generate",
             "generate: a generated mouth on every frame (Wav2Lip). keep_original: where nobody "
             "speaks, the frame keeps its real mouth. A voice activity detector decides (room "

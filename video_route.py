@@ -51,12 +51,13 @@ BATCH_BYTES = 256 << 20  # the frames of one batch, and a re-read block (~40 fra
 
 
 def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=None,
-                  face_mask=None, edits=None, face_marker=None) -> Report:
+                  face_mask=None, edits=None, face_marker=None, face_marker_image=None) -> Report:
     """The VIDEO route: decode `source` (a path or a file-like object PyAV can open), lip-sync
     it to `audio` (ComfyUI AUDIO, starting with the first frame; None: the video's own sound,
     wherever it starts) and encode H.264 + AAC at `settings.quality` to `destination` (a path
     whose extension names the container, or a writable file-like object: MP4). `edits`
     (video.Edits: a trim, a crop, the size after them) says which part of the file is used.
+    `face_marker` strokes are painted on `face_marker_image` (the pictures; see tracker_config).
     Memory does not grow with the clip's length (see the module notes).
 
     Each frame's audio window comes from its own presentation time, so variable frame rate
@@ -74,7 +75,10 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
         logger.info("Halo-Lipsy: HDR video (%s): the output keeps its colour description, in "
                     "8 bits.", info.colour.hdr)
     face_mask, face_marker = (_upright_mask(m, info) for m in (face_mask, face_marker))
-    config = tracker_config(settings, face_mask, face_marker, info.height, info.width)
+    if face_marker_image is not None:  # turned as its strokes are
+        face_marker_image = _upright_mask(face_marker_image[..., 0], info, face_marker_image)
+    config = tracker_config(settings, face_mask, face_marker, info.height, info.width,
+                            face_marker_image=face_marker_image)
     stages = set_up(sound.for_mel(), float(info.fps), settings, hooks)
     t0 = time.perf_counter()
     with _encoder(destination, info.width, info.height, info.fps, settings.quality,
@@ -137,7 +141,7 @@ class _FaceBoxes:
             self.mask_usable = usable_boxes(box[None], info.height, info.width)[0]
             return
         self.detector = _TakingTurns(hooks.detector(settings.face_detect_batch), cores)
-        self.tracker = fd.FaceTracker(self.detector, config)
+        self.tracker = fd.FaceTracker(self.detector, config, recognizer=hooks.recognizer())
         self.run = self.tracker.start(self.window, info.frames)
         self.finishing = fd.BoxStream(info.height, info.width, stages.box_settings)
 
@@ -498,20 +502,23 @@ class _Picture:
         return [] if self.box is None or self.yuv is None else [(self.box, self.before, self.region)]
 
 
-def _upright_mask(mask, info):
+def _upright_mask(mask, info, picture=None):
     """A MASK painted on a frame as the file stores it (ComfyUI 0.3.64's Get Video Components
     hands a phone video's frames over unturned: landscape), turned upright as the frames are.
-    Told apart by its size, so a quarter turn only; a mask of the upright size is left as it is."""
+    Told apart by its size, so a quarter turn only; a mask of the upright size is left as it is.
+    With `picture` (an IMAGE the size of `mask`), the picture is turned instead, likewise."""
     import torch
 
     if mask is None or info.quarter_turns % 2 == 0 or info.edits.crop is not None:
-        return mask
+        return mask if picture is None else picture
     m = torch.as_tensor(mask)
     if m.ndim == 4 and m.shape[-1] == 1:  # a MASK that went through an IMAGE-shaped node
         m = m[..., 0]
     stored = (info.coded_size[1], info.coded_size[0])  # (height, width) before the turn
     if m.ndim < 2 or tuple(m.shape[-2:]) != stored:
-        return mask
+        return mask if picture is None else picture
+    if picture is not None:
+        return torch.rot90(torch.as_tensor(picture), k=info.quarter_turns, dims=(1, 2))
     logger.info("Halo-Lipsy: the mask was painted on the stored (unturned) frame of this %dx%d "
                 "video; turned upright to match.", info.width, info.height)
     return torch.rot90(m, k=info.quarter_turns, dims=(-2, -1))
@@ -614,7 +621,8 @@ def _encoder(destination, *writer_args):
 
 
 def lipsync_components(images, audio, destination, settings: Settings, hooks: Hooks,
-                       face_mask=None, face_marker=None, own_sound=None) -> Report:
+                       face_mask=None, face_marker=None, own_sound=None,
+                       face_marker_image=None) -> Report:
     """A VIDEO held as frames in memory (Create Video's output, at `settings.fps`, with its sound
     `own_sound`): the IMAGE route, then encoded like the streaming route's output, with the same
     quality, the same face_mask rule (one frame for the whole clip) and the same output_sound
@@ -632,7 +640,7 @@ def lipsync_components(images, audio, destination, settings: Settings, hooks: Ho
         raise HaloLipsyError("Halo-Lipsy: output_sound is 'video' but this video has no sound of "
                              "its own; choose output_sound 'speech'.")
     result = lipsync_images(images, audio if audio is not None else own_sound, settings, hooks,
-                            face_mask, face_marker)
+                            face_mask, face_marker, face_marker_image)
     track = result.audio
     if keep_own:
         track = audio_mod.fit_audio(*audio_mod.read_audio(own_sound), len(result.images), settings.fps)

@@ -1,6 +1,7 @@
 """Draws docs/face_choice.png: which face each `face` choice follows in a shot, after a cut, and
 when the followed face is lost. The labels come from the pack's own choice functions (position
-for largest / left-most / right-most, the appearance signature for marked), so the picture stays
+for largest / left-most / right-most; for marked, the person A, whom the face recognition network
+tells on real faces), so the picture stays
 true to the code.
 
     python docs/face_choice.py
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PANEL = (300, 420)  # height, width
@@ -61,7 +61,7 @@ def label(image, box, lines):
 
 
 def main():
-    boxes_mod, identity, base = pack("face_detect.boxes"), pack("face_detect.identity"), pack("face_detect.base")
+    boxes_mod = pack("face_detect.boxes")
     a1, b1 = (70, 110, 160, 215), (270, 130, 340, 215)
     a2, b2 = (250, 100, 345, 210), (60, 110, 150, 215)
     shots = [panel("shot 1 (a stroke marks A)", [("A", a1, False), ("B", b1, False)]),
@@ -70,18 +70,12 @@ def main():
     stroke = (a1[0] + 30, (a1[1] + a1[3]) // 2)
     cv2.line(shots[0], stroke, (stroke[0] + 30, stroke[1] + 15), (255, 255, 255), 7, cv2.LINE_AA)
 
-    def signature(image, box):
-        frames = base.TensorFrames(torch.from_numpy(image[None, :, :, ::-1].astype(np.float32) / 255))
-        return identity.signature(frames, 0, box)
-
-    marked = [signature(shots[0], a1)]
-    for image, faces in ((shots[0], np.array([a1, b1], float)), (shots[1], np.array([b2, a2], float))):
+    for image, faces, marked in ((shots[0], np.array([a1, b1], float), 0),
+                                 (shots[1], np.array([b2, a2], float), 1)):
         labels = {0: [], 1: []}
         for choice in ("largest", "left-most", "right-most"):
             labels[boxes_mod.pick_face(faces, choice)].append(choice)
-        match = identity.best_match([signature(image, f) for f in faces], marked)
-        if match is not None:
-            labels[match].append("marked")
+        labels[marked].append("marked")
         for k, box in enumerate(faces):
             if labels[k]:
                 label(image, box, labels[k])

@@ -63,11 +63,12 @@ class BoxStream:
 
 
 def detect_boxes(images, count: int, detector: FaceDetector, settings: BoxSettings,
-                 config: TrackerConfig | None = None, on_progress=None, check_interrupt=None):
-    """Boxes for images[0:count] (an IMAGE tensor) found by `detector`; returns (int boxes,
-    DetectionStats)."""
+                 config: TrackerConfig | None = None, on_progress=None, check_interrupt=None,
+                 recognizer=None):
+    """Boxes for images[0:count] (an IMAGE tensor) found by `detector`, whose faces `recognizer`
+    (None: nobody's identity known) tells apart; returns (int boxes, DetectionStats)."""
     frames = TensorFrames(images)
-    tracker = FaceTracker(detector, config, on_progress, check_interrupt)
+    tracker = FaceTracker(detector, config, on_progress, check_interrupt, recognizer)
     raw, shot_starts = tracker.track(frames, count)
     return finish_boxes(raw, frames.height, frames.width, settings, shot_starts), tracker.stats
 

@@ -74,10 +74,12 @@ def boxes_from_mask(mask, n_frames: int, height: int, width: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Mark:
     """A stroke on the person to follow: its frame (None where the marker's frames are not the
-    video's: then it marks the first face found under it) and its centre."""
+    video's), its centre, and the picture it was painted on (where its frame is not known: the
+    person under the stroke there is the one marked)."""
 
     frame: int | None
-    point: tuple  # (x, y) in frame pixels
+    point: tuple  # (x, y) in the pixels of its frame, or of its picture
+    picture: object = None  # IMAGE [1, H, W, C] the stroke was painted on
 
     def covers(self, face) -> bool:
         """The stroke lies on `face` (x1, y1, x2, y2): its centre is inside the box."""
@@ -85,11 +87,14 @@ class Mark:
         return face[0] <= x <= face[2] and face[1] <= y <= face[3]
 
 
-def marks_from_mask(mask, height: int, width: int, n_frames: int | None = None) -> list:
+def marks_from_mask(mask, height: int, width: int, n_frames: int | None = None,
+                    pictures=None) -> list:
     """The strokes of a face_marker MASK, one Mark per painted frame. When the MASK has one frame
     per video frame (`n_frames`), each stroke's frame is known; otherwise (a few painted frames
-    loaded as images) it is not. All strokes mark the same person. Nothing painted is said before
-    the size is checked: Load Image of a frame without strokes gives a blank 64x64 MASK."""
+    loaded as images) the pictures they were painted on (`pictures`, an IMAGE of one picture per
+    marker frame, or one for all) say whom they mark, and without them nobody can know: refused
+    with what to connect. All strokes mark the same person. Nothing painted is said before the
+    size is checked: Load Image of a frame without strokes gives a blank 64x64 MASK."""
     m = _as_frames(mask, "face_marker")
     strokes = []  # (frame, centre), read a frame at a time
     for k, frame in enumerate(m):
@@ -100,8 +105,36 @@ def marks_from_mask(mask, height: int, width: int, n_frames: int | None = None) 
         raise MaskInputError("nothing was painted on the face_marker: paint a stroke on the face "
                              "that speaks (Load Image of a frame, then Open in MaskEditor), or "
                              "choose another face setting.")
-    _check_size(m, "face_marker", height, width,
-                f"the frames are {width}x{height}; paint the mark on a frame of this video "
-                "(as it is shown).")
-    aligned = n_frames is not None and m.shape[0] == n_frames
-    return [Mark(k if aligned else None, centre) for k, centre in strokes]
+    if n_frames is not None and m.shape[0] == n_frames:
+        _check_size(m, "face_marker", height, width,
+                    f"the frames are {width}x{height}; paint the mark on a frame of this video "
+                    "(as it is shown).")
+        return [Mark(k, centre) for k, centre in strokes]
+    if pictures is None:
+        raise MaskInputError(
+            f"the face_marker has {m.shape[0]} painted frame(s) and which frame of the video each "
+            "was painted on is not known, so the person under a stroke cannot be told from "
+            "whoever stands there in another shot. Connect the picture the stroke was painted on "
+            "(Load Image's IMAGE output) to face_marker_image (command line: --face-marker-image, "
+            "or the marker saved as an RGBA PNG by the mask editor), or give a MASK with one "
+            "frame per video frame.")
+    pictures = _as_pictures(pictures)
+    if pictures.shape[0] not in (1, m.shape[0]):
+        raise MaskInputError(f"face_marker_image has {pictures.shape[0]} pictures but the "
+                             f"face_marker {m.shape[0]} frames; give one picture per marker "
+                             "frame, or one for all.")
+    _check_size(m, "face_marker", int(pictures.shape[1]), int(pictures.shape[2]),
+                f"its picture (face_marker_image) is {pictures.shape[2]}x{pictures.shape[1]}; "
+                "paint the mark on that picture.")
+    return [Mark(None, centre, pictures[k if pictures.shape[0] > 1 else 0][None])
+            for k, centre in strokes]
+
+
+def _as_pictures(pictures) -> torch.Tensor:
+    p = pictures if isinstance(pictures, torch.Tensor) else torch.as_tensor(np.asarray(pictures))
+    if p.ndim == 3:
+        p = p[None]
+    if p.ndim != 4 or p.shape[-1] not in (3, 4):
+        raise MaskInputError(f"face_marker_image has shape {tuple(p.shape)}; expected an IMAGE "
+                             "[pictures, height, width, 3].")
+    return p

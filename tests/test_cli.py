@@ -214,10 +214,20 @@ def test_the_face_choice_flags(work, models, capsys):
     assert main(source, "-o", out, "--models", models, "--face-marker", folder / "marker.png",
                 "--face-mask", folder / "marker.png", "-q") == 2  # one or the other
     assert "Connect one of them" in capsys.readouterr().err
-    assert main(source, "-o", out, "--models", models, "--face-marker", folder / "marker.png",
+    # a stroke alone cannot say which frame (so whose face) it was painted on
+    assert main(source, "-o", out, "--models", models, "--face-marker", folder / "marker.png", "-q") == 2
+    assert "--face-marker-image" in capsys.readouterr().err
+    # the frame with the stroke painted transparent, as ComfyUI's mask editor saves it
+    frame = ref.frames(source)[0]
+    painted = np.dstack([frame[:, :, ::-1], np.where(marker > 0, 0, 255).astype(np.uint8)])
+    cv2.imwrite(str(folder / "painted.png"), painted)
+    assert main(source, "-o", out, "--models", models, "--face-marker", folder / "painted.png",
                 "--silence", "keep_original", "--cpu") == 0
     assert "followed the marked face" in capsys.readouterr().out
-    assert listing(folder) == ["in.mp4", "marker.png", "out.mp4"]
+    cv2.imwrite(str(folder / "frame.png"), frame[:, :, ::-1])
+    assert main(source, "-o", out, "--models", models, "--face-marker", folder / "marker.png",
+                "--face-marker-image", folder / "frame.png", "--cpu", "-q") == 0
+    assert listing(folder) == ["frame.png", "in.mp4", "marker.png", "out.mp4", "painted.png"]
 
 
 def test_a_generator_out_of_memory_exits_2_with_what_to_do(work, models, capsys, monkeypatch):

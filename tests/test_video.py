@@ -349,7 +349,7 @@ def test_the_video_node_interface():
     shared = [k for k in image_spec if k not in ("images", "audio", "fps")]
     assert list(spec["required"]) == ["video"] + shared[:-2] + ["quality"] + shared[-2:] + ["output_sound"]
     assert shared[-2:] == ["face", "silence"]  # new settings last: saved workflows keep their values
-    assert list(spec["optional"]) == ["audio", "face_mask", "face_marker"]
+    assert list(spec["optional"]) == ["audio", "face_mask", "face_marker", "face_marker_image"]
     for name, (_, options) in {**spec["required"], **spec["optional"]}.items():
         assert options.get("tooltip"), name
     assert nodes.HaloLipsyVideo.RETURN_TYPES == ("VIDEO",)

@@ -1,6 +1,6 @@
 """Decoded frames as the VIDEO route keeps them, decoded ahead in a thread of their own: the
 source's own YUV (8-bit 4:2:0), or whole RGB where that YUV cannot be kept. Only the pixels
-somebody asks for leave YUV: a region's RGB for the detector, the face's signature and the
+somebody asks for leave YUV: a region's RGB for the detector, the face recognizer and the
 generator, the luma for shot-cut thumbnails."""
 
 from __future__ import annotations
