@@ -280,7 +280,8 @@ def mel_windows(mel: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 # Silence, for keeping the real mouth where nobody speaks (the `silence` setting)
-SPEECH_PROBABILITY = 0.5  # the voice activity detector's call: speech from this probability up
+SPEECH_PROBABILITY = 0.5  # the voice activity detector's call: speech starts from this probability
+END_PROBABILITY = 0.35  # ... and goes on down to this one (Silero's own advice: 0.15 lower)
 EDGE_RANGE_DB = 30.0  # chunks at a speech stretch's edges this far under its level are room tone
 MIN_SPEECH_S = 0.1  # shorter blips of "speech" (a click, a cough in the room tone) are not
 MERGE_GAP_S = 0.15  # shorter gaps (between words) are speech
@@ -288,26 +289,30 @@ MIN_PAUSE_S = 0.3  # a pause at least this long shows the real mouth, fully, in 
 FADE_S = 0.08  # the generated mouth fades out (and in) over this long, inside the pause
 VAD_LEVEL = 0.3  # the detector hears every track with its loud peaks here (quiet = loud)
 VAD_MAX_GAIN_DB = 40.0  # so a track of room tone alone is not raised to speech level
+LOUD_PERCENTILE = 99.9  # "its loud peaks": this percentile of the magnitude
 
 
-def speech_runs(samples_16k: np.ndarray) -> np.ndarray:
+def speech_runs(samples_16k: np.ndarray, check_interrupt=None) -> np.ndarray:
     """Where somebody speaks in mono 16 kHz audio: (k, 2) start and end times in seconds.
 
-    A voice activity detector (vad.py) decides what is speech, whatever its loudness: room tone,
-    hiss, breaths and music without a voice are not. Its calls lag the end of a word by a chunk
-    or two, so each stretch's edges are trimmed of chunks whose level lies EDGE_RANGE_DB under
-    the stretch's own (room tone, not a word's tail). Gaps under MERGE_GAP_S are speech; blips
-    under MIN_SPEECH_S are not. The track is first brought to one loudness (its 99.9th
-    percentile of magnitude at VAD_LEVEL), so a quiet recording and a loud one are judged alike."""
+    A voice activity detector (vad.py) decides what is speech, whatever its loudness: room
+    tone, hiss, breaths, coughs, a door slam and music without a voice are not; a whisper
+    and a laugh are. Speech starts where its probability reaches SPEECH_PROBABILITY and goes
+    on while it stays above END_PROBABILITY. Its calls lag the end of a word by a chunk or
+    two, so each stretch's edges are trimmed of chunks whose level lies EDGE_RANGE_DB under
+    the stretch's own (room tone, not a word's tail); that places them within a chunk of the
+    true edges, so Silero's padding (30 ms) would only eat into short pauses, and is not
+    added. Gaps under MERGE_GAP_S are speech; blips under MIN_SPEECH_S are not. The track is
+    heard at one loudness (its loud peaks at VAD_LEVEL), so a quiet recording and a loud one
+    are judged alike. Beyond the track itself, memory is a few bytes per 32 ms chunk;
+    `check_interrupt()` is called every minute of audio."""
     from . import vad
 
     samples = np.asarray(samples_16k, dtype=np.float32).reshape(-1)
-    peak = float(np.percentile(np.abs(samples), 99.9))
-    gain = min(VAD_LEVEL / max(peak, 1e-12), 10 ** (VAD_MAX_GAIN_DB / 20))
-    speaking = vad.speech_probability(samples * np.float32(gain)) >= SPEECH_PROBABILITY
-    padded = np.zeros(speaking.size * vad.CHUNK, dtype=np.float64)
-    padded[:samples.size] = samples
-    level = 10 * np.log10(np.mean(padded.reshape(-1, vad.CHUNK) ** 2, axis=1) + 1e-12)  # dB
+    gain = min(VAD_LEVEL / max(_loud_peak(samples), 1e-12), 10 ** (VAD_MAX_GAIN_DB / 20))
+    probability = vad.speech_probability(samples, check_interrupt, gain)
+    speaking = _hysteresis(probability, SPEECH_PROBABILITY, END_PROBABILITY)
+    level = _chunk_levels(samples, vad.CHUNK, speaking.size)
     chunk_s = vad.CHUNK / vad.SAMPLE_RATE
     runs = []
     for start, stop in _runs(speaking):
@@ -320,6 +325,46 @@ def speech_runs(samples_16k: np.ndarray) -> np.ndarray:
             runs.append([start, stop])
     kept = [(a * chunk_s, b * chunk_s) for a, b in runs if (b - a) * chunk_s >= MIN_SPEECH_S]
     return np.asarray(kept, dtype=np.float64).reshape(-1, 2)
+
+
+def _hysteresis(probability: np.ndarray, start: float, stop: float) -> np.ndarray:
+    """Speaking from a chunk at `start` or more, for as long as the chunks stay above `stop`."""
+    above_stop = probability > stop
+    speaking = np.zeros(probability.size, dtype=bool)
+    for a, b in _runs(above_stop):  # each run above `stop` speaks from its first `start` on
+        reached = np.flatnonzero(probability[a:b] >= start)
+        if reached.size:
+            speaking[a + reached[0]:b] = True
+    return speaking
+
+
+def _loud_peak(samples: np.ndarray, block: int = 1 << 20) -> float:
+    """The LOUD_PERCENTILE magnitude, from a histogram built a block at a time (no copy of the
+    track): exact to the bin, 1/4096 of full scale (12 bits)."""
+    top = 0.0
+    for s in range(0, samples.size, block):
+        top = max(top, float(np.abs(samples[s:s + block]).max(initial=0.0)))
+    edges = np.linspace(0.0, max(top, 1e-12), 4097)
+    counts = np.zeros(4096, dtype=np.int64)
+    for s in range(0, samples.size, block):
+        counts += np.histogram(np.abs(samples[s:s + block]), bins=edges)[0]
+    if counts.sum() == 0:
+        return 0.0
+    k = int(np.searchsorted(np.cumsum(counts), LOUD_PERCENTILE / 100 * counts.sum()))
+    return float(edges[min(k + 1, 4096)])
+
+
+def _chunk_levels(samples: np.ndarray, chunk: int, count: int, block: int = 1 << 20) -> np.ndarray:
+    """The level (dB) of each of `count` chunks of `chunk` samples, the last padded with silence."""
+    level = np.empty(count, dtype=np.float64)
+    step = block - block % chunk
+    for s in range(0, count * chunk, step):
+        piece = samples[s:s + step].astype(np.float64)
+        n = -(-piece.size // chunk) if piece.size else 0
+        padded = np.zeros(n * chunk)
+        padded[:piece.size] = piece
+        level[s // chunk:s // chunk + n] = 10 * np.log10(np.mean(padded.reshape(-1, chunk) ** 2, axis=1) + 1e-12)
+    return level
 
 
 def _runs(flags: np.ndarray):
@@ -364,11 +409,12 @@ class AudioFeatures:
                                                    mel_step_multiplier))
 
     def speech_strength(self, frame_positions: np.ndarray, sync_offset: float = 0.0,
-                        mel_step_multiplier: float = 1.0) -> np.ndarray:
+                        mel_step_multiplier: float = 1.0, check_interrupt=None) -> np.ndarray:
         """Per output frame (in order), 1 where its audio holds speech, 0 in pauses, with fades
-        between (see `speech_strength`)."""
+        between (see `speech_strength`). The first call finds the speech (`check_interrupt()`
+        is called while it does)."""
         if self._speech is None:
-            self._speech = speech_runs(self.samples_16k)
+            self._speech = speech_runs(self.samples_16k, check_interrupt)
         return speech_strength(self._speech, window_starts(frame_positions, self.fps, sync_offset,
                                                            mel_step_multiplier))
 

@@ -144,10 +144,27 @@ class Report:
 
     def log(self):
         logger.info("%s", self.summary())
+        if self.frames_synced == 0:
+            logger.warning("Halo-Lipsy: %s", self.why_nothing_was_lip_synced())
+
+    def why_nothing_was_lip_synced(self) -> str:
+        """What to tell a user whose run changed no frame: the reason, and what to do."""
+        seen = self.detection_stats.most_faces if self.detection_stats is not None else 0
+        if self.faces_found == 0 and seen and self.face == "marked":
+            return (f"nothing was lip-synced: the marked person was not found in any frame (other "
+                    f"faces were, up to {seen} at once), so every frame keeps its real mouth. "
+                    "Check that the face_marker's stroke lies on the speaker's face in the "
+                    "picture connected to face_marker_image.")
         if self.faces_found == 0:
-            logger.warning("Halo-Lipsy: no face found in any frame; the frames pass through "
-                           "unchanged. Check the face is visible and not tiny, or give a face_mask "
-                           "(the node's face_mask input, or --face-mask).")
+            return ("nothing was lip-synced: no face was found in any frame; the frames pass "
+                    "through unchanged. Check the face is visible and not tiny, or give a "
+                    "face_mask (the node's face_mask input, or --face-mask).")
+        if self.frames_kept_original:
+            return ("nothing was lip-synced: no speech was found in the audio, so with silence "
+                    "'keep_original' every frame keeps its real mouth (music, room tone, breaths "
+                    "and coughs are not speech). If the audio does hold speech, check it is the "
+                    "speech track, or choose silence 'generate'.")
+        return "nothing was lip-synced; the frames pass through unchanged."
 
 
 @dataclass
@@ -362,14 +379,14 @@ def each_frame(work, items) -> list:
         return list(pool.map(work, items))
 
 
-def speech_strengths(stages: _Stages, settings: Settings, positions) -> np.ndarray:
+def speech_strengths(stages: _Stages, settings: Settings, positions, check_interrupt) -> np.ndarray:
     """How much of the generated mouth each output frame (whose audio windows start at
     `positions`) gets: 1 everywhere, or with silence 'keep_original', 0 in pauses with fades
     around them."""
     if settings.silence != "keep_original":
         return np.ones(len(positions), dtype=np.float32)
     return stages.features.speech_strength(positions, settings.sync_offset,
-                                           settings.mel_step_multiplier)
+                                           settings.mel_step_multiplier, check_interrupt)
 
 
 def kept_original(strengths, faces) -> int:
@@ -461,7 +478,7 @@ def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=No
     detect_s = time.perf_counter() - t0
     log_shots(usable, np.arange(len(usable)) / fps, stats, face_name(config))
     t0 = time.perf_counter()
-    strengths = speech_strengths(stages, settings, plan.positions)
+    strengths = speech_strengths(stages, settings, plan.positions, hooks.check_interrupt)
     out, mask, synced, copy_s = _image_generate(images, usable, plan, strengths, stages, settings,
                                                 hooks, 0.0 if config is None else DETECTION_SHARE)
     report = stages.report(

@@ -26,6 +26,7 @@ SAMPLE_RATE = 16000
 CHUNK = 512  # samples the network judges at once (32 ms)
 CONTEXT = 64  # samples of the previous chunk each chunk is judged with
 CHUNKS_PER_SECOND = SAMPLE_RATE / CHUNK  # 31.25
+BLOCK = 1875  # chunks judged at once (a minute): ~25 MB of intermediate features
 WEIGHTS = "silero_vad.jit"  # the package's default model; its 16 kHz half holds our weights
 # names in that file -> ours
 _NAMES = {"stft.forward_basis_buffer": "stft_conv.weight", "decoder.rnn.": "lstm_cell.",
@@ -61,20 +62,30 @@ class SileroVad(nn.Module):
         return x[:, :, 0]
 
     @torch.inference_mode()
-    def forward(self, samples: torch.Tensor) -> torch.Tensor:
-        """Mono 16 kHz samples (T,) -> speech probability per 512-sample chunk (ceil(T / 512),)."""
+    def forward(self, samples: torch.Tensor, check_interrupt=None, gain: float = 1.0) -> torch.Tensor:
+        """Mono 16 kHz samples (T,) -> speech probability per 512-sample chunk (ceil(T / 512),).
+        The track is judged BLOCK chunks at a time, the LSTM's state carried across, so memory
+        does not grow with its length (4 bytes a chunk for the answer); `check_interrupt()` is
+        called before each block. The samples are heard multiplied by `gain`."""
         n = max(1, -(-samples.numel() // CHUNK))
-        padded = torch.zeros(CONTEXT + n * CHUNK, dtype=torch.float32)
-        padded[CONTEXT:CONTEXT + samples.numel()] = samples
-        chunks = padded.unfold(0, CONTEXT + CHUNK, CHUNK)  # each chunk with the 64 before it
-        features = self.encode(chunks)
-        h = torch.zeros(1, 128)
-        c = torch.zeros(1, 128)
-        states = torch.empty(n, 128)
-        for k in range(n):  # the LSTM is the only step that must go in order
-            h, c = self.lstm_cell(features[k:k + 1], (h, c))
-            states[k] = h[0]
-        return torch.sigmoid(self.final_conv(torch.relu(states)[:, :, None]))[:, 0, 0]
+        out = torch.empty(n, dtype=torch.float32)
+        state = (torch.zeros(1, 128), torch.zeros(1, 128))
+        for first in range(0, n, BLOCK):
+            if check_interrupt is not None:
+                check_interrupt()
+            count = min(BLOCK, n - first)
+            padded = torch.zeros(CONTEXT + count * CHUNK, dtype=torch.float32)
+            lo = first * CHUNK - CONTEXT  # each chunk is judged with the 64 samples before it
+            piece = samples[max(0, lo):first * CHUNK + count * CHUNK]
+            padded[max(0, -lo):max(0, -lo) + piece.numel()] = piece * gain
+            chunks = padded.unfold(0, CONTEXT + CHUNK, CHUNK)
+            features = self.encode(chunks)
+            states = torch.empty(count, 128)
+            for k in range(count):  # the LSTM is the only step that must go in order
+                state = self.lstm_cell(features[k:k + 1], state)
+                states[k] = state[0][0]
+            out[first:first + count] = torch.sigmoid(self.final_conv(torch.relu(states)[:, :, None]))[:, 0, 0]
+        return out
 
 
 def weights_path() -> Path:
@@ -108,7 +119,8 @@ def load_vad() -> SileroVad:
     return model.eval()
 
 
-def speech_probability(samples_16k: np.ndarray) -> np.ndarray:
-    """Per 32 ms chunk of mono 16 kHz audio, the probability that somebody speaks in it."""
+def speech_probability(samples_16k: np.ndarray, check_interrupt=None, gain: float = 1.0) -> np.ndarray:
+    """Per 32 ms chunk of mono 16 kHz audio (heard multiplied by `gain`), the probability that
+    somebody speaks in it; `check_interrupt()` is called every minute of audio."""
     samples = torch.from_numpy(np.ascontiguousarray(samples_16k, dtype=np.float32).reshape(-1))
-    return load_vad()(samples).numpy()
+    return load_vad()(samples, check_interrupt, gain).numpy()

@@ -338,7 +338,8 @@ class _Output:
         generator's thread, and the frames written (the batch before, where they overlap)."""
         self.hooks.check_interrupt()
         outs = [_Picture.of(p, face, self.info) for p, face in zip(pictures, faces)]
-        strengths = speech_strengths(self.stages, self.settings, plan.positions[start:stop])
+        strengths = speech_strengths(self.stages, self.settings, plan.positions[start:stop],
+                                     self.hooks.check_interrupt)
         batch = _Batch(plan, start, stop, outs, faces, strengths)
         # the uint8 regions in place: the compositing works in float only where the mouth is
         work = batch.work = mouth_inputs(self.stages, self.settings, batch.regions, batch.boxes,

@@ -1,10 +1,13 @@
 """Sounds users bring, built from the fixture's real speech: speech with pauses over room tone,
-a stem that speaks one line in a long stretch of room tone, music without a voice."""
+a stem that speaks one line in a long stretch of room tone, music without a voice; and the
+voice's other sounds: a whispered line and a laugh (eSpeak NG recordings, tests/fixtures), and
+stand-ins for a cough and a door slam (shaped noise; what a detector hears of them is their
+spectrum and envelope, which these copy)."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
+from scipy.signal import butter, lfilter
 
 from conftest import FIXTURES, read_wav_int16
 
@@ -73,3 +76,40 @@ def music(seconds: float, seed=0) -> np.ndarray:
         hat = (local < 0.03)
         out[np.flatnonzero(seg)[hat]] += 0.3 * rng.standard_normal(int(hat.sum()))
     return (0.5 * out / np.abs(out).max()).astype(np.float32)
+
+
+def whisper() -> np.ndarray:
+    """A whispered line, 3.9 s (eSpeak NG's whisper voice)."""
+    samples, rate = read_wav_int16(FIXTURES / "whisper16k.wav")
+    assert rate == RATE
+    return samples[0].astype(np.float32) / 32768.0
+
+
+def laugh() -> np.ndarray:
+    """A laugh, "ha ha ha ha, ha ha", 1.9 s (eSpeak NG)."""
+    samples, rate = read_wav_int16(FIXTURES / "laugh16k.wav")
+    assert rate == RATE
+    return samples[0].astype(np.float32) / 32768.0
+
+
+def cough(seed=0) -> np.ndarray:
+    """A cough, 0.35 s: two bursts of breath noise in the voice's band (300-3000 Hz), the first
+    sharp, the second softer, at speech-like loudness."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.35 * RATE)) / RATE
+    b, a = butter(2, [300 / (RATE / 2), 3000 / (RATE / 2)], "band")
+    burst = lfilter(b, a, rng.standard_normal(t.size))
+    envelope = np.exp(-t / 0.06) * (t < 0.18) + 0.6 * np.exp(-(t - 0.2) / 0.05) * (t >= 0.2)
+    out = burst * envelope
+    return (0.5 * out / np.abs(out).max()).astype(np.float32)
+
+
+def door_slam(seed=0) -> np.ndarray:
+    """A door slamming, 0.6 s: a near-full-scale low thump (under 400 Hz) with a 70 Hz boom,
+    decaying in a tenth of a second."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.6 * RATE)) / RATE
+    b, a = butter(2, 400 / (RATE / 2))
+    out = lfilter(b, a, rng.standard_normal(t.size)) * np.exp(-t / 0.08)
+    out += np.sin(2 * np.pi * 70 * t) * np.exp(-t / 0.15)
+    return (0.95 * out / np.abs(out).max()).astype(np.float32)

@@ -215,7 +215,7 @@ def test_frames_without_a_face_pass_through(run, frames, face_mask, caplog):
     assert torch.equal(result.images, frames) and result.report.faces_found == 0
     with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
         result.report.log()  # what the node does with it
-    assert "no face found" in caplog.text
+    assert "no face was found in any frame" in caplog.text
 
 
 class _DimmedCrop(torch.nn.Module):

@@ -1,6 +1,9 @@
 """Silence means nobody speaks: real speech (the fixture recording) over room tone, a stem with one
 line in 20 s, music without a voice, pauses at every common frame rate; on the IMAGE route, the
-VIDEO route (kept frames are the source's own YUV samples, read back by ffmpeg) and loop modes."""
+VIDEO route (kept frames are the source's own YUV samples, read back by ffmpeg) and loop modes.
+The voice's other sounds: a whisper and a laugh move the mouth, a cough and a door slam do not,
+quiet speech after the slam does; long tracks in bounded memory, Cancel while the detector runs,
+and a log that says when no speech was found."""
 
 import dataclasses
 
@@ -181,3 +184,96 @@ def test_the_video_route_keeps_the_sources_own_samples_in_a_pause(tmp_path, one_
 def test_the_tooltip_states_the_rule_in_the_numbers_the_code_uses():
     tooltip = settings_mod.BY_NAME["silence"].tooltip
     assert f"{audio_mod.MIN_PAUSE_S:g} s" in tooltip and f"{audio_mod.FADE_S:g} s" in tooltip
+
+
+# ------------------------------------------------------------------ the voice's other sounds
+
+
+def covered(runs, start, stop) -> float:
+    """The share of [start, stop) seconds that `runs` call speech."""
+    total = sum(max(0.0, min(b, stop) - max(a, start)) for a, b in runs)
+    return total / (stop - start)
+
+
+def test_a_whispered_line_gets_a_mouth():
+    whisper = sounds.whisper()
+    runs = runs_of(sounds.over_room_tone(sounds.placed(whisper, 6.0, 1.0), -55))
+    assert covered(runs, 1.0, 1.0 + whisper.size / sounds.RATE) >= 0.7
+    assert covered(runs, 0.0, 0.95) == 0.0
+
+
+def test_a_laugh_in_the_voice_track_moves_the_mouth():
+    """A laugh is the voice's own sound (the lips move with it), so it is not a pause."""
+    laugh = sounds.laugh()
+    runs = runs_of(sounds.over_room_tone(sounds.placed(laugh, 4.0, 1.0), -55))
+    assert covered(runs, 1.0, 1.0 + laugh.size / sounds.RATE) >= 0.5
+
+
+def test_a_cough_keeps_the_real_mouth():
+    for seed in range(3):
+        track = sounds.over_room_tone(sounds.placed(sounds.cough(seed), 3.0, 1.0), -55)
+        assert len(runs_of(track)) == 0, seed
+
+
+def test_quiet_speech_after_a_door_slam_is_found_and_the_slam_is_not_speech():
+    speech = sounds.speech() * np.float32(0.03)  # its peaks 30 dB under the slam's
+    # the room's tone 50 dB under the speech's peaks, as in a decent recording
+    track = sounds.over_room_tone(sounds.placed(speech, 5.0, 1.5), -50) + sounds.placed(sounds.door_slam(), 5.0, 0.5)
+    runs = runs_of(track)
+    assert covered(runs, 0.0, 1.3) == 0.0  # the slam and its boom
+    assert covered(runs, 1.5, 4.5) >= 0.6
+
+
+def test_speech_over_a_music_bed_is_found_and_the_bed_alone_is_not():
+    bed = sounds.music(8.0) * np.float32(0.3)
+    track = bed + sounds.placed(sounds.speech(), 8.0, 2.0)
+    runs = runs_of(track)
+    assert covered(runs, 2.0, 5.0) >= 0.6
+    assert covered(runs, 0.0, 1.9) == 0.0 and covered(runs, 5.3, 8.0) == 0.0
+
+
+# ------------------------------------------------------------------ long tracks
+
+
+def test_the_detector_hears_a_long_track_a_minute_at_a_time_with_the_same_answer(monkeypatch):
+    """Memory that does not grow with the track: the network sees at most a block of chunks at
+    once, and the blocks together give what one pass over the whole track gives."""
+    track = sounds.over_room_tone(np.tile(sounds.with_pause(sounds.speech(), PAUSE_AT, 0.7), 45), -50)
+    assert track.size / sounds.RATE > 150
+    model = vad.load_vad()
+    whole = model(torch.from_numpy(track))  # one block: the whole track
+    seen = []
+    real_encode = vad.SileroVad.encode
+    monkeypatch.setattr(vad.SileroVad, "encode", lambda self, chunks: seen.append(len(chunks)) or real_encode(self, chunks))
+    monkeypatch.setattr(vad, "BLOCK", 1000)
+    blocks = vad.speech_probability(track)
+    assert max(seen) <= 1000 and len(seen) == -(-len(blocks) // 1000)
+    np.testing.assert_allclose(blocks, whole.numpy(), atol=1e-5)
+
+
+def test_cancel_is_honoured_while_the_voice_detector_runs(monkeypatch):
+    track = sounds.over_room_tone(np.tile(sounds.speech(), 60), -50)  # three minutes
+    calls = []
+
+    def check_interrupt():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        audio_mod.speech_runs(track, check_interrupt)
+    assert len(calls) == 2  # stopped at the second minute, not after the whole track
+
+
+def test_when_no_speech_is_found_the_log_says_exactly_that(one_face, fixture_checkpoint, caplog):
+    import logging
+
+    hooks = hooks_with([fixture_checkpoint.parent], FaceBlobsDetector())
+    music = sounds.music(2.0)
+    with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
+        result = pipeline.lipsync_images(one_face[:50], as_audio(music),
+                                         Settings(fps=25.0, silence="keep_original"), hooks)
+        result.report.log()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "no speech was found in the audio" in said and "no face" not in said
+    assert result.mask.numpy().max() == 0
