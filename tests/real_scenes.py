@@ -100,14 +100,17 @@ class Scene:
 
 class SceneDetector:
     """Answers each rendered look with the scene's visible face boxes inside it, in the look's
-    pixels (faces at least 60% inside the region and 10 px tall there)."""
+    pixels (faces at least 60% inside the region and 10 px tall there). `network` (optional) is
+    run on the images too, for an honest cost."""
 
     min_side = 32
 
-    def __init__(self, scene: Scene, batch_size=4):
-        self.scene, self.batch_size = scene, batch_size
+    def __init__(self, scene: Scene, batch_size=4, network=None):
+        self.scene, self.batch_size, self.network = scene, batch_size, network
 
     def detect(self, images):
+        if self.network is not None:
+            self.network(images)
         out = []
         for request in RENDERED.take(images):
             x1, y1, x2, y2 = request.region

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .align import similarity
-from .dlib_file import DlibFormatError, DlibReader
+from .dlib_file import DlibFormatError, compact_ints, reals
 
 POINTS = 5
 
@@ -78,32 +78,60 @@ def _walk(stage: Stage, values: np.ndarray) -> np.ndarray:
 
 def load_shape_predictor(data: bytes) -> ShapePredictor:
     """The predictor from the bytes of shape_predictor_5_face_landmarks.dat (raises
-    DlibFormatError when they are not a 5-point predictor)."""
-    reader = DlibReader(data)
-    if reader.integer() != 1:
+    DlibFormatError when they are not a 5-point predictor). The file is nothing but dlib's
+    compact integers: a version, the mean shape (a matrix), the forests (each tree: its splits
+    as two pixel indices and a float threshold, its leaves as matrices), each stage's anchor
+    points and its pixels' offsets."""
+    tokens = compact_ints(data)
+    at = 0
+
+    def take(count):
+        nonlocal at
+        if at + count > tokens.size:
+            raise DlibFormatError("the predictor ends early")
+        out = tokens[at:at + count]
+        at += count
+        return out
+
+    def matrix():
+        rows, cols = -int(take(1)[0]), -int(take(1)[0])
+        if rows < 0 or cols < 0:
+            raise DlibFormatError("no matrix where the predictor needs one")
+        return reals(take(2 * rows * cols)).reshape(rows, cols)
+
+    if int(take(1)[0]) != 1:
         raise DlibFormatError("not a dlib shape predictor (version)")
-    mean_shape = reader.matrix().ravel()
+    mean_shape = matrix().ravel()
     if mean_shape.size != 2 * POINTS:
         raise DlibFormatError(f"a predictor of {mean_shape.size // 2} points, not {POINTS}")
-    forests = reader.vector(lambda: reader.vector(lambda: _tree(reader)))
-    anchors = reader.vector(lambda: reader.vector(reader.integer))
-    deltas = reader.vector(lambda: reader.vector(lambda: (reader.real(), reader.real())))
-    if not (len(forests) == len(anchors) == len(deltas)) or reader.pos != len(reader.raw):
+    forests = []
+    for _ in range(int(take(1)[0])):
+        splits, thresholds, leaves = [], [], []
+        for _ in range(int(take(1)[0])):
+            split = take(4 * int(take(1)[0])).reshape(-1, 4)
+            splits.append(split[:, :2])
+            thresholds.append(reals(split[:, 2:]))
+            count = int(take(1)[0])  # leaves: each a (2 * POINTS) x 1 matrix
+            leaf = take(count * (2 + 4 * POINTS)).reshape(count, 2 + 4 * POINTS)
+            if (leaf[:, 0] != -2 * POINTS).any() or (leaf[:, 1] != -1).any():
+                raise DlibFormatError("a leaf of the predictor is not a shape correction")
+            leaves.append(reals(leaf[:, 2:]).reshape(count, 2 * POINTS))
+        forests.append((splits, thresholds, leaves))
+    anchors = [take(int(take(1)[0])) for _ in range(int(take(1)[0]))]
+    deltas = [reals(take(4 * int(take(1)[0]))).reshape(-1, 2) for _ in range(int(take(1)[0]))]
+    if not (len(forests) == len(anchors) == len(deltas)) or at != tokens.size:
         raise DlibFormatError("the predictor's parts do not fit together")
     stages = []
-    for forest, anchor, delta in zip(forests, anchors, deltas):
-        splits = np.array([[s[:2] for s in tree[0]] for tree in forest], dtype=np.int64)
-        stages.append(Stage(
-            splits=splits,
-            thresholds=np.array([[s[2] for s in tree[0]] for tree in forest], dtype=np.float32),
-            leaves=np.array([tree[1] for tree in forest], dtype=np.float32),
-            anchors=np.array(anchor, dtype=np.int64), deltas=np.array(delta, dtype=np.float32)))
-        if splits.max(initial=0) >= len(anchor) or stages[-1].leaves.shape[1] != splits.shape[1] + 1:
+    for (splits, thresholds, leaves), anchor, delta in zip(forests, anchors, deltas):
+        try:
+            stage = Stage(splits=np.array(splits, dtype=np.int64),
+                          thresholds=np.array(thresholds, dtype=np.float32),
+                          leaves=np.array(leaves, dtype=np.float32),
+                          anchors=np.array(anchor, dtype=np.int64), deltas=np.array(delta, dtype=np.float32))
+        except ValueError:
+            raise DlibFormatError("the predictor's trees are not all of one shape") from None
+        if (stage.splits.max(initial=0) >= len(anchor) or stage.leaves.ndim != 3
+                or stage.leaves.shape[1] != stage.splits.shape[1] + 1):
             raise DlibFormatError("a tree of the predictor reads pixels it does not have")
+        stages.append(stage)
     return ShapePredictor(mean_shape, stages)
-
-
-def _tree(reader: DlibReader):
-    splits = reader.vector(lambda: (reader.integer(), reader.integer(), reader.real()))
-    leaves = reader.vector(lambda: reader.matrix().ravel())
-    return splits, leaves
