@@ -61,7 +61,7 @@ def test_the_landmarks_are_dlibs_points(name, recognizer, reference):
     box = dlib_box(rgb)
     expected = np.array([(p.x, p.y) for p in reference[0](rgb, dlib_rect(box)).parts()])
     grey = (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
-    ours = recognizer.landmarks(grey, box)
+    ours = recognizer.landmarks.points(grey, box)  # one run of the cascade, as dlib's
     # dlib rounds its points to whole pixels (a point at x.496 here can be x + 1 there)
     assert np.abs(ours - expected).max() <= 0.51
 
@@ -76,6 +76,29 @@ def test_a_face_read_from_a_frame_is_described_as_dlib_describes_it(name, recogn
     # measured 0.004-0.047 (a landmark a hair either side of x.5 rounds to another pixel): a
     # small fraction of the same-person distances below
     assert recognition.distance(ours, expected) < 0.06
+
+
+@pytest.mark.parametrize("name", ["astronaut", "hopper", "carphone0", "carphone30", "carphone90"])
+def test_a_face_framed_by_another_detector_reads_as_framed_by_dlibs(name, recognizer):
+    """Detectors frame faces differently (S3FD's boxes reach higher than dlib's): boxes from 0.8
+    to 1.4 times dlib's, shifted up or down, square or taller, read as dlib's box does."""
+    rgb = photo(name)
+    x1, y1, x2, y2 = dlib_box(rgb)
+    frames = frames_of(rgb)
+    expected = recognizer.describe(frames, 0, [(x1, y1, x2, y2)])[0]
+    side, cx, cy = x2 - x1, (x1 + x2) / 2, (y1 + y2) / 2
+    worst = 0.0
+    for scale in (0.8, 1.0, 1.2, 1.4):
+        for down in (-0.15, 0.0, 0.1):
+            for tall in (1.0, 1.25):
+                if scale < 1 and down > 0:
+                    continue  # a box only on the mouth and chin: no detector frames a face so
+                half_w, half_h = side * scale / 2, side * scale * tall / 2
+                top = cy + down * side - half_h - (tall - 1) * half_w / 2
+                box = (cx - half_w, top, cx + half_w, top + 2 * half_h)
+                worst = max(worst, recognition.distance(recognizer.describe(frames, 0, [box])[0], expected))
+    # measured 0.04-0.07; one run of the cascade from these boxes strayed up to 0.76
+    assert worst < 0.15
 
 
 def looks_of(name):
@@ -99,7 +122,7 @@ def descriptors(recognizer):
 def test_the_same_person_in_another_light_scale_and_turn_is_close(descriptors):
     same = [recognition.distance(descriptors[a], descriptors[b])
             for a, b in itertools.combinations(descriptors, 2) if a[0] == b[0]]
-    # measured 0.04-0.17 on these photographs
+    # measured 0.04-0.18 on these photographs
     assert max(same) < recognition.SAME_PERSON
 
 

@@ -3,14 +3,15 @@ torch and NumPy (landmarks.py, align.py, resnet.py).
 
 A face is read around its detector box, shrunk so that it is at most FACE_SIDE px wide (the
 aligned chip is 150 px for the face and its padding; dlib too reads larger faces from a smaller
-copy), its 5 landmarks found, the chip aligned on them and described by the network: about 11 ms
-a face on a 2-core CPU, once per face per look, never per frame. Two descriptors closer than
-SAME_PERSON (Euclidean) are the same person even with nothing else to go by; OTHER_PERSON
-(dlib's own threshold) and farther is someone else. Measured on real photographs (the tests'):
-one person under another light, smaller or larger and slightly turned, 0.04-0.17 apart; a man
-talking, shouting and turning through a clip, 0.13-0.48 from his first frame; different people
-0.66-0.87 apart in any of those lights. Faces too small to read (under MIN_SIDE px) get no
-descriptor: nobody can vouch for them.
+copy), its 5 landmarks found (and found again with the face framed as dlib's detector frames
+it), the chip aligned on them and described by the network: about 16 ms a face on a 2-core CPU,
+once per face per look, never per frame. Two descriptors closer than SAME_PERSON (Euclidean) are
+the same person even with nothing else to go by; OTHER_PERSON (dlib's own threshold) and farther
+is someone else. Measured on real photographs (the tests'): one person under another light,
+smaller or larger and slightly turned, 0.04-0.18 apart; a man talking, shouting and turning
+through a clip, 0.13-0.48 from his first frame; different people 0.66-0.87 apart in any of those
+lights. Faces too small to read (under MIN_SIDE px) get no descriptor: nobody can vouch for
+them.
 """
 
 from __future__ import annotations
