@@ -8,6 +8,7 @@ exactly the box's pixels; an unpainted frame means no face.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,9 @@ import torch
 
 from ..errors import HaloLipsyError
 from .boxes import empty_boxes
+
+
+logger = logging.getLogger("HaloLipsy")
 
 
 class MaskInputError(HaloLipsyError):
@@ -92,8 +96,8 @@ def marks_from_mask(mask, height: int, width: int, n_frames: int | None = None,
     """The strokes of a face_marker MASK, one Mark per painted frame. When the MASK has one frame
     per video frame (`n_frames`), each stroke's frame is known; otherwise (a few painted frames
     loaded as images) the pictures they were painted on (`pictures`, an IMAGE of one picture per
-    marker frame, or one for all) say whom they mark, and without them nobody can know: refused
-    with what to connect. All strokes mark the same person. Nothing painted is said before the
+    marker frame, or one for all) say whom they mark; without them nobody can know, so nothing is
+    marked (said in the log, with what to connect). All strokes mark the same person. Nothing painted is said before the
     size is checked: Load Image of a frame without strokes gives a blank 64x64 MASK."""
     m = _as_frames(mask, "face_marker")
     strokes = []  # (frame, centre), read a frame at a time
@@ -111,13 +115,14 @@ def marks_from_mask(mask, height: int, width: int, n_frames: int | None = None,
                     "(as it is shown).")
         return [Mark(k, centre) for k, centre in strokes]
     if pictures is None:
-        raise MaskInputError(
-            f"the face_marker has {m.shape[0]} painted frame(s) and which frame of the video each "
+        logger.warning(
+            "Halo-Lipsy: the face_marker has %d painted frame(s) and which frame of the video each "
             "was painted on is not known, so the person under a stroke cannot be told from "
-            "whoever stands there in another shot. Connect the picture the stroke was painted on "
-            "(Load Image's IMAGE output) to face_marker_image (command line: --face-marker-image, "
-            "or the marker saved as an RGBA PNG by the mask editor), or give a MASK with one "
-            "frame per video frame.")
+            "whoever stands there in another shot: nobody is marked, and nobody is lip-synced. "
+            "Connect the picture the stroke was painted on (Load Image's IMAGE output) to "
+            "face_marker_image (command line: --face-marker-image, or the marker saved as an RGBA "
+            "PNG by the mask editor), or give a MASK with one frame per video frame.", m.shape[0])
+        return []
     pictures = _as_pictures(pictures)
     if pictures.shape[0] not in (1, m.shape[0]):
         raise MaskInputError(f"face_marker_image has {pictures.shape[0]} pictures but the "
