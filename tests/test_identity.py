@@ -331,3 +331,26 @@ def test_one_painted_frame_without_its_picture_binds_nobody_and_says_what_to_con
     assert result.mask.numpy().max() == 0  # B, who stood there in shot 1, least of all
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "face_marker_image" in said and "nobody is marked" in said
+
+
+def test_the_video_route_never_gives_the_passer_by_the_voice(tmp_path, passing, fixture_checkpoint):
+    import ffmpeg_reference as ref
+
+    frames = passing.uint8()
+    speech = sounds.speech()[None, :int(90 / FPS * sounds.RATE)]
+    source = ref.encode(tmp_path / "passing.mp4", frames, FPS, audio=speech, audio_rate=sounds.RATE,
+                        video_args=["-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p"])
+    out = tmp_path / "out.mp4"
+    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(passing))
+    report = video_route.lipsync_video(str(source), str(out), Settings(quality=12, face="largest"), hooks)
+    given, made = ref.frames(source).astype(int), ref.frames(out).astype(int)
+    moved = np.abs(made - given).max(axis=-1) > 40
+    outside = np.ones((H, W), bool)  # everywhere but C's place (and the chin padding below it)
+    outside[A_STANDS[1] - 2:A_STANDS[3] + 14, A_STANDS[0] - 2:A_STANDS[2] + 2] = False
+    # the passer-by's mouth never moves: a pasted mouth changes hundreds of pixels, the encoder's
+    # noise on a high-contrast edge a stray one
+    assert (moved & outside).sum(axis=(1, 2)).max() <= 4
+    hidden = [i for i in range(90) if not any(on(t, A_STANDS, 1) for t in passing.truth(i))]
+    assert moved[hidden].sum(axis=(1, 2)).max() <= 4
+    assert moved[:10, A_STANDS[1]:A_STANDS[3], A_STANDS[0]:A_STANDS[2]].sum(axis=(1, 2)).min() > 50
+    assert report.detection_stats.shot_starts == []
