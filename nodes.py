@@ -176,7 +176,7 @@ def _release_for(model):
     logger.info("Halo-Lipsy: ComfyUI unloaded the generator; cached models released.")
 
 
-def _generator_on_device(path, force_cpu: bool, precision: str = "auto"):
+def _generator_on_device(path, force_cpu: bool, precision: str):
     """The cached generator, placed through ComfyUI's model management when present (so ComfyUI
     frees VRAM for it and can evict it next to a big video model), else on torch's best device.
     Returns (model, device, dtype, memory format)."""

@@ -90,12 +90,16 @@ def test_settings_are_by_name_and_fixed():
     assert made.replace(mode="repetitive").mode == "repetitive" and made.mode == "pingpong"
 
 
-def test_every_declared_precision_is_one_the_device_code_computes():
+def test_every_declared_precision_is_the_dtype_its_name_says(monkeypatch):
+    """By name, whatever order the choices are listed in (a GPU that computes both reduced
+    precisions natively, so nothing falls back)."""
     import torch
     device = pack_module("wav2lip.device")
-    for precision in settings.PRECISIONS:
-        dtype, _ = device.pick_dtype(torch.device("cpu"), precision)
-        assert dtype in (torch.float32, torch.float16, torch.bfloat16), precision
+    monkeypatch.setattr(device, "native_dtypes", lambda d: {torch.float16, torch.bfloat16})
+    named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    assert set(settings.PRECISIONS) == set(named) | {"auto"}
+    for precision, dtype in named.items():
+        assert device.pick_dtype(torch.device("cuda"), precision) == (dtype, None), precision
 
 
 def readme_settings_table():

@@ -278,7 +278,7 @@ def test_device_choice_never_assumes_nvidia(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability",
                         lambda d=None: pytest.fail("device choice asked for an NVIDIA capability"))
     assert device_mod.pick_device().type == "cpu"  # no GPU: the CPU, in fp32
-    assert device_mod.pick_dtype(torch.device("cpu")) == (torch.float32, None)
+    assert device_mod.pick_dtype(torch.device("cpu"), "auto") == (torch.float32, None)
     found["xpu"] = True
     assert device_mod.pick_device().type == "xpu"  # Intel Arc
     found["mps"] = True
@@ -286,15 +286,15 @@ def test_device_choice_never_assumes_nvidia(monkeypatch):
     found["cuda"] = True
     monkeypatch.setattr(torch.version, "hip", "6.2", raising=False)
     assert device_mod.pick_device().type == "cuda"  # ROCm: torch.cuda, no NVIDIA query
-    assert device_mod.pick_dtype(torch.device("cuda"))[0] == torch.float16  # ROCm: fp16
+    assert device_mod.pick_dtype(torch.device("cuda"), "auto")[0] == torch.float16  # ROCm: fp16
     for name in found:
         assert device_mod.pick_device(force_cpu=True).type == "cpu"
         found[name] = False
     monkeypatch.setattr(torch.version, "hip", None, raising=False)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (6, 1))
-    assert device_mod.pick_dtype(torch.device("cuda"))[0] == torch.float32  # Pascal: fp32
+    assert device_mod.pick_dtype(torch.device("cuda"), "auto")[0] == torch.float32  # Pascal: fp32
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (8, 9))
-    assert device_mod.pick_dtype(torch.device("cuda"))[0] == torch.float16
+    assert device_mod.pick_dtype(torch.device("cuda"), "auto")[0] == torch.float16
 
 
 @pytest.mark.parametrize("device, capability, hip, bf16_cpu, precision, expected, falls_back", [

@@ -25,7 +25,10 @@ def pick_device(force_cpu: bool = False) -> torch.device:
     return torch.device("cpu")
 
 
-_DTYPES = dict(zip(PRECISIONS[1:], (torch.float32, torch.float16, torch.bfloat16)))  # after "auto"
+# each precision's dtype, by name ("auto" picks one of them per device)
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+if set(_DTYPES) | {"auto"} != set(PRECISIONS):  # a choice added or renamed in choices.py
+    raise ImportError(f"wav2lip.device maps {sorted(_DTYPES)} (and auto), the settings offer {PRECISIONS}")
 
 
 def _nvidia_capability(device) -> tuple[int, int]:
@@ -58,7 +61,7 @@ def auto_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def pick_dtype(device: torch.device, precision: str = "auto", force_fp32: bool = False):
+def pick_dtype(device: torch.device, precision: str, force_fp32: bool = False):
     """(dtype, note) for the generator: `precision` is one of PRECISIONS. A reduced precision
     the device does not compute natively falls back to fp32, and `note` says so (else None).
     `force_fp32` (ComfyUI's --force-fp32) makes `auto` fp32."""
