@@ -172,16 +172,45 @@ def check_output(output: Path, inputs) -> Path:
     return output
 
 
+STALE_PARTIAL_S = 600  # a leftover untouched this long, whose run is gone, is removed
+
+
 def temporary_output(output: Path) -> Path:
     """A new, unique file beside `output` with the same extension (so the container matches);
-    two runs to one output never share it."""
-    fd, name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}",
+    two runs to one output never share it. Its name carries this process's id, so a later run
+    can tell a leftover of a run that was killed (SIGKILL, a power cut) from one still writing."""
+    fd, name = tempfile.mkstemp(prefix=f".{output.stem}.{os.getpid()}.", suffix=f".partial{output.suffix}",
                                 dir=output.parent if str(output.parent) else ".")
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(name, 0o666 & ~umask)  # the finished file gets the usual permissions, not mkstemp's
     return Path(name)
+
+
+def remove_stale_partials(output: Path) -> list:
+    """Remove the hidden partial files that earlier runs into `output`'s folder left when they
+    were killed: only names this command makes (.<name>.<process id>.<random>.partial.<ext>),
+    whose process no longer runs and which nobody has written for STALE_PARTIAL_S. Returns them."""
+    import re
+    import time
+
+    import psutil
+
+    folder = output.parent if str(output.parent) else Path(".")
+    pattern = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]{8}\.partial\.[A-Za-z0-9]+$")
+    removed = []
+    for path in folder.glob(".*.partial.*"):
+        found = pattern.match(path.name)
+        if not found or not path.is_file() or psutil.pid_exists(int(found.group(1))):
+            continue
+        try:
+            if time.time() - path.stat().st_mtime >= STALE_PARTIAL_S:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
 
 
 def read_mask_image(path: Path, what: str = "face mask"):
@@ -271,6 +300,8 @@ def run(args, pack, check_interrupt) -> int:
     declared = pack["settings"]
     settings = declared.Settings(**{s.name: getattr(args, s.name)
                                     for s in declared.settings_for(declared.CLI)})
+    for leftover in remove_stale_partials(output):
+        logging.getLogger("HaloLipsy").info("Halo-Lipsy: removed %s, left by a run that was killed.", leftover)
     partial = temporary_output(output)
     bar = ProgressBar(args.quiet)
     try:

@@ -5,6 +5,7 @@ extension names, and says how it ended with its exit code (0 / 2 bad input / 130
 
 import importlib.util
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -169,6 +170,30 @@ def test_sigterm_cleans_up_and_exits_143(tmp_path, models):
     assert "stopped (SIGTERM); nothing written" in err.decode()
     assert output.read_bytes() == b"an earlier result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "mask.png", "out.mp4"]
+
+
+def test_a_killed_runs_leftover_is_removed_by_the_next_run_and_nothing_else_is(work, models, tmp_path):
+    """SIGKILL leaves the hidden partial file (nothing can clean up then); the next run into the
+    folder removes it once nobody has written it for a while, and only files provably its kind:
+    a live run's partial, a recent one and other people's files stay."""
+    folder, source = work
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    leftover = cli.temporary_output(folder / "out.mp4")  # this process's own name pattern ...
+    dead = folder / leftover.name.replace(f".{os.getpid()}.", f".{killed.pid}.")
+    leftover.rename(dead)  # ... as the killed run would have named it
+    killed.kill()
+    killed.wait()
+    live = cli.temporary_output(folder / "other.mp4")  # a run of this (living) process
+    recent = folder / dead.name.replace("out.", "recent.")
+    recent.write_bytes(b"")
+    theirs = folder / ".notes.123.abcdefgh.partial.txt.bak"
+    theirs.write_bytes(b"")
+    old = time.time() - cli.STALE_PARTIAL_S - 5
+    for path in (dead, live, theirs):
+        os.utime(path, (old, old))
+    assert main(source, "-o", folder / "out.mp4", "--models", models, "-q", "--cpu") == 0
+    assert not dead.exists()
+    assert live.exists() and recent.exists() and theirs.exists()
 
 
 def test_a_sigterm_python_drops_still_stops_the_run(work, models, capsys, monkeypatch):
