@@ -3,6 +3,8 @@ by the ffmpeg binary with real colour tags, display matrices, start offsets, cha
 odd rates; outputs read back by the same binary. What a player shows of the input must be what
 it shows of the output, except the mouth."""
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -596,3 +598,43 @@ def test_a_trim_in_pingpong_plays_only_the_trimmed_part_forward_and_back(tmp_pat
     cycle = list(range(10, 20)) + list(range(18, 10, -1))
     assert len(counter) == 35
     assert counter.tolist() == (cycle * 2)[:35]
+
+
+def ts_clip(tmp_path, count=150):
+    """An MPEG-TS recording (no index: seeking lands near a time, not on a keyframe), a keyframe
+    every second, its frames counted by a grey level in the top-left corner."""
+    frames = textured(count, 96, 128, marker=(40, 20, 90, 80))
+    for i in range(count):
+        frames[i, 12:20, :8] = (i * 5) % 250
+    return ref.encode(tmp_path / "recording.ts", frames, 25.0, audio=speech(count / 25.0),
+                      video_args=["-c:v", "libx264", "-g", "25", "-crf", "8", "-pix_fmt", "yuv420p",
+                                  "-f", "mpegts"])
+
+
+def counters(path):
+    got = ref.frames(path)
+    return (np.round(got[:, 12:20, :8].astype(float).mean(axis=(1, 2, 3)) / 5).astype(int) % 50).tolist()
+
+
+def test_pingpong_plays_an_mpeg_ts_recording_back_and_forth(tmp_path, fixture_checkpoint):
+    """The backward run reads blocks ending at frames in the last GOP: a seek that lands past
+    the keyframe before them is made again earlier, instead of the run failing."""
+    source = ts_clip(tmp_path)
+    out = tmp_path / "out.mp4"
+    speech_for = {"waveform": torch.from_numpy(speech(9.0)[:1]), "sample_rate": 48000}
+    video_route.lipsync_video(str(source), str(out), Settings(quality=1, mode="pingpong"),
+                              hooks(fixture_checkpoint), audio=speech_for)
+    cycle = [i % 50 for i in list(range(150)) + list(range(148, 0, -1))]
+    assert counters(out) == (cycle * 2)[:225]
+
+
+def test_a_trim_of_an_mpeg_ts_recording_starts_at_its_first_frame(tmp_path, fixture_checkpoint):
+    """A trim from frame 68 on (2.71 s after the first frame, on the file's clock): its 25 frames,
+    where a seek that landed late lost the first 19 of them."""
+    source = ts_clip(tmp_path)
+    # a TS recording's clock starts at 1.4 s here: ffmpeg says where ("start: ...")
+    first = float(re.search(r"start: ([\d.]+)", ref.stream_text(source)).group(1))
+    out = tmp_path / "out.mp4"
+    video_route.lipsync_video(str(source), str(out), Settings(quality=1), hooks(fixture_checkpoint),
+                              edits=video.Edits(first + 2.71, 1.0))
+    assert counters(out) == [i % 50 for i in range(68, 93)]

@@ -160,20 +160,30 @@ def _video_stream(container):
 
 
 def _first_frame(container, stream, edits: Edits):
-    """The first decodable frame inside `edits` and its time, or None."""
-    for t, _, frame in _frames_in(container, stream, edits, quiet=True):
-        return frame, t
-    return None
+    """The first decodable frame inside `edits` and its time, or None. A seek that lands past
+    the trim's first frames (a container without an index, MPEG-TS) is made again earlier."""
+    rate = float(stream.average_rate or 25)
+    seek, back = edits.start, 1.0
+    while True:
+        for t, _, frame in _frames_in(container, stream, edits, seek, quiet=True):
+            if seek <= 0 or t <= edits.start + 1.5 / rate:
+                return frame, t
+            break
+        else:
+            if seek <= 0:
+                return None
+        seek, back = max(0.0, edits.start - back), back * 2
 
 
 def _frames_in(container, stream, edits: Edits, seek_to: float | None = None, quiet=False):
     """(time on the file's clock, pts, frame) for each frame of an open stream inside `edits`,
-    from the keyframe before `seek_to` (earlier frames are yielded too: callers skip by time).
-    A packet that fails to decode is skipped, with a warning naming its time unless `quiet`;
-    a frame that repeats the previous one's timestamp is skipped (no player can show both)."""
+    decoded from a seek to `seek_to` (default: the edits' start; earlier frames are yielded too:
+    callers skip by time). A packet that fails to decode is skipped, with a warning naming its
+    time unless `quiet`; a frame that repeats the previous one's timestamp is skipped (no player
+    can show both)."""
     import av
 
-    start = max(edits.start, seek_to or 0.0)
+    start = edits.start if seek_to is None else seek_to
     if start > 0:
         _seek(container, stream, start)
     last_pts, repeats = None, 0
