@@ -356,11 +356,11 @@ def _video_from_file(path):
 def _stream_source(video):
     """A path or file object PyAV can read, or None for a VIDEO held as frames in memory."""
     if video is None:
-        raise HaloLipsyError("Halo-Lipsy: no video: connect a VIDEO (Load Video) to 'video'.")
+        raise HaloLipsyError("no video: connect a VIDEO (Load Video) to 'video'.")
     if not hasattr(video, "get_stream_source"):
         if hasattr(video, "get_components"):
             return None
-        raise HaloLipsyError(f"Halo-Lipsy: 'video' is a {type(video).__name__}, not a ComfyUI "
+        raise HaloLipsyError(f"'video' is a {type(video).__name__}, not a ComfyUI "
                              "VIDEO; connect Load Video (or Create Video).")
     if type(video).__name__ == "VideoFromComponents":
         return None  # its frames are in memory already; encoding them first would only cost
@@ -384,7 +384,7 @@ def _video_edits(video):
     edits = Edits(float(start or 0.0), float(duration or 0.0),
                   None if crop is None else tuple(int(v) for v in crop), size)
     if edited and edits.start == 0 and edits.duration == 0 and edits.crop is None:
-        raise HaloLipsyError("Halo-Lipsy: this VIDEO carries edits that Halo-Lipsy cannot read; "
+        raise HaloLipsyError("this VIDEO carries edits that Halo-Lipsy cannot read; "
                              "apply them first (Save Video, then Load Video).")
     return edits
 

@@ -219,7 +219,7 @@ def timeline(mode: str, frame_times, audio_end: float, fps: float,
     variable-frame-rate video keeps its rhythm in every mode, and constant-rate video gives
     frame i at i / fps."""
     if mode not in MODES:
-        raise HaloLipsyError(f"Halo-Lipsy: mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
+        raise HaloLipsyError(f"mode '{mode}' is unknown; use one of {', '.join(MODES)}.")
     times = np.asarray(frame_times, dtype=np.float64)
     n, step = len(times), 1.0 / float(fps)
     last = step if not last_duration or last_duration <= 0 else float(last_duration)
@@ -404,14 +404,14 @@ def tracker_config(settings: Settings, face_mask, face_marker, height: int, widt
     if face_mask is not None:
         if face_marker is not None:
             raise HaloLipsyError(
-                "Halo-Lipsy: both face_mask and face_marker are connected. face_mask fixes the "
+                "both face_mask and face_marker are connected. face_mask fixes the "
                 "face's region (no detection); face_marker picks which detected face is tracked. "
                 "Connect one of them.")
         return None
     if face_marker is None:
         if settings.face == "marked":
             raise HaloLipsyError(
-                "Halo-Lipsy: face is 'marked' but no face_marker is given: paint a stroke on the "
+                "face is 'marked' but no face_marker is given: paint a stroke on the "
                 "speaker's face in one frame (Load Image of a frame, then the mask editor) and "
                 "connect it to face_marker (or --face-marker), or choose largest, left-most or "
                 "right-most.")
@@ -549,21 +549,21 @@ def validate_images(images):
     import torch
 
     if images is None:
-        raise HaloLipsyError("Halo-Lipsy: no images: connect an IMAGE output (frames of a video, "
+        raise HaloLipsyError("no images: connect an IMAGE output (frames of a video, "
                              "or a single image) to the 'images' input.")
     if not isinstance(images, torch.Tensor):
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' is a {type(images).__name__}, not a ComfyUI "
+        raise HaloLipsyError(f"'images' is a {type(images).__name__}, not a ComfyUI "
                              "IMAGE tensor; connect an IMAGE output.")
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4 or images.shape[-1] not in (3, 4):
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' has shape {tuple(images.shape)}; expected an "
+        raise HaloLipsyError(f"'images' has shape {tuple(images.shape)}; expected an "
                              "IMAGE [frames, height, width, 3 or 4 channels].")
     if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' is empty (shape {tuple(images.shape)}); the "
+        raise HaloLipsyError(f"'images' is empty (shape {tuple(images.shape)}); the "
                              "video loader produced no frames. Check its path and frame limits.")
     if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
-        raise HaloLipsyError(f"Halo-Lipsy: 'images' has dtype {images.dtype}; expected float "
+        raise HaloLipsyError(f"'images' has dtype {images.dtype}; expected float "
                              "pixels in [0, 1] (any float precision) or uint8 pixels in 0-255. "
                              "Convert the frames to a ComfyUI IMAGE first.")
     return images
@@ -579,7 +579,7 @@ def _allocate_output(n_out, height, width, channels):
     need = n_out * height * width * (channels + 1) * 4
     available = psutil.virtual_memory().available
     margin = max(MEMORY_MARGIN_GB * 2**30, 0.1 * need)
-    message = (f"Halo-Lipsy: not enough memory for the output ({n_out} frames of {width}x{height}: "
+    message = (f"not enough memory for the output ({n_out} frames of {width}x{height}: "
                f"{need / 2**30:.1f} GB of float32 IMAGE and MASK, with {available / 2**30:.1f} GB "
                "available). Use shorter audio or video, downscale the frames first, or use the "
                "Halo-Lipsy (Video) node, whose memory does not grow with length.")

@@ -41,18 +41,18 @@ class Setting:
         if self.kind in ("CHOICE", "CHECKPOINT"):
             if not isinstance(value, str) or (self.choices and value not in self.choices):
                 allowed = f"use one of {', '.join(self.choices)}" if self.choices else "give a file name"
-                raise HaloLipsyError(f"Halo-Lipsy: {self.name} '{value}' is unknown; {allowed}.")
+                raise HaloLipsyError(f"{self.name} '{value}' is unknown; {allowed}.")
             return value
         if self.kind == "BOOLEAN":
             if not isinstance(value, (bool, int)) or value not in (0, 1):
-                raise HaloLipsyError(f"Halo-Lipsy: {self.name} is {value!r}; it must be true or false.")
+                raise HaloLipsyError(f"{self.name} is {value!r}; it must be true or false.")
             return bool(value)
         number = _number(value, whole=self.kind == "INT")
         low = -math.inf if self.minimum is None else self.minimum
         high = math.inf if self.maximum is None else self.maximum
         if number is None or not low <= number <= high:
             what = "a whole number" if self.kind == "INT" else "a number"
-            raise HaloLipsyError(f"Halo-Lipsy: {self.name} is {value!r}; it must be {what} "
+            raise HaloLipsyError(f"{self.name} is {value!r}; it must be {what} "
                                  f"{_range_text(self.minimum, self.maximum)}.{self.why_limits}")
         return number
 

@@ -220,7 +220,7 @@ def _one_pass(source, info, output, stages, settings, hooks, face_mask, config) 
                     hooks.check_interrupt()
                     output.progress(min(i, output.done + output.batch))
         if not seen.times:
-            raise HaloLipsyError("Halo-Lipsy: the video has no frames (0 s long, or none could "
+            raise HaloLipsyError("the video has no frames (0 s long, or none could "
                                  "be decoded). Load another video.")
     seen.stats, seen.detection_s = None if faces.tracker is None else faces.tracker.stats, faces.seconds
     return seen
@@ -583,7 +583,7 @@ def _video_sound(source, info, audio) -> _Sound:
     track = video_mod.read_audio(source, info.edits)
     if track is None:
         raise HaloLipsyError(
-            "Halo-Lipsy: the video has no sound, and the speech was not given (or output_sound "
+            "the video has no sound, and the speech was not given (or output_sound "
             "is 'video'): connect the speech (Load Audio, a TTS node) to the node's 'audio' "
             "input, or pass --audio SPEECH; with output_sound 'video' the video needs its own "
             "sound.")
@@ -595,7 +595,7 @@ def _video_sound(source, info, audio) -> _Sound:
     sound = _Sound(samples, track.rate, max(0.0, -offset), track.channels)
     if sound.end <= 0:
         raise HaloLipsyError(
-            "Halo-Lipsy: the video's sound ends before its picture starts; connect the speech "
+            "the video's sound ends before its picture starts; connect the speech "
             "to the 'audio' input (or pass --audio).")
     if abs(offset) >= 0.001:
         logger.info("Halo-Lipsy: the sound starts %.3f s %s the picture; kept that way.",
@@ -638,7 +638,7 @@ def lipsync_components(images, audio, destination, settings: Settings, hooks: Ho
         _one_mask_frame(face_mask, int(frames.shape[2]), int(frames.shape[1]))
     keep_own = audio is not None and settings.output_sound == "video"
     if keep_own and own_sound is None:
-        raise HaloLipsyError("Halo-Lipsy: output_sound is 'video' but this video has no sound of "
+        raise HaloLipsyError("output_sound is 'video' but this video has no sound of "
                              "its own; choose output_sound 'speech'.")
     result = lipsync_images(images, audio if audio is not None else own_sound, settings, hooks,
                             face_mask, face_marker, face_marker_image)
@@ -673,10 +673,10 @@ def _one_mask_frame(face_mask, width, height):
     shape = tuple(getattr(face_mask, "shape", ()))
     if len(shape) == 3 and shape[0] > 1:
         raise HaloLipsyError(
-            f"Halo-Lipsy: face_mask has {shape[0]} frames; the video node takes a single frame "
+            f"face_mask has {shape[0]} frames; the video node takes a single frame "
             "(a fixed face region for the whole clip). Use one mask frame.")
     if len(shape) >= 2 and tuple(shape[-2:]) != (height, width) and not (len(shape) == 4 and shape[-1] == 1):
-        raise HaloLipsyError(f"Halo-Lipsy: face_mask is {shape[-1]}x{shape[-2]} but the video is "
+        raise HaloLipsyError(f"face_mask is {shape[-1]}x{shape[-2]} but the video is "
                              f"{width}x{height} (upright, as shown); draw the mask on a frame of "
                              "this video.")
 
@@ -687,5 +687,5 @@ def _single_mask_box(face_mask, width, height, box_settings):
     _one_mask_frame(face_mask, width, height)
     box = fd.mask_boxes(face_mask, 1, height, width, box_settings)[0]
     if box[0] < 0:
-        raise HaloLipsyError("Halo-Lipsy: face_mask is empty: paint the face region white.")
+        raise HaloLipsyError("face_mask is empty: paint the face region white.")
     return box

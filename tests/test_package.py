@@ -248,3 +248,25 @@ def test_the_state_check_catches_a_results_global(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     with pytest.raises(AssertionError, match="LAST_RUN"):
         test_results_are_returned_not_kept_in_module_state("pipeline.py")
+
+
+def test_the_error_family_adds_its_prefix_and_no_message_writes_it_by_hand():
+    """errors.HaloLipsyError puts "Halo-Lipsy: " before every message once; a message that
+    starts with it by hand would say the fact twice (and drift from it)."""
+    import ast
+
+    errors = pack_module("errors")
+    assert str(errors.HaloLipsyError("the audio is empty.")) == errors.PREFIX + "the audio is empty."
+    assert str(errors.HaloLipsyError(errors.PREFIX + "x")) == errors.PREFIX + "x"
+    family = {"HaloLipsyError"} | {name for path in PACK_SOURCES
+                                    for name in re.findall(r"^class (\w+)\(HaloLipsyError\)",
+                                                           path.read_text(), re.M)}
+    by_hand = []
+    for path in PACK_SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) in family and node.args):
+                first = node.args[0]
+                text = first.values[0] if isinstance(first, ast.JoinedStr) and first.values else first
+                if isinstance(text, ast.Constant) and str(text.value).startswith(errors.PREFIX):
+                    by_hand.append(f"{path.name}:{node.lineno}")
+    assert len(family) > 5 and by_hand == []
