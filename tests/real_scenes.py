@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from real_people import dlib_box, photo, relit
-from synthetic_clip import RENDERED
+from synthetic_clip import TruthDetector
 
 # how much of the photograph around the face box a person brings (x its size): hair and collar
 AROUND = (0.22, 0.45, 0.22, 0.55)  # left, top, right, bottom
@@ -98,30 +98,11 @@ class Scene:
         return (self.images().numpy() * 255 + 0.5).astype(np.uint8)
 
 
-class SceneDetector:
-    """Answers each rendered look with the scene's visible face boxes inside it, in the look's
-    pixels (faces at least 60% inside the region and 10 px tall there). `network` (optional) is
-    run on the images too, for an honest cost."""
+class SceneDetector(TruthDetector):
+    """Answers each rendered look with the scene's visible face boxes inside it, as TruthDetector
+    does for a synthetic clip. `network` (optional) is run on the images too, for an honest cost."""
 
     min_side = 32
 
     def __init__(self, scene: Scene, batch_size=4, network=None):
-        self.scene, self.batch_size, self.network = scene, batch_size, network
-
-    def detect(self, images):
-        if self.network is not None:
-            self.network(images)
-        out = []
-        for request in RENDERED.take(images):
-            x1, y1, x2, y2 = request.region
-            sx, sy = request.scale
-            found = []
-            for box in self.scene.truth(request.frame_index):
-                ix1, iy1 = max(box[0], x1), max(box[1], y1)
-                ix2, iy2 = min(box[2], x2), min(box[3], y2)
-                inside = max(0, ix2 - ix1) * max(0, iy2 - iy1) / ((box[2] - box[0]) * (box[3] - box[1]))
-                if inside < 0.6 or (box[3] - box[1]) * sy < 10:
-                    continue
-                found.append([(ix1 - x1) * sx, (iy1 - y1) * sy, (ix2 - x1) * sx, (iy2 - y1) * sy, 0.99])
-            out.append(np.array(found, dtype=np.float64).reshape(-1, 5))
-        return out
+        super().__init__(scene, batch_size, network)

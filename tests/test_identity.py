@@ -54,6 +54,27 @@ def stroke(frames, at, face):
     return marker
 
 
+def speech_for(frames: int) -> dict:
+    """Real speech as ComfyUI AUDIO, as long as `frames` frames."""
+    return {"waveform": torch.from_numpy(sounds.speech()[None, :int(frames / FPS * sounds.RATE)]),
+            "sample_rate": sounds.RATE}
+
+
+def through_the_video_route(tmp_path, scene, settings, **inputs):
+    """The scene encoded as an H.264 file (with speech), lip-synced by the VIDEO route with the
+    scene's detector; (frames of the source, frames of the output, as ffmpeg reads them, int),
+    and the run's report."""
+    import ffmpeg_reference as ref
+
+    frames = scene.uint8()
+    source = ref.encode(tmp_path / "scene.mp4", frames, FPS, audio=speech_for(len(frames))["waveform"].numpy(),
+                        audio_rate=sounds.RATE, video_args=["-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p"])
+    out = tmp_path / "out.mp4"
+    hooks = hooks_with([inputs.pop("checkpoint").parent], SceneDetector(scene))
+    report = video_route.lipsync_video(str(source), str(out), settings, hooks, **inputs)
+    return ref.frames(source).astype(int), ref.frames(out).astype(int), report
+
+
 # ------------------------------------------------------------------ two people touching, a card
 
 
@@ -228,8 +249,7 @@ def test_real_edits_are_cuts_and_motion_is_not():
 
 
 def test_the_image_route_keeps_the_passer_by_s_mouth_and_logs_one_shot(passing, fixture_checkpoint, caplog):
-    speech = {"waveform": torch.from_numpy(sounds.speech()[None, :int(90 / FPS * sounds.RATE)]),
-              "sample_rate": sounds.RATE}
+    speech = speech_for(90)
     hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(passing))
     with caplog.at_level(logging.INFO, logger="HaloLipsy"):
         result = pipeline.lipsync_images(passing.images(), speech, Settings(fps=FPS, face="left-most"), hooks)
@@ -244,16 +264,8 @@ def test_the_image_route_keeps_the_passer_by_s_mouth_and_logs_one_shot(passing, 
 
 
 def test_the_video_route_never_gives_the_neighbour_the_voice(tmp_path, card, fixture_checkpoint):
-    import ffmpeg_reference as ref
-
-    frames = card.uint8()
-    speech = sounds.speech()[None, :int(75 / FPS * sounds.RATE)]
-    source = ref.encode(tmp_path / "card.mp4", frames, FPS, audio=speech, audio_rate=sounds.RATE,
-                        video_args=["-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p"])
-    out = tmp_path / "out.mp4"
-    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(card))
-    video_route.lipsync_video(str(source), str(out), Settings(quality=12, face="left-most"), hooks)
-    given, made = ref.frames(source).astype(int), ref.frames(out).astype(int)
+    given, made, _ = through_the_video_route(tmp_path, card, Settings(quality=12, face="left-most"),
+                                             checkpoint=fixture_checkpoint)
 
     def moved(i, face):
         x1, y1, x2, y2 = face
@@ -268,8 +280,7 @@ def test_the_video_route_never_gives_the_neighbour_the_voice(tmp_path, card, fix
 def test_the_missing_files_are_said_once_per_run(monkeypatch, tmp_path, caplog, card, fixture_checkpoint):
     monkeypatch.setattr(recognition_weights, "package_dir", lambda: None)
     monkeypatch.setattr(recognition_weights, "_said_missing", set())
-    speech = {"waveform": torch.from_numpy(sounds.speech()[None, :int(75 / FPS * sounds.RATE)]),
-              "sample_rate": sounds.RATE}
+    speech = speech_for(75)
     hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(card))
     with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
         result = pipeline.lipsync_images(card.images(), speech, Settings(fps=FPS, face="left-most"), hooks)
@@ -290,8 +301,7 @@ def later():
 def test_one_painted_picture_marks_the_person_painted_there_on_the_image_route(later, fixture_checkpoint):
     """Load Image of frame 60 with a stroke on C: C is followed in shot 2; B, who stood at that
     place in shot 1, keeps his real mouth."""
-    speech = {"waveform": torch.from_numpy(sounds.speech()[None, :int(80 / FPS * sounds.RATE)]),
-              "sample_rate": sounds.RATE}
+    speech = speech_for(80)
     hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(later))
     images = later.images()
     result = pipeline.lipsync_images(images, speech, Settings(fps=FPS), hooks,
@@ -303,18 +313,9 @@ def test_one_painted_picture_marks_the_person_painted_there_on_the_image_route(l
 
 
 def test_one_painted_picture_marks_the_person_on_the_video_route(tmp_path, later, fixture_checkpoint):
-    import ffmpeg_reference as ref
-
-    frames = later.uint8()
-    speech = sounds.speech()[None, :int(80 / FPS * sounds.RATE)]
-    source = ref.encode(tmp_path / "later.mp4", frames, FPS, audio=speech, audio_rate=sounds.RATE,
-                        video_args=["-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p"])
-    out = tmp_path / "out.mp4"
-    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(later))
-    picture = torch.from_numpy(frames[60:61].astype(np.float32) / 255.0)
-    video_route.lipsync_video(str(source), str(out), Settings(quality=12), hooks,
-                              face_marker=stroke(1, 0, SPOT), face_marker_image=picture)
-    given, made = ref.frames(source).astype(int), ref.frames(out).astype(int)
+    picture = torch.from_numpy(later.uint8()[60:61].astype(np.float32) / 255.0)
+    given, made, _ = through_the_video_route(tmp_path, later, Settings(quality=12), checkpoint=fixture_checkpoint,
+                                             face_marker=stroke(1, 0, SPOT), face_marker_image=picture)
     moved = np.abs(made - given).max(axis=-1) > 40
     assert not moved[:40].any()
     assert moved[40:, SPOT[1]:SPOT[3], SPOT[0]:SPOT[2]].any(axis=(1, 2)).all()
@@ -323,8 +324,7 @@ def test_one_painted_picture_marks_the_person_on_the_video_route(tmp_path, later
 def test_one_painted_frame_without_its_picture_binds_nobody_and_says_what_to_connect(
         later, fixture_checkpoint, caplog):
     hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(later))
-    speech = {"waveform": torch.from_numpy(sounds.speech()[None, :int(80 / FPS * sounds.RATE)]),
-              "sample_rate": sounds.RATE}
+    speech = speech_for(80)
     with caplog.at_level(logging.WARNING, logger="HaloLipsy"):
         result = pipeline.lipsync_images(later.images(), speech, Settings(fps=FPS), hooks,
                                          face_marker=stroke(1, 0, SPOT))
@@ -334,16 +334,8 @@ def test_one_painted_frame_without_its_picture_binds_nobody_and_says_what_to_con
 
 
 def test_the_video_route_never_gives_the_passer_by_the_voice(tmp_path, passing, fixture_checkpoint):
-    import ffmpeg_reference as ref
-
-    frames = passing.uint8()
-    speech = sounds.speech()[None, :int(90 / FPS * sounds.RATE)]
-    source = ref.encode(tmp_path / "passing.mp4", frames, FPS, audio=speech, audio_rate=sounds.RATE,
-                        video_args=["-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p"])
-    out = tmp_path / "out.mp4"
-    hooks = hooks_with([fixture_checkpoint.parent], SceneDetector(passing))
-    report = video_route.lipsync_video(str(source), str(out), Settings(quality=12, face="largest"), hooks)
-    given, made = ref.frames(source).astype(int), ref.frames(out).astype(int)
+    given, made, report = through_the_video_route(tmp_path, passing, Settings(quality=12, face="largest"),
+                                                  checkpoint=fixture_checkpoint)
     moved = np.abs(made - given).max(axis=-1) > 40
     outside = np.ones((H, W), bool)  # everywhere but C's place (and the chin padding below it)
     outside[A_STANDS[1] - 2:A_STANDS[3] + 14, A_STANDS[0] - 2:A_STANDS[2] + 2] = False
