@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .base import DetectionRequest, DetectorError, FaceDetector
+from .base import DetectionRequest, DetectorError, FaceDetector, TensorFrames
 from .boxes import empty_boxes, iou, lerp
 from .people import People
 
@@ -147,8 +147,6 @@ class FaceTracker:
         """Strokes whose frame we can read now (an IMAGE's frames: the marker has one frame per
         image) or that came with the picture they were painted on are bound to the face under
         them before tracking starts, so the marked person is known from the first shot on."""
-        from .base import TensorFrames
-
         for mark in list(self.people.pending_marks):
             if mark.picture is not None:
                 source, index = TensorFrames(mark.picture), 0
@@ -286,9 +284,10 @@ class FaceTracker:
         return DetectionRequest(index, (0, 0, region[0], region[1]), (size[0], size[1]))
 
     def _choose(self, candidates, expected, request, frames):
-        """The box that continues the track (best overlap with `expected`), or for a new track
-        the face `config.choice` picks. In a region (not whole-frame) look, a box cut by the
-        region's edge inside the frame is not trusted."""
+        """The box that continues the track (overlapping `expected` and, people.py decides, not
+        somebody else), the followed face found again anywhere in a whole-frame look, or for a
+        new track the face `config.choice` picks. In a region (not whole-frame) look, a box cut
+        by the region's edge inside the frame is not trusted."""
         x1, y1, x2, y2 = request.region
         whole_frame = x1 <= 0 and y1 <= 0 and x2 >= frames.width and y2 >= frames.height
         if candidates is None or len(candidates) == 0:
