@@ -4,13 +4,17 @@ decoder ahead of the tracker, the tracker (and its detector) ahead of the output
 What the caller relies on: the items come in the order the stage made them; the stage is never
 more than `limit` items ahead; an error in the stage is raised in the caller's thread at its
 next item; and leaving the `with` block, however it is left, stops the stage (its generator is
-closed in its own thread, so its own `with` blocks end there) and waits for the thread."""
+closed in its own thread, so its own `with` blocks end there) and waits for the thread, at most
+STOP_WAIT_S: a stage stuck in a call that does not return (a read from a source that stalled)
+is left behind, to end when that call returns, so a cancel is never held up by it."""
 
 from __future__ import annotations
 
 import contextlib
 import queue
 import threading
+
+STOP_WAIT_S = 0.3  # how long leaving waits for the stage's thread to end
 
 
 @contextlib.contextmanager
@@ -63,7 +67,7 @@ def run_ahead(make_items, limit: int, name: str, while_waiting=None):
         yield consume()
     finally:
         stop.set()
-        thread.join()
+        thread.join(timeout=STOP_WAIT_S)
 
 
 _END = object()

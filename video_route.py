@@ -155,7 +155,7 @@ class _FaceBoxes:
         if self.tracker is not None:
             self.tracker.check_interrupt = lambda: _stop_if(left())
         count = 0
-        with video_mod.decode_pictures(source, info) as decoded:
+        with video_mod.decode_pictures(source, info, lambda: _stop_if(left())) as decoded:
             for item in decoded:
                 self.window.put(count, item[3])
                 count += 1

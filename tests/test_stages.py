@@ -4,6 +4,7 @@ depend on thread timing, a cancel anywhere leaves nothing and does not hang, a s
 stops the others, and the one decoding pass lip-syncs every output frame with the box the
 whole-clip tracker gives."""
 
+import io
 import random
 import threading
 import time
@@ -480,3 +481,56 @@ def test_audio_that_ends_inside_the_first_run_leaves_no_frames_waiting(tmp_path,
     assert report.frames_in == 100 and report.frames_out == 25
     assert len(held) == 100 and max(held) <= 60  # the tracker's window only, not the unshown rest
     assert len(kept) == 100 and kept[-20:] == [0] * 20  # the output ended: it keeps no frame
+
+
+class Stalling(io.BytesIO):
+    """A file that stops answering (a network share gone away, a pipe nobody writes to) while the
+    route decodes it: a read of the decoder's past `stall_at` bytes waits until `release` is set."""
+
+    def __init__(self, data: bytes, stall_at: int):
+        super().__init__(data)
+        self.stall_at, self.release, self.stalled = stall_at, threading.Event(), threading.Event()
+
+    def read(self, *args):
+        if self.tell() >= self.stall_at and threading.current_thread().name.startswith("Halo-Lipsy decoder"):
+            self.stalled.set()
+            self.release.wait()
+        return super().read(*args)
+
+
+def test_a_source_that_stalls_forever_is_cancelled_within_a_second(tmp_path, fixture_checkpoint):
+    long = Clip(width=160, height=120, fps=25.0, seconds=8, scenario="gentle")
+    path = write_video(tmp_path / "long.mp4", long, audio=speech_wave(8), audio_rate=16000,
+                       pix_fmt="yuv420p", crf=30)
+    data = path.read_bytes()
+    source = Stalling(data, stall_at=len(data) // 2)
+    cancelled_at = []
+
+    def check_interrupt():
+        if source.stalled.is_set():
+            if not cancelled_at:
+                cancelled_at.append(time.monotonic())  # the user presses Cancel now
+            raise KeyboardInterrupt
+
+    hooks = hooks_with([fixture_checkpoint.parent], TruthDetector(long), check_interrupt=check_interrupt)
+    speech = {"waveform": torch.from_numpy(speech_wave(8.0))[None], "sample_rate": 16000}
+    ended = []
+
+    def run():  # in a thread of its own, so that a run that never stops fails the test, not CI
+        try:
+            video_route.lipsync_video(source, str(tmp_path / "out.mp4"), Settings(inference_batch=4),
+                                      hooks, audio=speech)
+        except BaseException as err:  # noqa: BLE001 - what stopped it is checked below
+            ended.append((err, time.monotonic()))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "a cancel during a stalled read never returned"
+        assert isinstance(ended[0][0], KeyboardInterrupt)
+        assert ended[0][1] - cancelled_at[0] < 1.0
+        assert not (tmp_path / "out.mp4").exists()
+    finally:
+        source.release.set()  # the stalled read returns; its thread ends
+    assert stage_threads() == []
