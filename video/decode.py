@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from .probe import _INTERPOLATION, VideoInfo, _frames_in, _video_stream
+from .probe import _INTERPOLATION, VideoInfo, _video_stream, frames_from
 from .source import VideoInputError, _open
 
 logger = logging.getLogger("HaloLipsy")
@@ -148,33 +148,20 @@ def frame_duration(frame) -> float | None:
 
 def decode(source, info: VideoInfo, seek_to: float | None = None):
     """Yield (time in seconds on the file's clock, pts, decoded frame) for every frame in
-    `info.edits` (see `_frames_in`: damaged packets and repeated timestamps are skipped);
-    `to_rgb` and `to_yuv` turn a frame into what the pipeline works on, scaling a frame of
-    another size to the first one's."""
-    target = max(info.edits.start, seek_to or 0.0)  # the first frame wanted is at or after it
-    # how far past `target` that frame may lie: none for a frame's own time, a frame for a trim
-    slack = 1e-6 if seek_to is not None and seek_to >= info.edits.start else 1.5 / float(info.fps or 25)
-    seek, back = target, 1.0
-    while True:
-        with _open(source) as container:
-            stream = _video_stream(container)
-            stream.thread_type = "AUTO"
-            resized, started = False, False
-            for t, pts, frame in _frames_in(container, stream, info.edits, seek):
-                if not started and target > 0 and t > target + slack:
-                    break  # the seek went past the frames asked for: seek again, earlier
-                started = True
-                if not resized and (frame.width, frame.height) != tuple(info.coded_size):
-                    resized = True
-                    logger.warning("Halo-Lipsy: the video changes size at %.2f s (%dx%d -> %dx%d); "
-                                   "later frames are scaled to the first size.", t,
-                                   *info.coded_size, frame.width, frame.height)
-                yield t, pts, frame
-            if started or seek <= 0:
-                return
-        # Containers without an index (MPEG-TS) seek to a packet near the time asked for, not to
-        # the keyframe before it, and nothing decodes until the next keyframe: start earlier
-        seek, back = max(0.0, target - back), back * 2
+    `info.edits` (see `frames_from`: damaged packets and repeated timestamps are skipped, a seek
+    that lands late is made again earlier); `to_rgb` and `to_yuv` turn a frame into what the
+    pipeline works on, scaling a frame of another size to the first one's."""
+    with _open(source) as container:
+        stream = _video_stream(container)
+        stream.thread_type = "AUTO"
+        resized = False
+        for t, pts, frame in frames_from(container, stream, info.edits, seek_to):
+            if not resized and (frame.width, frame.height) != tuple(info.coded_size):
+                resized = True
+                logger.warning("Halo-Lipsy: the video changes size at %.2f s (%dx%d -> %dx%d); "
+                               "later frames are scaled to the first size.", t,
+                               *info.coded_size, frame.width, frame.height)
+            yield t, pts, frame
 
 
 # ---------------------------------------------------------------------------- random access

@@ -160,19 +160,32 @@ def _video_stream(container):
 
 
 def _first_frame(container, stream, edits: Edits):
-    """The first decodable frame inside `edits` and its time, or None. A seek that lands past
-    the trim's first frames (a container without an index, MPEG-TS) is made again earlier."""
-    rate = float(stream.average_rate or 25)
-    seek, back = edits.start, 1.0
+    """The first decodable frame inside `edits` and its time, or None."""
+    for t, _, frame in frames_from(container, stream, edits, quiet=True):
+        return frame, t
+    return None
+
+
+def frames_from(container, stream, edits: Edits, seek_to: float | None = None, quiet=False):
+    """`_frames_in` from the frame at `seek_to` (default: the edits' start) on, in any container.
+    One without an index (MPEG-TS) seeks to a packet near the time asked for, not to the
+    keyframe before it, and nothing decodes until the next keyframe: where the first frame lands
+    past the frames asked for, the seek is made again 1, 2, 4 ... seconds earlier (callers skip
+    earlier frames by time)."""
+    target = max(edits.start, seek_to or 0.0)
+    # how far past `target` the first frame may lie: none for a frame's own time, a frame for a trim
+    slack = 1e-6 if seek_to is not None and seek_to >= edits.start else 1.5 / float(stream.average_rate or 25)
+    seek, back = target, 1.0
     while True:
-        for t, _, frame in _frames_in(container, stream, edits, seek, quiet=True):
-            if seek <= 0 or t <= edits.start + 1.5 / rate:
-                return frame, t
-            break
-        else:
-            if seek <= 0:
-                return None
-        seek, back = max(0.0, edits.start - back), back * 2
+        started = False
+        for item in _frames_in(container, stream, edits, seek, quiet):
+            if not started and target > 0 and item[0] > target + slack:
+                break  # the seek went past the frames asked for
+            started = True
+            yield item
+        if started or seek <= 0:
+            return
+        seek, back = max(0.0, target - back), back * 2
 
 
 def _frames_in(container, stream, edits: Edits, seek_to: float | None = None, quiet=False):
