@@ -69,15 +69,26 @@ class People:
         # identity, a face may continue only from a sighting with no miss since
         self.sightings: list[int] = []
         self.misses: list[int] = []
+        self._read = (None, None, {})  # (frames, frame index, box -> descriptor) of the last frame read
 
     @property
     def knows_identity(self) -> bool:
         return self.recognizer is not None
 
     def describe(self, frames, index: int, boxes) -> list:
+        """Each box's descriptor (None: unreadable, or identity unknown). A face read in this
+        frame already (a box that did not continue the track, looked at again in the whole
+        frame) is not read twice."""
         if self.recognizer is None or len(boxes) == 0:
             return [None] * len(boxes)
-        return self.recognizer.describe(frames, index, boxes)
+        if self._read[0] is not frames or self._read[1] != index:
+            self._read = (frames, index, {})
+        known = self._read[2]
+        keys = [tuple(round(float(v), 3) for v in box[:4]) for box in boxes]
+        new = [k for k, key in enumerate(keys) if key not in known]
+        for k, descriptor in zip(new, self.recognizer.describe(frames, index, [boxes[k] for k in new])):
+            known[keys[k]] = descriptor
+        return [known[key] for key in keys]
 
     # ------------------------------------------------------------------ marks
 
