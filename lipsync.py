@@ -141,8 +141,12 @@ class ProgressBar:
             self.bar.close()
 
 
-class BadInput(ValueError):
-    """A command-line problem found before any work; the message says what to do."""
+HaloLipsyError = load_pack("errors")["errors"].HaloLipsyError  # plain Python: cheap to load
+
+
+class BadInput(HaloLipsyError):
+    """A command-line problem found before any work; the message says what to do (the error
+    family adds its prefix)."""
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -156,18 +160,18 @@ def check_output(output: Path, inputs) -> Path:
     """The output path, checked before any work: a known container, a writable folder that
     exists, not a folder itself, and not one of the inputs (through links too)."""
     if output.is_dir():
-        raise BadInput(f"Halo-Lipsy: the output '{output}' is a folder; give a file name.")
+        raise BadInput(f"the output '{output}' is a folder; give a file name.")
     if output.suffix.lower() not in output_types():
-        raise BadInput(f"Halo-Lipsy: the output '{output}' must end in {', '.join(output_types())} "
+        raise BadInput(f"the output '{output}' must end in {', '.join(output_types())} "
                        "(the container is chosen by the extension).")
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():
-        raise BadInput(f"Halo-Lipsy: the output folder '{folder}' does not exist; create it first.")
+        raise BadInput(f"the output folder '{folder}' does not exist; create it first.")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise BadInput(f"Halo-Lipsy: the output folder '{folder}' is not writable.")
+        raise BadInput(f"the output folder '{folder}' is not writable.")
     for name in inputs:
         if name is not None and _same_file(Path(name), output):
-            raise BadInput(f"Halo-Lipsy: the output '{output}' is the input '{name}'; writing it "
+            raise BadInput(f"the output '{output}' is the input '{name}'; writing it "
                            "would destroy the source. Choose another output name.")
     return output
 
@@ -219,10 +223,10 @@ def read_mask_image(path: Path, what: str = "face mask"):
     import numpy as np
 
     if not path.is_file():
-        raise BadInput(f"Halo-Lipsy: the {what} '{path}' does not exist.")
+        raise BadInput(f"the {what} '{path}' does not exist.")
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise BadInput(f"Halo-Lipsy: the {what} '{path}' is not an image that can be read "
+        raise BadInput(f"the {what} '{path}' is not an image that can be read "
                        "(use PNG or JPEG).")
     return (image.astype(np.float32) / 255.0)[None]
 
@@ -237,7 +241,7 @@ def read_marker(path: Path, picture_path: Path | None):
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
     if image is not None and image.ndim == 3 and image.shape[2] == 4:
         if picture_path is not None:
-            raise BadInput(f"Halo-Lipsy: the face marker '{path}' carries its picture already "
+            raise BadInput(f"the face marker '{path}' carries its picture already "
                            "(RGBA); leave out --face-marker-image.")
         unit = np.float32(1 / 255)
         picture = image[:, :, 2::-1].astype(np.float32) * unit
@@ -246,7 +250,7 @@ def read_marker(path: Path, picture_path: Path | None):
     if picture_path is None:
         return marker, None
     if not picture_path.is_file() or (picture := cv2.imread(str(picture_path))) is None:
-        raise BadInput(f"Halo-Lipsy: the face marker's picture '{picture_path}' is not an image "
+        raise BadInput(f"the face marker's picture '{picture_path}' is not an image "
                        "that can be read (use PNG or JPEG).")
     return marker, (picture[:, :, ::-1].astype(np.float32) / 255.0)[None]
 
@@ -282,12 +286,12 @@ def run(args, pack, check_interrupt) -> int:
     output = check_output(Path(args.output), [args.input, args.audio, args.face_mask,
                                                args.face_marker, args.face_marker_image])
     if args.start < 0 or args.duration < 0:
-        raise BadInput(f"Halo-Lipsy: --start {args.start:g} --duration {args.duration:g}: both must "
+        raise BadInput(f"--start {args.start:g} --duration {args.duration:g}: both must "
                        "be 0 or more (seconds).")
     edits = video.Edits(args.start, args.duration)
     face_mask = read_mask_image(args.face_mask) if args.face_mask else None
     if args.face_marker_image and not args.face_marker:
-        raise BadInput("Halo-Lipsy: --face-marker-image is the picture a --face-marker was "
+        raise BadInput("--face-marker-image is the picture a --face-marker was "
                        "painted on; give the --face-marker too.")
     face_marker, marker_image = read_marker(args.face_marker, args.face_marker_image) \
         if args.face_marker else (None, None)
@@ -295,7 +299,7 @@ def run(args, pack, check_interrupt) -> int:
     if args.audio:
         track = video.read_audio(args.audio, what="the speech file")
         if track is None:
-            raise BadInput(f"Halo-Lipsy: the speech file '{args.audio}' has no audio stream.")
+            raise BadInput(f"the speech file '{args.audio}' has no audio stream.")
         audio = {"waveform": track.samples[None], "sample_rate": track.rate}
     declared = pack["settings"]
     settings = declared.Settings(**{s.name: getattr(args, s.name)
@@ -326,18 +330,15 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     log = logging.getLogger("HaloLipsy")
     check_interrupt = _interrupt_on_sigterm()
-    bad_input = (BadInput,)
     try:
-        pack = load_pack()
-        bad_input = (BadInput, pack["settings"].HaloLipsyError)  # the pack's whole error family
-        return run(args, pack, check_interrupt)
+        return run(args, load_pack(), check_interrupt)
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         print(f"Halo-Lipsy: {'stopped (SIGTERM)' if terminated else 'interrupted'}; nothing written.",
               file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - every failure ends in an exit code and one line
-        if isinstance(err, bad_input):
+        if isinstance(err, HaloLipsyError):  # the pack's whole error family, BadInput too
             print(str(err), file=sys.stderr)
             return EXIT_BAD_INPUT
         log.error("Halo-Lipsy: unexpected error; details:", exc_info=True)
