@@ -93,14 +93,14 @@ def smooth(boxes: np.ndarray, window: int, shot_starts=()) -> np.ndarray:
     return out
 
 
-def pad_and_clip(boxes: np.ndarray, height: int, width: int, pad_bottom: int = 0,
-                 pad_top: int = 0, pad_left: int = 0, pad_right: int = 0) -> np.ndarray:
-    """Integer boxes grown by the pads and clipped to the frame; rows without a face are -1."""
+def pad_and_clip(boxes: np.ndarray, height: int, width: int, pad_bottom: int) -> np.ndarray:
+    """Integer boxes grown `pad_bottom` px below (the chin side: Wav2Lip pads nowhere else) and
+    clipped to the frame; rows without a face are -1."""
     out = np.full(boxes.shape, -1, dtype=np.int64)
     valid = ~np.isnan(boxes[:, 0])
     b = boxes[valid]
-    out[valid, 0] = np.clip(np.round(b[:, 0] - pad_left), 0, width)
-    out[valid, 1] = np.clip(np.round(b[:, 1] - pad_top), 0, height)
-    out[valid, 2] = np.clip(np.round(b[:, 2] + pad_right), 0, width)
+    out[valid, 0] = np.clip(np.round(b[:, 0]), 0, width)
+    out[valid, 1] = np.clip(np.round(b[:, 1]), 0, height)
+    out[valid, 2] = np.clip(np.round(b[:, 2]), 0, width)
     out[valid, 3] = np.clip(np.round(b[:, 3] + pad_bottom), 0, height)
     return out

@@ -74,7 +74,6 @@ class DetectionStats:
 
     calls: int = 0
     images: Counter = field(default_factory=Counter)  # (height, width) -> images
-    roi_fallbacks: int = 0
     shots: int = 0
     most_faces: int = 0  # the most faces one whole-frame look saw
     shot_starts: list = field(default_factory=list)  # frames that start a shot (or a jump)
@@ -229,7 +228,6 @@ class FaceTracker:
             box = self._choose(candidates, jobs[n][1], request, frames)
             if box is None:
                 full.append(n)
-                self.stats.roi_fallbacks += 1
             results[n] = box
         full.sort()
         requests = [self._full_request(frames, jobs[n][0]) for n in full]

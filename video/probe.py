@@ -8,7 +8,6 @@ import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from .sound import _audio_stream
 from .source import Edits, VideoInputError, _flags, _name, _open
 
 logger = logging.getLogger("HaloLipsy")
@@ -73,7 +72,6 @@ class VideoInfo:
     fps: Fraction  # the stream's nominal (average) rate
     duration: float | None  # seconds, when the container says
     frames: int | None  # frame count, when the container says (an estimate: progress only)
-    has_audio: bool
     start: float = 0.0  # presentation time of the first frame used, on the file's clock
     quarter_turns: int = 0  # counter-clockwise quarter turns that make the picture upright
     colour: Colour = field(default_factory=Colour)
@@ -140,8 +138,7 @@ def probe(source, edits: Edits = Edits()) -> VideoInfo:
                 f"{width}x{height}, and Halo-Lipsy (Video) streams the file: it cannot apply the "
                 "resize. Resize after Halo-Lipsy (Video), or Save Video and Load Video the resized "
                 "result first.")
-        return VideoInfo(int(width), int(height), Fraction(rate), duration, frames,
-                         _audio_stream(container) is not None, time_s, turns, colour,
+        return VideoInfo(int(width), int(height), Fraction(rate), duration, frames, time_s, turns, colour,
                          (int(frame.width), int(frame.height)),
                          Edits(edits.start, edits.duration, crop, edits.size),
                          None if edits.duration and end is not None and end > edits.start + edits.duration else end)
