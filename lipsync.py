@@ -217,18 +217,25 @@ def remove_stale_partials(output: Path) -> list:
     return removed
 
 
+def read_image(path: Path, what: str, flags: int):
+    """An image file as cv2.imread reads it with `flags`, or BadInput saying what is wrong."""
+    import cv2
+
+    if not path.is_file():
+        raise BadInput(f"the {what} '{path}' does not exist.")
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise BadInput(f"the {what} '{path}' is not an image that can be read "
+                       "(use PNG or JPEG).")
+    return image
+
+
 def read_mask_image(path: Path, what: str = "face mask"):
     """A MASK [1, H, W] from an image file: white pixels mark the face."""
     import cv2
     import numpy as np
 
-    if not path.is_file():
-        raise BadInput(f"the {what} '{path}' does not exist.")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise BadInput(f"the {what} '{path}' is not an image that can be read "
-                       "(use PNG or JPEG).")
-    return (image.astype(np.float32) / 255.0)[None]
+    return (read_image(path, what, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0)[None]
 
 
 def read_marker(path: Path, picture_path: Path | None):
@@ -238,21 +245,19 @@ def read_marker(path: Path, picture_path: Path | None):
     import cv2
     import numpy as np
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
-    if image is not None and image.ndim == 3 and image.shape[2] == 4:
+    image = read_image(path, "face marker", cv2.IMREAD_UNCHANGED)
+    unit = np.float32(1 / 255)
+    if image.ndim == 3 and image.shape[2] == 4:
         if picture_path is not None:
             raise BadInput(f"the face marker '{path}' carries its picture already "
                            "(RGBA); leave out --face-marker-image.")
-        unit = np.float32(1 / 255)
         picture = image[:, :, 2::-1].astype(np.float32) * unit
         return (1.0 - image[:, :, 3].astype(np.float32) * unit)[None], picture[None]
-    marker = read_mask_image(path, "face marker")
+    marker = read_mask_image(path, "face marker")  # white on black, as a grey image
     if picture_path is None:
         return marker, None
-    if not picture_path.is_file() or (picture := cv2.imread(str(picture_path))) is None:
-        raise BadInput(f"the face marker's picture '{picture_path}' is not an image "
-                       "that can be read (use PNG or JPEG).")
-    return marker, (picture[:, :, ::-1].astype(np.float32) / 255.0)[None]
+    picture = read_image(picture_path, "face marker's picture", cv2.IMREAD_COLOR)
+    return marker, (picture[:, :, ::-1].astype(np.float32) * unit)[None]
 
 
 class Terminated(KeyboardInterrupt):

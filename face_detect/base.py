@@ -63,6 +63,11 @@ class FaceDetector:
         return out
 
 
+def as_uint8(rgb: np.ndarray) -> np.ndarray:
+    """What `TensorFrames.resized` gives (uint8, or float in [0, 1]) as uint8, rounded."""
+    return rgb if rgb.dtype == np.uint8 else np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 class TensorFrames:
     """Read-only access to a ComfyUI IMAGE tensor [N, H, W, C] for detection.
 
@@ -91,9 +96,7 @@ class TensorFrames:
         ox2, oy2 = min(w, int(round((cx2 - x1) * sx))), min(h, int(round((cy2 - y1) * sy)))
         if ox2 <= ox1 or oy2 <= oy1:
             return canvas
-        resized = self.resized(request.frame_index, (cx1, cy1, cx2, cy2), ox2 - ox1, oy2 - oy1)
-        if resized.dtype != np.uint8:
-            resized = np.clip(resized * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        resized = as_uint8(self.resized(request.frame_index, (cx1, cy1, cx2, cy2), ox2 - ox1, oy2 - oy1))
         canvas[oy1:oy2, ox1:ox2] = resized[:, :, ::-1]  # RGB -> BGR
         return canvas
 

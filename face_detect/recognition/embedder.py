@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..base import as_uint8
 from .align import face_chip
 from .landmarks import ShapePredictor
 from .resnet import FaceResNet
@@ -71,9 +72,7 @@ class FaceRecognizer:
             return None
         scale = min(1.0, FACE_SIDE / side)
         width, height = max(1, round((rx2 - rx1) * scale)), max(1, round((ry2 - ry1) * scale))
-        rgb = frames.resized(index, (rx1, ry1, rx2, ry2), width, height)
-        if rgb.dtype != np.uint8:
-            rgb = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        rgb = as_uint8(frames.resized(index, (rx1, ry1, rx2, ry2), width, height))
         sx, sy = width / (rx2 - rx1), height / (ry2 - ry1)
         local = ((x1 - rx1) * sx, (y1 - ry1) * sy, (x2 - rx1) * sx, (y2 - ry1) * sy)
         grey = (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
