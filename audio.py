@@ -338,26 +338,29 @@ def _hysteresis(probability: np.ndarray, start: float, stop: float) -> np.ndarra
     return speaking
 
 
-def _loud_peak(samples: np.ndarray, block: int = 1 << 20) -> float:
+READ_BLOCK = 1 << 20  # samples read at a time where the whole track is measured (4 MB of float32)
+
+
+def _loud_peak(samples: np.ndarray) -> float:
     """The LOUD_PERCENTILE magnitude, from a histogram built a block at a time (no copy of the
     track): exact to the bin, 1/4096 of full scale (12 bits)."""
     top = 0.0
-    for s in range(0, samples.size, block):
-        top = max(top, float(np.abs(samples[s:s + block]).max(initial=0.0)))
+    for s in range(0, samples.size, READ_BLOCK):
+        top = max(top, float(np.abs(samples[s:s + READ_BLOCK]).max(initial=0.0)))
     edges = np.linspace(0.0, max(top, 1e-12), 4097)
     counts = np.zeros(4096, dtype=np.int64)
-    for s in range(0, samples.size, block):
-        counts += np.histogram(np.abs(samples[s:s + block]), bins=edges)[0]
+    for s in range(0, samples.size, READ_BLOCK):
+        counts += np.histogram(np.abs(samples[s:s + READ_BLOCK]), bins=edges)[0]
     if counts.sum() == 0:
         return 0.0
     k = int(np.searchsorted(np.cumsum(counts), LOUD_PERCENTILE / 100 * counts.sum()))
     return float(edges[min(k + 1, 4096)])
 
 
-def _chunk_levels(samples: np.ndarray, chunk: int, count: int, block: int = 1 << 20) -> np.ndarray:
+def _chunk_levels(samples: np.ndarray, chunk: int, count: int) -> np.ndarray:
     """The level (dB) of each of `count` chunks of `chunk` samples, the last padded with silence."""
     level = np.empty(count, dtype=np.float64)
-    step = block - block % chunk
+    step = READ_BLOCK - READ_BLOCK % chunk
     for s in range(0, count * chunk, step):
         piece = samples[s:s + step].astype(np.float64)
         n = -(-piece.size // chunk) if piece.size else 0

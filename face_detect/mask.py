@@ -93,12 +93,13 @@ class Mark:
 
 def marks_from_mask(mask, height: int, width: int, n_frames: int | None = None,
                     pictures=None) -> list:
-    """The strokes of a face_marker MASK, one Mark per painted frame. When the MASK has one frame
-    per video frame (`n_frames`), each stroke's frame is known; otherwise (a few painted frames
-    loaded as images) the pictures they were painted on (`pictures`, an IMAGE of one picture per
-    marker frame, or one for all) say whom they mark; without them nobody can know, so nothing is
-    marked (said in the log, with what to connect). All strokes mark the same person. Nothing painted is said before the
-    size is checked: Load Image of a frame without strokes gives a blank 64x64 MASK."""
+    """The strokes of a face_marker MASK, one Mark per painted frame. When the MASK has one
+    frame per video frame (`n_frames`), each stroke's frame is known; otherwise (a few painted
+    frames loaded as images) the pictures they were painted on (`pictures`, an IMAGE of one
+    picture per marker frame, or one for all) say whom they mark; without them nobody can know,
+    so nothing is marked (said in the log, with what to connect). All strokes mark the same
+    person. Nothing painted is said before the size is checked: Load Image of a frame without
+    strokes gives a blank 64x64 MASK."""
     m = _as_frames(mask, "face_marker")
     strokes = []  # (frame, centre), read a frame at a time
     for k, frame in enumerate(m):
