@@ -40,7 +40,7 @@ def load_pack(*modules):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return {m: importlib.import_module(f"{name}.{m}")
-            for m in modules or ("pipeline", "video_route", "video", "audio", "settings")}
+            for m in modules or ("routes", "video", "audio", "settings")}
 
 
 def default_model_dirs() -> list[Path]:
@@ -141,7 +141,7 @@ class ProgressBar:
             self.bar.close()
 
 
-HaloLipsyError = load_pack("errors")["errors"].HaloLipsyError  # plain Python: cheap to load
+HaloLipsyError = load_pack("common.errors")["common.errors"].HaloLipsyError  # plain Python: cheap to load
 
 
 class BadInput(HaloLipsyError):
@@ -287,7 +287,7 @@ def _interrupt_on_sigterm():
 
 
 def run(args, pack, check_interrupt) -> int:
-    pipeline, video_route, video = pack["pipeline"], pack["video_route"], pack["video"]
+    routes, video = pack["routes"], pack["video"]
     output = check_output(Path(args.output), [args.input, args.audio, args.face_mask,
                                                args.face_marker, args.face_marker_image])
     if args.start < 0 or args.duration < 0:
@@ -314,9 +314,9 @@ def run(args, pack, check_interrupt) -> int:
     partial = temporary_output(output)
     bar = ProgressBar(args.quiet)
     try:
-        hooks = pipeline.plain_hooks(args.models or default_model_dirs(), progress=bar,
+        hooks = routes.plain_hooks(args.models or default_model_dirs(), progress=bar,
                                      check_interrupt=check_interrupt)
-        report = video_route.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
+        report = routes.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
                                            face_mask=face_mask, face_marker=face_marker,
                                            edits=edits, face_marker_image=marker_image)
         check_interrupt()

@@ -1,6 +1,6 @@
-"""The Halo-Lipsy nodes: their inputs and the ComfyUI glue around pipeline.py, which does the work.
+"""The Halo-Lipsy nodes: their inputs and the ComfyUI glue around the routes (routes/), which do the work.
 
-    node (inputs, model folders, model management, progress bar, interrupt) -> pipeline -> stages
+    node (inputs, model folders, model management, progress bar, interrupt) -> a route -> stages
 
 Models are cached across workflows and released when ComfyUI unloads them (see _patchers).
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from . import pipeline, video_route  # import nothing heavy at module level
+from . import routes  # import nothing heavy at module level
 from .settings import IMAGE, VIDEO, HaloLipsyError, Settings, settings_for
 
 logger = logging.getLogger("HaloLipsy")
@@ -120,7 +120,7 @@ if _folder_paths() is not None:  # inside ComfyUI: the folder exists from startu
 
 
 class _Progress:
-    """ComfyUI's progress bar for one run, fed fractions 0..1 by the pipeline."""
+    """ComfyUI's progress bar for one run, fed fractions 0..1 by a route."""
 
     STEPS = 1000
 
@@ -186,7 +186,7 @@ def _generator_on_device(path, force_cpu: bool, precision: str):
 
     comfy = None if force_cpu else _comfy()
     device = torch.device(pick_device(force_cpu) if comfy is None else comfy[1].get_torch_device())
-    dtype, fmt = pipeline.generator_format(device, precision, force_fp32=_force_fp32(_comfy()))
+    dtype, fmt = routes.generator_format(device, precision, force_fp32=_force_fp32(_comfy()))
     if comfy is None:
         return load_generator(path, device, dtype, fmt), device, dtype, fmt
     _, model_management, model_patcher, _ = comfy
@@ -233,14 +233,14 @@ def release_models():
     _detectors.clear()
 
 
-# ---------------------------------------------------------------------------- the pipeline, wired
+# ---------------------------------------------------------------------------- the routes, wired
 
 
-def _hooks() -> pipeline.Hooks:
-    """The pipeline's hooks inside (or outside) ComfyUI. Module functions are looked up at call
+def _hooks() -> routes.Hooks:
+    """The routes' hooks inside (or outside) ComfyUI. Module functions are looked up at call
     time, so a test can replace one with monkeypatch as it would any function."""
     progress = _Progress()
-    return pipeline.Hooks(
+    return routes.Hooks(
         resolve_checkpoint=lambda name: resolve_checkpoint_path(name),
         load_generator=lambda path, force_cpu, precision: _generator_on_device(path, force_cpu, precision),
         detector=lambda batch: _s3fd_detector(batch, model_search_dirs()),
@@ -330,7 +330,7 @@ class HaloLipsy(_LipsyNode):
 
     def lipsync(self, images, audio, face_mask=None, face_marker=None, face_marker_image=None,
                 **settings):
-        result = pipeline.lipsync_images(images, audio, Settings(**settings), _hooks(), face_mask,
+        result = routes.lipsync_images(images, audio, Settings(**settings), _hooks(), face_mask,
                                          face_marker, face_marker_image)
         result.report.log()
         return result.outputs()
@@ -427,13 +427,13 @@ class HaloLipsyVideo(_LipsyNode):
         path = _temp_video_path()
         if source is None:  # frames already in memory: the IMAGE route, encoded the same way
             components = video.get_components()
-            report = video_route.lipsync_components(
+            report = routes.lipsync_components(
                 components.images, audio, str(path),
                 Settings(fps=float(components.frame_rate), **settings), _hooks(),
                 face_mask=face_mask, face_marker=face_marker, own_sound=components.audio,
                 face_marker_image=face_marker_image)
         else:
-            report = video_route.lipsync_video(source, str(path), Settings(**settings), _hooks(),
+            report = routes.lipsync_video(source, str(path), Settings(**settings), _hooks(),
                                                audio=audio, face_mask=face_mask,
                                                edits=_video_edits(video), face_marker=face_marker,
                                                face_marker_image=face_marker_image)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import HaloLipsyError  # noqa: F401 - the nodes and the command line take it from here
+from .common.errors import HaloLipsyError  # noqa: F401 - the nodes and the command line take it from here
 
-from .choices import FACE_CHOICES, MODES, PRECISIONS, SILENCE_CHOICES, SOUND_CHOICES  # noqa: F401
+from .common.choices import FACE_CHOICES, MODES, PRECISIONS, SILENCE_CHOICES, SOUND_CHOICES  # noqa: F401
 
 IMAGE, VIDEO, CLI = "image", "video", "cli"  # the front ends: the two nodes and lipsync.py
 EVERYWHERE = (IMAGE, VIDEO, CLI)

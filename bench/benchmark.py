@@ -139,7 +139,7 @@ def with_detector(hooks, detector):
 
 def run_node(mod, images, audio, clip, checkpoint_dir, fps, precision="auto"):
     """The IMAGE route, as the node runs it."""
-    pipeline, Settings = mod("pipeline"), mod("settings").Settings
+    routes, Settings = mod("routes"), mod("settings").Settings
     inference = mod("wav2lip.inference")
     network = RandomS3FD(mod)
     detector = TruthDetector(clip, batch_size=4, network=network)
@@ -156,9 +156,9 @@ def run_node(mod, images, audio, clip, checkpoint_dir, fps, precision="auto"):
     inference.BatchedGenerator._forward = timed_forward
     try:
         start = time.perf_counter()
-        result = pipeline.lipsync_images(
+        result = routes.lipsync_images(
             images, audio, Settings(fps=fps, force_cpu=True, precision=precision),
-            with_detector(pipeline.plain_hooks([checkpoint_dir]), detector))
+            with_detector(routes.plain_hooks([checkpoint_dir]), detector))
         total = time.perf_counter() - start
     finally:
         inference.BatchedGenerator._forward = original
@@ -293,7 +293,7 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
                  precision: str) -> dict:
     """One route on one file, in a process of its own (so its peak RSS is its own)."""
     mod = load_pack()
-    pipeline, video_route, video = mod("pipeline"), mod("video_route"), mod("video")
+    routes, video = mod("routes"), mod("video")
     clip = Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle")  # truth only
     detector = TruthDetector(clip, batch_size=4, network=RandomS3FD(mod))
     timers = {"encode": 0.0, "generator": 0.0}
@@ -313,12 +313,12 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
     video.VideoWriter.write = timed("encode", real_write)  # with finish: waiting for the encoder thread
     video.VideoWriter.finish = timed("encode", real_finish)
     inference.BatchedGenerator._forward = timed("generator", real_forward)
-    hooks = with_detector(pipeline.plain_hooks([workdir]), detector)
+    hooks = with_detector(routes.plain_hooks([workdir]), detector)
     settings = mod("settings").Settings(force_cpu=True, precision=precision, fps=fps)
     out = workdir / f"out_{route}_{path.stem}.mp4"
     start = time.perf_counter()
     if route == "video":
-        run = vars(video_route.lipsync_video(str(path), str(out), settings, hooks))
+        run = vars(routes.lipsync_video(str(path), str(out), settings, hooks))
         total = time.perf_counter() - start
         # decoding and tracking run in threads of their own: their time shows only where the
         # route waits for them; the detection's own time ran alongside the rest (not summed)
@@ -337,7 +337,7 @@ def video_worker(route: str, path: Path, workdir: Path, width: int, height: int,
         track = video.read_audio(str(path))
         samples, rate = track.samples, track.rate
         decoded = time.perf_counter()
-        result, fitted, _ = image_result = pipeline.lipsync_images(
+        result, fitted, _ = image_result = routes.lipsync_images(
             images, {"waveform": _torch.from_numpy(samples[None]), "sample_rate": rate},
             settings, hooks)
         node = time.perf_counter()
@@ -410,7 +410,7 @@ def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: fl
     given), or `gpu-like`, the same after GPU_LIKE_MS a frame of sleep; detection by S3FD with
     random weights on the clip's known boxes, or `none` (a fixed face_mask)."""
     mod = load_pack()
-    pipeline, video_route = mod("pipeline"), mod("video_route")
+    routes = mod("routes")
     importlib.import_module("librosa.filters")  # imported once per process (ComfyUI's: at its first run)
     if generator in ("none", "gpu-like"):
         inference = mod("wav2lip.inference")
@@ -424,7 +424,7 @@ def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: fl
         # it leaves every core to the other stages, as a generator on a GPU does
         inference.BatchedGenerator.shares_the_cpu = property(lambda self: False)
     clip = Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle")  # truth only
-    hooks = pipeline.plain_hooks([workdir])
+    hooks = routes.plain_hooks([workdir])
     face_mask = None
     if detector == "none":
         x1, y1, x2, y2 = (int(round(v)) for v in clip.truth(0)[0])
@@ -435,7 +435,7 @@ def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: fl
     settings = mod("settings").Settings(force_cpu=True, precision=precision)
     out = workdir / f"out_{generator}_{detector}.mp4"
     start = time.perf_counter()
-    run = video_route.lipsync_video(str(path), str(out), settings, hooks, face_mask=face_mask)
+    run = routes.lipsync_video(str(path), str(out), settings, hooks, face_mask=face_mask)
     seconds = time.perf_counter() - start
     result = {"seconds": seconds, "frames_out": run.frames_out, "fps": run.frames_out / seconds,
               "peak_rss_mb": peak_rss_mb(), "dtype": run.dtype}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import DetectionRequest, DetectorError, FaceDetector, TensorFrames, WindowFrames
-from ..choices import FACE_CHOICES
+from ..common.choices import FACE_CHOICES
 from .boxes import fill_gaps, pad_and_clip, pick_face, smooth
 from .mask import Mark, MaskInputError, boxes_from_mask, marks_from_mask
 from .tracker import DetectionStats, FaceTracker, TrackerConfig, TrackingRun

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import HaloLipsyError
+from ..common.errors import HaloLipsyError
 
 
 @dataclass(frozen=True)

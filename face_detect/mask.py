@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import HaloLipsyError
+from ..common.errors import HaloLipsyError
 from .boxes import empty_boxes
 
 

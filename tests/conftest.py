@@ -67,7 +67,7 @@ def hooks_with(search_dirs, detector=None, **kw):
     faces: the same Hooks seam the nodes fill."""
     import dataclasses
 
-    hooks = pack_module("pipeline").plain_hooks(search_dirs, **kw)
+    hooks = pack_module("routes").plain_hooks(search_dirs, **kw)
     return hooks if detector is None else dataclasses.replace(hooks, detector=lambda batch: detector)
 
 

@@ -10,7 +10,7 @@ import torch
 from conftest import pack_module, read_wav_int16
 
 audio = pack_module("audio")
-pipeline = pack_module("pipeline")
+pipeline = pack_module("routes")
 
 
 def frames_for_audio(num_samples, sample_rate, fps):

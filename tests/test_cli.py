@@ -120,7 +120,7 @@ def test_bad_input_exits_2_with_the_reason_and_leaves_an_earlier_output(work, mo
 
 def test_an_unexpected_error_exits_1_with_one_line(work, models, capsys, monkeypatch):
     folder, source = work
-    video_route = cli.load_pack()["video_route"]
+    video_route = cli.load_pack()["routes"]
     monkeypatch.setattr(video_route, "lipsync_video", lambda *a, **k: 1 / 0)
     assert main(source, "-o", folder / "out.mp4", "--models", models, "-q") == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
@@ -203,7 +203,7 @@ def test_a_sigterm_python_drops_still_stops_the_run(work, models, capsys, monkey
     folder, source = work
     earlier = folder / "out.mp4"
     earlier.write_bytes(b"an earlier result")
-    video_route = cli.load_pack()["video_route"]
+    video_route = cli.load_pack()["routes"]
     real = video_route.lipsync_video
 
     def signalled_inside_a_callback(*a, **k):

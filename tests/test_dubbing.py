@@ -12,8 +12,8 @@ from synthetic_clip import FaceBlobsDetector, two_faces
 
 fd = pack_module("face_detect")
 audio_mod = pack_module("audio")
-pipeline = pack_module("pipeline")
-video_route = pack_module("video_route")
+pipeline = pack_module("routes")
+video_route = pack_module("routes")
 nodes = pack_module("nodes")
 settings_mod = pack_module("settings")
 Settings = settings_mod.Settings

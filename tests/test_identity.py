@@ -18,8 +18,8 @@ from conftest import face_recognizer, hooks_with, pack_module
 from real_scenes import Scene, SceneDetector
 
 fd = pack_module("face_detect")
-pipeline = pack_module("pipeline")
-video_route = pack_module("video_route")
+pipeline = pack_module("routes")
+video_route = pack_module("routes")
 recognition_weights = pack_module("face_detect.recognition.weights")
 Settings = pack_module("settings").Settings
 

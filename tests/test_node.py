@@ -17,7 +17,7 @@ from synthetic_clip import Clip, TruthDetector
 
 pack = load_pack()
 nodes = pack_module("nodes")
-pipeline = pack_module("pipeline")
+pipeline = pack_module("routes")
 Settings = pack_module("settings").Settings
 MODES = pack_module("settings").MODES
 

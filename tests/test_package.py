@@ -1,4 +1,5 @@
 import ast
+import importlib
 import json
 import re
 import subprocess
@@ -12,11 +13,12 @@ except ImportError:  # Python < 3.11
 import pytest
 
 from comfy_workflow import workflow_to_prompt
-from conftest import ROOT, pack_module
+from conftest import PACK, ROOT, pack_module
 
 nodes = pack_module("nodes")
-PACK_SOURCES = sorted([*ROOT.glob("*.py"), *ROOT.glob("face_detect/**/*.py"), *ROOT.glob("wav2lip/**/*.py"),
-                       *ROOT.glob("video/*.py")])
+STAGES = ("audio", "face_detect", "video", "wav2lip")  # the stage packages, below the routes
+PACKAGES = ("common", *STAGES, "routes")
+PACK_SOURCES = sorted([*ROOT.glob("*.py"), *(p for package in PACKAGES for p in ROOT.glob(f"{package}/**/*.py"))])
 
 
 def requirement_lines(path):
@@ -76,7 +78,7 @@ def test_development_files_do_not_ship():
     patterns = [line.strip() for line in (ROOT / ".comfyignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]
     assert {"tests/", "bench/", ".ci/"} <= set(patterns)
-    shipped = ["__init__.py", "nodes.py", "audio.py", "face_detect/tracker.py", "wav2lip/model.py",
+    shipped = ["__init__.py", "nodes.py", "audio/mel.py", "face_detect/tracker.py", "wav2lip/model.py",
                "LICENSE", "README.md", "requirements.txt", "pyproject.toml", "icon.png",
                "example_workflows/halo_lipsy_core_video.json", "checkpoints/README.txt"]
     for path in shipped:
@@ -196,7 +198,8 @@ def test_workflow_converts_to_an_api_prompt(workflows):
     assert prompt["4"]["inputs"]["audio"] == ["3", 1]
 
 
-ORCHESTRATION = ("nodes.py", "pipeline.py", "video_route.py", "lipsync.py", *(f"video/{m}.py" for m in
+ORCHESTRATION = ("nodes.py", *(f"routes/{m}.py" for m in ("steps", "image", "stream", "output", "held_video")),
+                 "lipsync.py", *(f"video/{m}.py" for m in
                                                           ("source", "probe", "decode", "picture", "sound", "writer")))
 
 
@@ -244,10 +247,11 @@ def test_results_are_returned_not_kept_in_module_state(name):
 
 def test_the_state_check_catches_a_results_global(tmp_path, monkeypatch):
     """The check above would have caught the old LAST_RUN."""
-    (tmp_path / "pipeline.py").write_text("LAST_RUN: dict = {}\n\ndef run():\n    LAST_RUN.clear()\n")
+    (tmp_path / "routes").mkdir()
+    (tmp_path / "routes" / "steps.py").write_text("LAST_RUN: dict = {}\n\ndef run():\n    LAST_RUN.clear()\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     with pytest.raises(AssertionError, match="LAST_RUN"):
-        test_results_are_returned_not_kept_in_module_state("pipeline.py")
+        test_results_are_returned_not_kept_in_module_state("routes/steps.py")
 
 
 def test_the_error_family_adds_its_prefix_and_no_message_writes_it_by_hand():
@@ -255,7 +259,7 @@ def test_the_error_family_adds_its_prefix_and_no_message_writes_it_by_hand():
     starts with it by hand would say the fact twice (and drift from it)."""
     import ast
 
-    errors = pack_module("errors")
+    errors = pack_module("common.errors")
     assert str(errors.HaloLipsyError("the audio is empty.")) == errors.PREFIX + "the audio is empty."
     assert str(errors.HaloLipsyError(errors.PREFIX + "x")) == errors.PREFIX + "x"
     family = {"HaloLipsyError"} | {name for path in PACK_SOURCES
@@ -270,3 +274,44 @@ def test_the_error_family_adds_its_prefix_and_no_message_writes_it_by_hand():
                 if isinstance(text, ast.Constant) and str(text.value).startswith(errors.PREFIX):
                     by_hand.append(f"{path.name}:{node.lineno}")
     assert len(family) > 5 and by_hand == []
+
+
+def relative_imports(path):
+    """(the package the import reaches, the module path below it, the names) of each relative
+    import in `path`, the package given by its first folder under the pack (None: the top)."""
+    inside = path.relative_to(ROOT).parts[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = inside[:len(inside) - (node.level - 1)]
+            target = (*base, *(node.module.split(".") if node.module else ()))
+            yield (target[0] if target else None), target[1:], [a.name for a in node.names], base
+
+
+@pytest.mark.parametrize("path", [p for p in PACK_SOURCES if p.relative_to(ROOT).parts[0] in ("common", *STAGES)],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_stage_packages_import_nothing_above_them(path):
+    """common/ imports nothing of the pack; a stage package imports common/ and, of a sibling
+    stage, only what its package offers (`from ..video import X`, X in its __all__) - never the
+    settings, the routes, the nodes or the command line."""
+    own = path.relative_to(ROOT).parts[0]
+    for package, below, names, base in relative_imports(path):
+        if package == own:
+            continue
+        assert own != "common", f"{path.name} imports {package}"
+        assert package in ("common", *STAGES), f"{path.relative_to(ROOT)} imports {package or names} from above"
+        if package != "common":
+            offered = importlib.import_module(f"{PACK}.{package}").__all__
+            assert not below and set(names) <= set(offered), \
+                f"{path.relative_to(ROOT)} takes {below or names} from inside {package}"
+
+
+@pytest.mark.parametrize("path", PACK_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_takes_another_modules_private_names(path):
+    taken = [name for _, _, names, _ in relative_imports(path) for name in names if name.startswith("_")]
+    assert not taken, f"{path.relative_to(ROOT)} imports private names {taken}"
+
+
+@pytest.mark.parametrize("path", PACK_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_says_what_it_holds_in_its_first_line(path):
+    doc = ast.get_docstring(ast.parse(path.read_text()))
+    assert doc and len(doc.split("\n")[0]) > 20, f"{path.relative_to(ROOT)} has no first line saying what it holds"

@@ -14,8 +14,9 @@ import ffmpeg_reference as ref
 from conftest import hooks_with, pack_module
 from synthetic_clip import MARKER_RGB, MarkerDetector
 
-pipeline = pack_module("pipeline")
-video_route = pack_module("video_route")
+pipeline = pack_module("routes")
+errors = pack_module("common.errors")
+video_route = pack_module("routes")
 video = pack_module("video")
 audio_mod = pack_module("audio")
 nodes = pack_module("nodes")
@@ -104,7 +105,7 @@ def test_a_face_mask_is_drawn_on_the_upright_frame(tmp_path, fixture_checkpoint)
     out = tmp_path / "out.mp4"
     result = run(phone, out, fixture_checkpoint, face_mask=mask)
     assert result.faces_found == 6
-    with pytest.raises(pipeline.HaloLipsyError, match="is 120x80 but the video is 96x160"):
+    with pytest.raises(errors.HaloLipsyError, match="is 120x80 but the video is 96x160"):
         run(phone, tmp_path / "o.mp4", fixture_checkpoint, face_mask=torch.ones(1, 80, 120))
 
 
@@ -426,7 +427,7 @@ def test_a_stream_that_changes_size_is_scaled_to_its_first_size(tmp_path, fixtur
 def test_quality_zero_is_refused_with_the_reason(tmp_path, fixture_checkpoint):
     source = ref.encode(tmp_path / "in.mp4", textured(4, 48, 64), audio=speech(0.2),
                         video_args=["-pix_fmt", "yuv420p"])
-    with pytest.raises(pipeline.HaloLipsyError, match="quality is 0; it must be a whole number from 1 to 51. 0 would be lossless"):
+    with pytest.raises(errors.HaloLipsyError, match="quality is 0; it must be a whole number from 1 to 51. 0 would be lossless"):
         run(source, tmp_path / "o.mp4", fixture_checkpoint, quality=0)
     assert "browsers and most players refuse" in pack_module("settings").BY_NAME["quality"].tooltip
     assert nodes.HaloLipsyVideo.INPUT_TYPES()["required"]["quality"][1]["min"] == 1
@@ -490,10 +491,10 @@ def test_an_edit_the_stream_cannot_carry_is_refused_not_dropped(tmp_path, fixtur
     monkeypatch.setattr(nodes, "_s3fd_detector", lambda *a: MarkerDetector())
     monkeypatch.setattr(nodes, "_folder_paths", lambda: None)
     resized = _TrimmedVideo(source, 0.4, 0.8, None, size=(64, 48))
-    with pytest.raises(pipeline.HaloLipsyError, match="it was resized.*Resize after Halo-Lipsy"):
+    with pytest.raises(errors.HaloLipsyError, match="it was resized.*Resize after Halo-Lipsy"):
         nodes.HaloLipsyVideo().lipsync(resized, quality=1)
     unknown = _TrimmedVideo(source, 0.0, 0.0, None, size=(128, 96))  # an edit with no trim or crop
-    with pytest.raises(pipeline.HaloLipsyError, match="edits that Halo-Lipsy cannot read"):
+    with pytest.raises(errors.HaloLipsyError, match="edits that Halo-Lipsy cannot read"):
         nodes.HaloLipsyVideo().lipsync(unknown, quality=1)
 
 
@@ -508,7 +509,7 @@ def test_an_image_sequence_is_a_video(tmp_path, fixture_checkpoint):
     result = run(tmp_path / "img%03d.png", out, fixture_checkpoint, quality=1,
                  audio={"waveform": torch.from_numpy(speech(10 / FPS)[None]), "sample_rate": 48000})
     assert result.frames_in == 10 and len(ref.frames(out)) == 10
-    with pytest.raises(pipeline.HaloLipsyError, match="does not exist"):
+    with pytest.raises(errors.HaloLipsyError, match="does not exist"):
         run(tmp_path / "missing.mp4", out, fixture_checkpoint)
 
 

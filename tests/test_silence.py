@@ -16,9 +16,9 @@ from conftest import hooks_with, pack_module
 from synthetic_clip import FaceBlobsDetector, two_faces
 
 audio_mod = pack_module("audio")
-vad = pack_module("vad")
-pipeline = pack_module("pipeline")
-video_route = pack_module("video_route")
+vad = pack_module("audio.vad")
+pipeline = pack_module("routes")
+video_route = pack_module("routes")
 settings_mod = pack_module("settings")
 Settings = settings_mod.Settings
 

@@ -13,7 +13,7 @@ import ffmpeg_reference as ref
 from conftest import hooks_with, pack_module
 from test_real_footage import _EveryFrameIsAFace, speech, textured
 
-video_route = pack_module("video_route")
+video_route = pack_module("routes")
 video = pack_module("video")
 audio_mod = pack_module("audio")
 Settings = pack_module("settings").Settings

@@ -17,8 +17,10 @@ from conftest import face_recognizer, hooks_with, pack_module
 from synthetic_clip import Clip, SkinDetector, TruthDetector, people_frames
 from video_files import speech_wave, write_video
 
-pipeline = pack_module("pipeline")
-video_route = pack_module("video_route")
+pipeline = pack_module("routes")
+video_route = pack_module("routes")
+steps = pack_module("routes.steps")
+output_mod = pack_module("routes.output")
 inference = pack_module("wav2lip.inference")
 video = pack_module("video")
 Settings = pack_module("settings").Settings
@@ -85,7 +87,7 @@ def test_the_output_bytes_do_not_depend_on_thread_timing(tmp_path, talking, clip
     rng = random.Random(0)  # each stage sleeps at random (a thread's own generator: no shared state)
     slowed_stages = [(video.Picture, "of", 0.02, True), (video.VideoWriter, "_encode", 0.02, False),
                      (inference.BatchedGenerator, "_forward", 0.03, False), (TruthDetector, "detect", 0.02, False),
-                     (video_route, "paste_mouths", 0.02, False)]
+                     (output_mod, "paste_mouths", 0.02, False)]
     for owner, name, most, is_classmethod in slowed_stages:
         real = getattr(owner, name)
         wait = random.Random(rng.random())
@@ -105,13 +107,13 @@ def test_the_output_bytes_do_not_depend_on_thread_timing(tmp_path, talking, clip
 def test_the_progress_bar_moves_forward_from_the_first_frames_to_the_end(tmp_path, talking, clip,
                                                                          fixture_checkpoint, monkeypatch):
     batches, seen = [0], []
-    real_paste = video_route.paste_mouths
+    real_paste = output_mod.paste_mouths
 
     def paste(*a):
         batches[0] += 1
         return real_paste(*a)
 
-    monkeypatch.setattr(video_route, "paste_mouths", paste)
+    monkeypatch.setattr(output_mod, "paste_mouths", paste)
     lip_sync(talking, tmp_path / "out.mp4", clip, fixture_checkpoint,
              progress=lambda fraction: seen.append((fraction, batches[0])))
     fractions = [f for f, _ in seen]
@@ -221,7 +223,7 @@ def test_the_detector_never_runs_while_a_generator_that_takes_every_core_does(tm
 
 # ------------------------------------------------------------------ a stage ahead of its caller
 
-run_ahead = pack_module("ahead").run_ahead
+run_ahead = pack_module("common.ahead").run_ahead
 
 
 def test_a_stage_runs_ahead_in_order_by_at_most_its_limit():
@@ -349,10 +351,10 @@ def whole_clip_boxes(source, settings, config):
                              recognizer=face_recognizer())
     raw, starts = tracker.track(frames)
     box_settings = fd.BoxSettings(settings.face_padding, settings.smooth_box_frames,
-                                  max(1, round(pipeline.MAX_GAP_SECONDS * float(info.fps))))
+                                  max(1, round(steps.MAX_GAP_SECONDS * float(info.fps))))
     boxes = fd.finish_boxes(raw, info.height, info.width, box_settings, starts)
     times = np.asarray(times) - times[0]
-    return pipeline.usable_boxes(boxes, info.height, info.width), times, info, starts, last
+    return steps.usable_boxes(boxes, info.height, info.width), times, info, starts, last
 
 
 @pytest.mark.parametrize("mode,face,clock,speech", [
@@ -365,17 +367,17 @@ def test_the_one_pass_lip_syncs_with_the_whole_clip_trackers_boxes(tmp_path, peo
     marker = marker_on_a() if face == "marked" else None
     painted_on = torch.from_numpy(Drawn(1).frame(0)[None]) if face == "marked" else None
     settings = Settings(mode=mode, face=face, inference_batch=8, face_detect_batch=4)
-    config = pipeline.tracker_config(settings, None, marker, H, W, face_marker_image=painted_on)
+    config = steps.tracker_config(settings, None, marker, H, W, face_marker_image=painted_on)
     usable, times, info, starts, last = whole_clip_boxes(source, settings, config)
     assert 40 in starts and any(u is None for u in usable) and sum(u is not None for u in usable) > 50
     used = []
-    real_of = video_route._Picture.of.__func__
+    real_of = output_mod.OutputFrame.of.__func__
 
     def record(cls, picture, box, info):
         used.append(None if box is None else tuple(int(v) for v in box))
         return real_of(cls, picture, box, info)
 
-    monkeypatch.setattr(video_route._Picture, "of", classmethod(record))
+    monkeypatch.setattr(output_mod.OutputFrame, "of", classmethod(record))
     # which boxes, not what the mouth looks like: the generator hands back the face it was given
     monkeypatch.setattr(pack_module("wav2lip.inference").BatchedGenerator, "_forward",
                         lambda self, mels, faces: np.ascontiguousarray(faces[:, 3:6]))
@@ -397,14 +399,14 @@ def test_a_generator_in_its_own_thread_writes_the_file_the_serial_route_writes(t
     generator's thread still works on."""
     monkeypatch.setattr(inference.BatchedGenerator, "_forward",
                         lambda self, mels, faces: np.ascontiguousarray(faces[:, 3:6]) * 0.9)
-    without_mouth, real_inputs = [], video_route.mouth_inputs
+    without_mouth, real_inputs = [], output_mod.mouth_inputs
 
     def inputs(*a):
         work = real_inputs(*a)
         without_mouth.append(work is None)
         return work
 
-    monkeypatch.setattr(video_route, "mouth_inputs", inputs)
+    monkeypatch.setattr(output_mod, "mouth_inputs", inputs)
     speech_audio = {"waveform": torch.from_numpy(speech_wave(4.6))[None], "sample_rate": 16000}
 
     def lip_sync_people(name):
@@ -466,13 +468,13 @@ def test_audio_that_ends_inside_the_first_run_leaves_no_frames_waiting(tmp_path,
         held.append(len(self.window))
 
     monkeypatch.setattr(fd.WindowFrames, "put", put)
-    kept, real_drop = [], video_route._Output.drop_shown
+    kept, real_drop = [], output_mod.StreamOutput.drop_shown
 
     def drop_shown(self):
         real_drop(self)
         kept.append(len(self.pictures))
 
-    monkeypatch.setattr(video_route._Output, "drop_shown", drop_shown)
+    monkeypatch.setattr(output_mod.StreamOutput, "drop_shown", drop_shown)
     speech = {"waveform": torch.from_numpy(speech_wave(1.0))[None], "sample_rate": 16000}
     hooks = hooks_with([fixture_checkpoint.parent], SkinDetector(batch_size=4))
     report = video_route.lipsync_video(str(people_files["steady"]), str(tmp_path / "out.mp4"),

@@ -6,8 +6,8 @@ import re
 
 from conftest import ROOT
 
-PACK_SOURCES = sorted([*ROOT.glob("*.py"), *ROOT.glob("face_detect/**/*.py"), *ROOT.glob("wav2lip/**/*.py"),
-                       *ROOT.glob("video/*.py")])
+PACK_SOURCES = sorted([*ROOT.glob("*.py"), *(p for package in ("audio", "common", "face_detect", "routes", "video", "wav2lip")
+                                              for p in ROOT.glob(f"{package}/**/*.py"))])
 
 
 def message_texts():

@@ -16,8 +16,9 @@ from conftest import hooks_with, pack_module
 from synthetic_clip import Clip, MarkerDetector, TruthDetector
 from video_files import audio_seconds, read_video, speech_wave, write_video
 
-pipeline = pack_module("pipeline")
-video_route = pack_module("video_route")
+pipeline = pack_module("routes")
+errors = pack_module("common.errors")
+video_route = pack_module("routes")
 video = pack_module("video")
 nodes = pack_module("nodes")
 settings_mod = pack_module("settings")
@@ -190,7 +191,7 @@ def numbered_clip(tmp_path, n=12):
 @pytest.mark.parametrize("mode", ["sequential", "repetitive", "pingpong"])
 def test_modes_give_the_image_nodes_frame_count_and_order(tmp_path, fixture_checkpoint, mode, monkeypatch):
     source, clip = numbered_clip(tmp_path)
-    monkeypatch.setattr(video_route, "BATCH_BYTES", 5 * 64 * 48 * 3)  # blocks of 5 frames: many seeks
+    monkeypatch.setattr(pack_module("routes.output"), "BATCH_BYTES", 5 * 64 * 48 * 3)  # blocks of 5 frames: many seeks
     hooks = hooks_with([fixture_checkpoint.parent], MarkerDetector())
     out = tmp_path / f"{mode}.mp4"
     run = run_video(source, out, hooks, mode=mode)
@@ -208,7 +209,7 @@ def test_modes_give_the_image_nodes_frame_count_and_order(tmp_path, fixture_chec
 
 def test_the_videos_own_sound_is_used_and_an_audio_input_replaces_it(tmp_path, clip, hooks):
     silent = write_video(tmp_path / "silent.mp4", clip)
-    with pytest.raises(pipeline.HaloLipsyError, match="the video has no sound, and the speech was not given"):
+    with pytest.raises(errors.HaloLipsyError, match="the video has no sound, and the speech was not given"):
         run_video(silent, tmp_path / "x.mp4", hooks)
     assert not (tmp_path / "x.mp4").exists()
     speech = {"waveform": torch.from_numpy(speech_wave(1.2, 44100, 2)[None]), "sample_rate": 44100}
@@ -270,7 +271,7 @@ def test_bad_video_files_get_clear_messages_and_leave_nothing(tmp_path, hooks, m
     out = tmp_path / "out" / "result.mp4"
     out.parent.mkdir()
     speech = {"waveform": torch.from_numpy(speech_wave(0.5)[None]), "sample_rate": 16000}
-    with pytest.raises(pipeline.HaloLipsyError, match=words):
+    with pytest.raises(errors.HaloLipsyError, match=words):
         run_video(source, out, hooks, audio=speech)
     assert list(out.parent.iterdir()) == []
 
@@ -296,9 +297,9 @@ def test_a_damaged_stream_still_gives_a_video(tmp_path, clip, hooks, caplog):
 
 
 def test_a_face_mask_must_be_one_frame(tmp_path, talking, hooks):
-    with pytest.raises(pipeline.HaloLipsyError, match="single frame"):
+    with pytest.raises(errors.HaloLipsyError, match="single frame"):
         run_video(talking, tmp_path / "o.mp4", hooks, face_mask=torch.ones(3, H, W))
-    with pytest.raises(pipeline.HaloLipsyError, match="face_mask is 10x8 but the video is 160x120"):
+    with pytest.raises(errors.HaloLipsyError, match="face_mask is 10x8 but the video is 160x120"):
         run_video(talking, tmp_path / "o.mp4", hooks, face_mask=torch.ones(1, 8, 10))
     mask = torch.zeros(1, H, W)
     mask[0, 30:90, 50:110] = 1
@@ -410,7 +411,7 @@ def test_a_video_held_in_memory_goes_through_the_image_route(clip, fixture_check
         assert np.abs(frames[:20].astype(int) - drawn).max(axis=-1).max(axis=(1, 2)).min() > 8  # lip-synced
     assert sizes[1] > 2 * sizes[40]  # quality is honoured
     # the same face_mask rule as a file-backed video: one frame for the whole clip
-    with pytest.raises(pipeline.HaloLipsyError, match="single frame"):
+    with pytest.raises(errors.HaloLipsyError, match="single frame"):
         nodes.HaloLipsyVideo().lipsync(VideoFromComponents(), face_mask=torch.ones(3, H, W))
 
 

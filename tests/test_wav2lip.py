@@ -13,7 +13,7 @@ from fixture_weights import save_released_layout
 w2l = pack_module("wav2lip")
 checkpoint = pack_module("wav2lip.checkpoint")
 device_mod = pack_module("wav2lip.device")
-cpu_mod = pack_module("cpu")
+cpu_mod = pack_module("common.cpu")
 
 
 @pytest.fixture(scope="module")

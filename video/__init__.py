@@ -16,11 +16,12 @@ in its own YUV, decoded ahead in a thread), sound (the
 sound track on the file's clock, AAC's layouts and rates) and writer (H.264 + AAC out).
 """
 
-from .decode import FrameReader, decode, even_box, frame_duration, pack_yuv, rgb_region, to_rgb, to_yuv
+from .decode import FrameReader, decode, frame_duration, rgb_region, to_rgb, to_yuv
 from .picture import Picture, decode_pictures
 from .probe import Colour, VideoInfo, probe
 from .sound import AAC_LAYOUTS, AAC_RATES, AudioTrack, aac_layout, aac_rate, output_samples, read_audio, resample
 from .source import Edits, VideoInputError
+from .yuv import even_box, pack_yuv
 from .writer import CONTAINERS, Sound, VideoWriter, container_format
 
 __all__ = [

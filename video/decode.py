@@ -8,8 +8,9 @@ import threading
 
 import numpy as np
 
-from .probe import _INTERPOLATION, VideoInfo, _video_stream, frames_from
-from .source import VideoInputError, _open
+from .probe import INTERPOLATION, VideoInfo, frames_from, video_stream
+from .source import VideoInputError, open_source
+from .yuv import pack_yuv, plane_array, planes_of
 
 logger = logging.getLogger("HaloLipsy")
 
@@ -25,7 +26,7 @@ def reformat(frame, **options):
         from av.video.reformatter import VideoReformatter
 
         reformatter = _reformatters.current = VideoReformatter()
-    return reformatter.reformat(frame, interpolation=_INTERPOLATION, **options)
+    return reformatter.reformat(frame, interpolation=INTERPOLATION, **options)
 
 
 def to_rgb(frame, info: VideoInfo) -> np.ndarray:
@@ -66,7 +67,7 @@ def to_yuv(frame, info: VideoInfo) -> np.ndarray | None:
         frame = reformat(frame, width=coded_w, height=coded_h, format="yuv420p",
                          src_colorspace=matrix, dst_colorspace=matrix,
                          src_color_range=value_range, dst_color_range=value_range)
-    y, u, v = (_plane(p) for p in frame.planes[:3])
+    y, u, v = (plane_array(p) for p in frame.planes[:3])
     if info.quarter_turns:
         y, u, v = (np.rot90(p, k=info.quarter_turns) for p in (y, u, v))
     if crop is not None:
@@ -86,7 +87,7 @@ def rgb_region(yuv: np.ndarray, box, info: VideoInfo) -> np.ndarray:
     import av
 
     x1, y1, x2, y2 = box
-    plane_y, plane_u, plane_v = _planes_of(yuv)
+    plane_y, plane_u, plane_v = planes_of(yuv)
     h2, w2 = plane_y.shape
     rx1, ry1 = max(0, x1 - REGION_MARGIN), max(0, y1 - REGION_MARGIN)
     rx2, ry2 = min(w2, x2 + REGION_MARGIN), min(h2, y2 + REGION_MARGIN)
@@ -97,45 +98,6 @@ def rgb_region(yuv: np.ndarray, box, info: VideoInfo) -> np.ndarray:
                    src_colorspace=colour.conversion_matrix(*info.coded_size),
                    src_color_range="JPEG" if colour.full else "MPEG").to_ndarray()
     return np.ascontiguousarray(rgb[y1 - ry1:y2 - ry1, x1 - rx1:x2 - rx1])
-
-
-def even_box(box, width: int, height: int):
-    """`box` grown to whole 2x2 chroma blocks of a frame padded to even sides."""
-    x1, y1, x2, y2 = box
-    return x1 - x1 % 2, y1 - y1 % 2, min(_even(width), x2 + x2 % 2), min(_even(height), y2 + y2 % 2)
-
-
-def _plane(plane) -> np.ndarray:
-    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
-
-
-def pack_yuv(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Y (H x W) and chroma (ceil(H/2) x ceil(W/2)) planes -> a new packed (H2 * 3/2, W2)
-    yuv420p array with H2, W2 even (the last row or column repeated)."""
-    height, width = y.shape
-    h2, w2 = _even(height), _even(width)
-    out = np.empty((h2 * 3 // 2, w2), np.uint8)
-    out[:height, :width] = y
-    out[height:h2, :width] = y[-1:]  # odd sides: repeat the edge
-    out[:h2, width:w2] = out[:h2, width - 1:width]
-    chroma = out[h2:].reshape(-1)
-    quarter = h2 * w2 // 4
-    chroma[:quarter] = u.reshape(-1)
-    chroma[quarter:] = v.reshape(-1)
-    return out
-
-
-def _even(n: int) -> int:
-    return int(n) + int(n) % 2
-
-
-def _planes_of(packed: np.ndarray):
-    """Views of a packed yuv420p array's Y, U and V planes."""
-    h2, w2 = packed.shape[0] * 2 // 3, packed.shape[1]
-    chroma = packed[h2:].reshape(-1)
-    quarter = h2 * w2 // 4
-    return (packed[:h2], chroma[:quarter].reshape(h2 // 2, w2 // 2),
-            chroma[quarter:].reshape(h2 // 2, w2 // 2))
 
 
 def frame_duration(frame) -> float | None:
@@ -151,8 +113,8 @@ def decode(source, info: VideoInfo, seek_to: float | None = None):
     `info.edits` (see `frames_from`: damaged packets and repeated timestamps are skipped, a seek
     that lands late is made again earlier); `to_rgb` and `to_yuv` turn a frame into what the
     pipeline works on, scaling a frame of another size to the first one's."""
-    with _open(source) as container:
-        stream = _video_stream(container)
+    with open_source(source) as container:
+        stream = video_stream(container)
         stream.thread_type = "AUTO"
         resized = False
         for t, pts, frame in frames_from(container, stream, info.edits, seek_to):

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ahead import run_ahead
-from .decode import _planes_of, decode, even_box, frame_duration, rgb_region, to_rgb, to_yuv
+from ..common.ahead import run_ahead
+from .decode import decode, frame_duration, rgb_region, to_rgb, to_yuv
 from .probe import VideoInfo
+from .yuv import even_box, planes_of
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Picture:
         where the frame is held as RGB."""
         if self.yuv is None:
             return self.rgb[::step_y, ::step_x].astype(np.float32).mean(axis=-1) * np.float32(1 / 255)
-        luma = _planes_of(self.yuv)[0][:self.info.height:step_y, :self.info.width:step_x].astype(np.float32)
+        luma = planes_of(self.yuv)[0][:self.info.height:step_y, :self.info.width:step_x].astype(np.float32)
         if self.info.colour.full:
             return luma * np.float32(1 / 255)
         return np.clip((luma - 16) * np.float32(1 / 219), 0, 1)

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from .source import Edits, VideoInputError, _flags, _name, _open
+from .source import Edits, VideoInputError, flag_bits, open_source, source_name
 
 logger = logging.getLogger("HaloLipsy")
 
@@ -17,10 +17,10 @@ logger = logging.getLogger("HaloLipsy")
 _SWS_BT709, _SWS_BT601 = 1, 5
 _MATRIX_NAMES = {1: _SWS_BT709, 4: 4, 5: _SWS_BT601, 6: _SWS_BT601, 7: 7, 9: 9, 10: 9}
 _UNSPECIFIED = 2  # AVCOL_SPC/PRI/TRC_UNSPECIFIED
-_RANGE_JPEG = 2  # AVCOL_RANGE_JPEG: full range
+RANGE_JPEG = 2  # AVCOL_RANGE_JPEG: full range
 _HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG (ARIB STD-B67)"}
 # bicubic chroma, as FFmpeg's own scaler defaults to (bilinear blurs colour edges)
-_INTERPOLATION = "BICUBIC"
+INTERPOLATION = "BICUBIC"
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Colour:
 
     @property
     def full(self) -> bool:
-        return self.range == _RANGE_JPEG or self.full_range_format
+        return self.range == RANGE_JPEG or self.full_range_format
 
     def conversion_matrix(self, width: int, height: int) -> int:
         """swscale's number for the matrix to convert with: the tagged one, or for untagged
@@ -95,16 +95,16 @@ class VideoInfo:
 def probe(source, edits: Edits = Edits()) -> VideoInfo:
     """What the first video stream is: size as shown, rate, colour and where it starts. Decodes
     the first frame in `edits` (the display matrix and colour tags live on frames)."""
-    with _open(source) as container:
-        stream = _video_stream(container)
+    with open_source(source) as container:
+        stream = video_stream(container)
         if stream is None:
             kind = "an audio file" if container.streams.audio else "no video"
-            raise VideoInputError(f"{_name(source, 'the video')} has no video stream ({kind}). "
+            raise VideoInputError(f"{source_name(source, 'the video')} has no video stream ({kind}). "
                                   "Give a video with picture; speech alone goes into the audio "
                                   "input (the node's 'audio', or --audio).")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
-            raise VideoInputError(f"{_name(source, 'the video')} has no frame rate; re-encode it "
+            raise VideoInputError(f"{source_name(source, 'the video')} has no frame rate; re-encode it "
                                   "with one.")
         duration = end = None
         if stream.duration is not None and stream.time_base is not None:
@@ -121,7 +121,7 @@ def probe(source, edits: Edits = Edits()) -> VideoInfo:
             else (int(round(duration * float(rate))) if duration else None)
         first = _first_frame(container, stream, edits)
         if first is None:
-            raise VideoInputError(f"{_name(source, 'the video')} has no frames that can be decoded"
+            raise VideoInputError(f"{source_name(source, 'the video')} has no frames that can be decoded"
                                   f"{' in the trimmed part' if edits.start or edits.duration else ''}"
                                   " (0 s long, or damaged). Give another video.")
         frame, time_s = first
@@ -147,11 +147,11 @@ def probe(source, edits: Edits = Edits()) -> VideoInfo:
 _ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: cover art, stored as a one-frame video stream
 
 
-def _video_stream(container):
+def video_stream(container):
     """The picture: the first video stream that is not cover art (MP4 and MKV files may list
     an attached picture first); None when there is none."""
     for stream in container.streams.video:
-        if not _flags(getattr(stream, "disposition", 0)) & _ATTACHED_PIC:
+        if not flag_bits(getattr(stream, "disposition", 0)) & _ATTACHED_PIC:
             return stream
     return None
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .source import Edits, _flags, _open
+from .source import Edits, flag_bits, open_source
 
 logger = logging.getLogger("HaloLipsy")
 
@@ -41,7 +41,7 @@ def _audio_stream(container):
     cannot decode are passed over."""
     streams = [s for s in container.streams.audio if s.codec_context is not None]
     for stream in streams:
-        if _flags(getattr(stream, "disposition", 0)) & 1:  # AV_DISPOSITION_DEFAULT
+        if flag_bits(getattr(stream, "disposition", 0)) & 1:  # AV_DISPOSITION_DEFAULT
             return stream
     return streams[0] if streams else None
 
@@ -102,7 +102,7 @@ def read_audio(source, edits: Edits = Edits(), what: str = "the video") -> Audio
     and one warning names where the sound had holes."""
     import av
 
-    with _open(source, what) as container:
+    with open_source(source, what) as container:
         stream = _audio_stream(container)
         if stream is None:
             return None

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import HaloLipsyError
+from ..common.errors import HaloLipsyError
 
 logger = logging.getLogger("HaloLipsy")
 
@@ -40,40 +40,40 @@ def _rewind(source):
     return source
 
 
-def _name(source, what: str) -> str:
+def source_name(source, what: str) -> str:
     return f"{what} '{source}'" if isinstance(source, (str, os.PathLike)) else what
 
 
-def _open(source, what: str = "the video"):
+def open_source(source, what: str = "the video"):
     """Open `source` for reading; `what` names it in messages (the video, the speech file)."""
     import av
 
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists() and "%" not in path.name:  # img%03d.png: FFmpeg's image sequences
-            raise VideoInputError(f"{_name(source, what)} does not exist; check the path.")
+            raise VideoInputError(f"{source_name(source, what)} does not exist; check the path.")
         if path.is_dir():
-            raise VideoInputError(f"{_name(source, what)} is a folder; give a file.")
+            raise VideoInputError(f"{source_name(source, what)} is a folder; give a file.")
         if path.exists() and not os.access(path, os.R_OK):
-            raise VideoInputError(f"{_name(source, what)} cannot be read (permission denied); "
+            raise VideoInputError(f"{source_name(source, what)} cannot be read (permission denied); "
                                   "check the file's permissions.")
     try:
         container = av.open(_rewind(source), mode="r")
     except PermissionError:
-        raise VideoInputError(f"{_name(source, what)} cannot be read (permission denied); check "
+        raise VideoInputError(f"{source_name(source, what)} cannot be read (permission denied); check "
                               "the file's permissions.") from None
     except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise VideoInputError(f"{_name(source, what)} is not a media file that can be read "
+        raise VideoInputError(f"{source_name(source, what)} is not a media file that can be read "
                               f"({err}). Give a video (mp4, mov, mkv, webm ...) or, for speech, "
                               "an audio file (wav, mp3, m4a, flac ...).") from None
     if container.format.name in NOT_VIDEO_FORMATS:
         container.close()
-        raise VideoInputError(f"{_name(source, what)} is not a media file (FFmpeg reads it as "
+        raise VideoInputError(f"{source_name(source, what)} is not a media file (FFmpeg reads it as "
                               f"'{container.format.name}', a text or data file). Give a video "
                               "or audio file.")
     return container
 
 
-def _flags(value) -> int:
+def flag_bits(value) -> int:
     """An FFmpeg flag set as an int (PyAV gives an int, or a Flag enum on some versions)."""
     return int(getattr(value, "value", value) or 0)

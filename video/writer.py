@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .decode import REGION_MARGIN, _even, _plane, _planes_of, reformat
-from .probe import _RANGE_JPEG, Colour
+from .decode import REGION_MARGIN, reformat
+from .probe import RANGE_JPEG, Colour
 from .sound import AUDIO_CHUNK, aac_rate, output_samples, resample
 from .source import VideoInputError
+from .yuv import even, plane_array, planes_of
 
 # what may wait for the encoding thread: about a batch of the VIDEO route's frames (41 of 1080p),
 # so the encoder works through one batch while the generator makes the next; 8 frames at least
@@ -68,14 +69,14 @@ class VideoWriter:
         self.container = av.open(destination, mode="w", format=fmt,
                                  options={"movflags": "+faststart"} if faststart else {})
         stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100000))
-        stream.width, stream.height = _even(width), _even(height)
+        stream.width, stream.height = even(width), even(height)
         stream.pix_fmt = "yuv420p"
         stream.time_base = OUTPUT_TIME_BASE
         context = stream.codec_context
         context.time_base = OUTPUT_TIME_BASE
         # the source's description goes into the H.264 VUI and the container; unspecified
         # values write nothing, so an untagged source stays untagged
-        context.colorspace, context.color_range = colour.matrix, _RANGE_JPEG if colour.full else colour.range
+        context.colorspace, context.color_range = colour.matrix, RANGE_JPEG if colour.full else colour.range
         context.color_primaries, context.color_trc = colour.primaries, colour.trc
         stream.options = {"crf": str(int(quality)), "preset": "veryfast"}
         # x264's frame threads, as the ffmpeg command line uses them (PyAV's default, sliced
@@ -155,7 +156,7 @@ class VideoWriter:
             frame = (av.VideoFrame.from_numpy_buffer if yuv.shape[0] % 6 == 0 else
                      av.VideoFrame.from_ndarray)(yuv, format="yuv420p")
         frame.colorspace = self.colour.matrix
-        frame.color_range = _RANGE_JPEG if self.colour.full else self.colour.range
+        frame.color_range = RANGE_JPEG if self.colour.full else self.colour.range
         pts = max(self.last_pts + 1, int(round(time_s / OUTPUT_TIME_BASE)))
         frame.pts, frame.time_base = pts, OUTPUT_TIME_BASE
         self.last_pts = pts
@@ -187,8 +188,8 @@ class VideoWriter:
         c2 = min(changed.shape[1], (int(cols[-1]) + REGION_MARGIN + 2) // 2 * 2)
         changed = changed[r1:r2, c1:c2]
         converted = self._to_yuv420(after[r1:r2, c1:c2])
-        new_y, new_u, new_v = (_plane(p) for p in converted.planes[:3])
-        plane_y, plane_u, plane_v = _planes_of(yuv)
+        new_y, new_u, new_v = (plane_array(p) for p in converted.planes[:3])
+        plane_y, plane_u, plane_v = planes_of(yuv)
         x1, y1, x2, y2 = box[0] + c1, box[1] + r1, box[0] + c2, box[1] + r2
         np.copyto(plane_y[y1:y2, x1:x2], new_y, where=changed)
         pairs = changed[0::2] | changed[1::2]  # (a multi-axis any() took half the merge's time)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import HaloLipsyError
+from ..common.errors import HaloLipsyError
 from .model import Wav2Lip
 
 logger = logging.getLogger("HaloLipsy")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from ..choices import PRECISIONS
-from ..cpu import cpu_has_native_bf16
+from ..common.choices import PRECISIONS
+from ..common.cpu import cpu_has_native_bf16
 
 
 def pick_device(force_cpu: bool = False) -> torch.device:

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import torch
 
-from ..errors import HaloLipsyError
+from ..common.errors import HaloLipsyError
 from .device import empty_cache, is_out_of_memory
 
 logger = logging.getLogger("HaloLipsy")

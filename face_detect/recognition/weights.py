@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import HaloLipsyError
+from ...common.errors import HaloLipsyError
 from .dlib_file import DlibFormatError
 from .embedder import FaceRecognizer
 from .landmarks import load_shape_predictor

@@ -18,7 +18,7 @@ import copy
 import numpy as np
 import torch
 
-from ...cpu import cpu_has_native_bf16
+from ...common.cpu import cpu_has_native_bf16
 from ..base import FaceDetector
 
 SCORE_THRESHOLD = 0.5  # with face-alignment's NMS_OVERLAP: as Wav2Lip's crops were made

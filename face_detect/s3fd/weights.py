@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ...errors import HaloLipsyError
+from ...common.errors import HaloLipsyError
 
 logger = logging.getLogger("HaloLipsy")
 

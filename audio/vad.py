@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import HaloLipsyError
+from ..common.errors import HaloLipsyError
 
 SAMPLE_RATE = 16000
 CHUNK = 512  # samples the network judges at once (32 ms)

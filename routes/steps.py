@@ -1,26 +1,10 @@
-"""One orchestration for the IMAGE node, the VIDEO node and the command line.
-
-    frames (IMAGE tensor, or a decoded stream) + AUDIO
-      -> audio.py: one mel window per output frame
-      -> face_detect: a box per input frame (S3FD with tracking, or a face_mask)
-      -> wav2lip: crop, generate, paste
-      -> frames out (a preallocated IMAGE + MASK, or an encoder)
-
-The routes read as their steps:
-
-    IMAGE (here): set up -> timeline -> boxes -> generate into the outputs -> ImageResult
-    VIDEO (video_route.py): probe -> sound -> set up -> one decoding pass -> what follows the
-        first run -> Report
-
-Both share what this module holds: one timeline (which input frame, at what time, for each
-output frame), the set-up of the audio and the generator, and one lip-sync step. Each returns
-its numbers in a `Report`; nothing is kept between runs.
-
-This module knows no ComfyUI. Whoever calls it hands in a `Hooks` object: how to find the
-checkpoint, how to place the generator (ComfyUI's model management, or torch's best device),
-which face detector to use, where progress goes and how an interrupt is noticed. Data and calls
-flow one way: node or command line -> pipeline -> stages.
-"""
+"""The named steps every route is built on, knowing no route: what callers hand in (`Hooks`) and
+what a run returns (`Report`); the timeline (which input frame, at what time, for each output
+frame, in every mode); setting up the audio and the generator; the tracker's settings and the
+usable boxes; the lip-sync step (mouth inputs -> generator -> mouths pasted); the speech
+strengths. Knows no ComfyUI: whoever calls hands in `Hooks` (how to find the checkpoint, place
+the generator, which face detector and recognizer, where progress goes, how an interrupt is
+noticed); keeps nothing between runs."""
 
 from __future__ import annotations
 
@@ -35,14 +19,13 @@ from typing import Callable
 
 import numpy as np
 
-from .settings import MODES, HaloLipsyError, Settings
+from ..common.errors import HaloLipsyError
+from ..settings import MODES, Settings
 
 logger = logging.getLogger("HaloLipsy")
 
 MAX_GAP_SECONDS = 0.2  # faceless stretches up to this long between two faces are bridged
-MEMORY_MARGIN_GB = 0.5  # kept free beyond the output, for the models, crops and the OS
 TIME_TOLERANCE = 1e-7  # seconds: float noise never adds a frame (4.4 s at 25 fps is 110 frames)
-DETECTION_SHARE = 0.3  # of the progress bar, when a detector runs
 
 
 def _noop(*_args):
@@ -73,21 +56,21 @@ def plain_hooks(search_dirs, progress=_noop, check_interrupt=_noop) -> Hooks:
     search_dirs = [Path(d) for d in search_dirs]
 
     def resolve(name):
-        from .wav2lip import resolve_checkpoint
+        from ..wav2lip import resolve_checkpoint
         return resolve_checkpoint(name, search_dirs)
 
     def load(path, force_cpu, precision):
-        from .wav2lip import load_generator, pick_device
+        from ..wav2lip import load_generator, pick_device
         device = pick_device(force_cpu)
         dtype, fmt = generator_format(device, precision)
         return load_generator(path, device, dtype, fmt), device, dtype, fmt
 
     def make_detector(batch_size):
-        from .face_detect.s3fd import S3FDDetector, find_s3fd_weights
+        from ..face_detect.s3fd import S3FDDetector, find_s3fd_weights
         return S3FDDetector(find_s3fd_weights(search_dirs), batch_size)
 
     def recognizer():
-        from .face_detect.recognition import load_recognizer
+        from ..face_detect.recognition import load_recognizer
         return load_recognizer(search_dirs)
 
     return Hooks(resolve, load, make_detector, recognizer, progress, check_interrupt)
@@ -96,7 +79,7 @@ def plain_hooks(search_dirs, progress=_noop, check_interrupt=_noop) -> Hooks:
 def generator_format(device, precision: str, force_fp32: bool = False):
     """(dtype, memory format) for the generator on `device`; a precision the device would only
     emulate falls back to fp32, with one log line saying so."""
-    from .wav2lip import pick_dtype, pick_memory_format
+    from ..wav2lip import pick_dtype, pick_memory_format
 
     dtype, note = pick_dtype(device, precision, force_fp32=force_fp32)
     if note:
@@ -165,23 +148,6 @@ class Report:
                     "and coughs are not speech). If the audio does hold speech, check it is the "
                     "speech track, or choose silence 'generate'.")
         return "nothing was lip-synced; the frames pass through unchanged."
-
-
-@dataclass
-class ImageResult:
-    """The IMAGE route's outputs: IMAGE (float32, CPU), the fitted AUDIO, the MASK of the
-    generated pixels' weights, and the run's numbers."""
-
-    images: object
-    audio: dict
-    mask: object
-    report: Report
-
-    def outputs(self) -> tuple:
-        return self.images, self.audio, self.mask
-
-    def __iter__(self):  # images, audio, mask = result
-        return iter(self.outputs())
 
 
 # ---------------------------------------------------------------------------- the timeline
@@ -267,9 +233,9 @@ class _Stages:
 
 
 def set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
-    from . import audio as audio_mod
-    from . import face_detect as fd
-    from .wav2lip import BatchedGenerator
+    from .. import audio as audio_mod
+    from .. import face_detect as fd
+    from ..wav2lip import BatchedGenerator
 
     started = time.perf_counter()
     features = audio_mod.AudioFeatures(audio, fps)
@@ -286,7 +252,7 @@ def set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
 @contextlib.contextmanager
 def detection_errors(width, height):
     """A detector failure says what to do about it."""
-    from . import face_detect as fd
+    from .. import face_detect as fd
 
     try:
         yield
@@ -295,23 +261,6 @@ def detection_errors(width, height):
             f"{err}. Frames of {width}x{height} could not be searched for a face; "
             "give a face_mask (the face's region: the node's face_mask input, or --face-mask) to "
             "skip face detection.") from None
-
-
-def _batches(n_out: int, batch: int, hooks: Hooks, share_before: float):
-    """(start, stop, on_slice) for each batch of output frames, with an interrupt check before
-    each; `on_slice` (for the generator) checks again and moves the progress bar per slice, and
-    the bar moves after each batch."""
-    share = 1.0 - share_before
-    for start in range(0, n_out, batch):
-        hooks.check_interrupt()
-        stop = min(n_out, start + batch)
-
-        def on_slice(done, total, start=start, stop=stop):
-            hooks.check_interrupt()
-            hooks.progress(share_before + share * (start + (stop - start) * done / max(1, total)) / n_out)
-
-        yield start, stop, on_slice
-        hooks.progress(share_before + share * stop / n_out)
 
 
 def sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, strengths,
@@ -341,7 +290,7 @@ class MouthInputs:
 def mouth_inputs(stages: _Stages, settings: Settings, frames, boxes, positions,
                  strengths) -> MouthInputs | None:
     """sync_faces' first half: the generator's inputs (None: no frame gets a mouth)."""
-    from .wav2lip import face_input
+    from ..wav2lip import face_input
 
     faced = [k for k, box in enumerate(boxes) if box is not None and strengths[k] > 0]
     if not faced:
@@ -355,7 +304,7 @@ def mouth_inputs(stages: _Stages, settings: Settings, frames, boxes, positions,
 def paste_mouths(settings: Settings, frames, boxes, strengths, work: MouthInputs, generated,
                  weights=None) -> int:
     """sync_faces' second half: the `generated` mouths pasted into `frames`."""
-    from .wav2lip import paste
+    from ..wav2lip import paste
 
     def paste_one(j):
         k = work.faced[j]
@@ -399,7 +348,7 @@ def tracker_config(settings: Settings, face_mask, face_marker, height: int, widt
     marked person whatever the setting says; with `n_frames` marker frames, one per frame, each
     stroke's frame is known; otherwise `face_marker_image`, the pictures the strokes were painted
     on, says whom they mark). None with a face_mask: nothing is detected."""
-    from . import face_detect as fd
+    from .. import face_detect as fd
 
     if face_mask is not None:
         if face_marker is not None:
@@ -424,7 +373,7 @@ def log_shots(usable, times, stats, choice: str):
     """One log line per shot: whom it followed, and where it kept the original (the face not in
     view, or lost and not yet found again). `usable`: each frame's box or None, `times` each
     frame's time in seconds."""
-    from .face_detect.boxes import runs
+    from ..face_detect.boxes import runs
 
     if stats is None:
         return
@@ -451,7 +400,7 @@ def log_shots(usable, times, stats, choice: str):
 
 def usable_boxes(boxes, height, width) -> list:
     """Boxes clipped to the frame, None where there is no face (or too small a one)."""
-    from .wav2lip import clip_box
+    from ..wav2lip import clip_box
 
     return [clip_box(b, height, width) if b[0] >= 0 else None for b in boxes]
 
@@ -459,144 +408,7 @@ def usable_boxes(boxes, height, width) -> list:
 # ---------------------------------------------------------------------------- the IMAGE route
 
 
-def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=None,
-                   face_marker=None, face_marker_image=None) -> ImageResult:
-    """The IMAGE route: frames (IMAGE at `settings.fps`) and AUDIO in, an ImageResult out.
-    `face_mask` fixes the face's region (no detection); `face_marker` picks the detected face
-    under its strokes (painted on `face_marker_image`, where its frames are not the images').
-
-    MASK holds, per output frame, the weight each pixel's generated value got (0 where the
-    frame passed through)."""
-    images = validate_images(images)
-    config = tracker_config(settings, face_mask, face_marker, int(images.shape[1]),
-                            int(images.shape[2]), int(images.shape[0]), face_marker_image)
-    stages = set_up(audio, settings.fps, settings, hooks)
-    features, fps = stages.features, stages.features.fps
-    plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
-    t0 = time.perf_counter()
-    usable, stats = _image_boxes(images, plan, stages, settings, hooks, face_mask, config)
-    detect_s = time.perf_counter() - t0
-    log_shots(usable, np.arange(len(usable)) / fps, stats, face_name(config))
-    t0 = time.perf_counter()
-    strengths = speech_strengths(stages, settings, plan.positions, hooks.check_interrupt)
-    out, mask, synced, copy_s = _image_generate(images, usable, plan, strengths, stages, settings,
-                                                hooks, 0.0 if config is None else DETECTION_SHARE)
-    report = stages.report(
-        settings, frames_in=int(images.shape[0]), frames_out=len(plan),
-        faces_found=sum(u is not None for u in usable), frames_shown=len(usable),
-        frames_synced=synced, detection_s=detect_s, generation_s=time.perf_counter() - t0,
-        detection_stats=stats, frame_copy_s=copy_s, face=face_name(config),
-        frames_kept_original=kept_original(strengths, [usable[s] for s in plan.source]))
-    return ImageResult(out, features.fitted_audio(len(plan)), mask, report)
-
-
 def face_name(config) -> str:
     return "face_mask" if config is None else config.choice
 
 
-def _image_boxes(images, plan, stages, settings, hooks, face_mask, config):
-    """A usable box (or None) for each input frame the output shows, and the detection stats."""
-    from . import face_detect as fd
-
-    n_video, height, width = (int(v) for v in images.shape[:3])
-    used = int(plan.source.max()) + 1  # a prefix of the input frames is ever shown
-    stats = None
-    with detection_errors(width, height):
-        if face_mask is not None:
-            boxes = fd.mask_boxes(face_mask, n_video, height, width, stages.box_settings)[:used]
-        else:
-            detector = hooks.detector(settings.face_detect_batch)
-            boxes, stats = fd.detect_boxes(images, used, detector, stages.box_settings, config,
-                                           on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
-                                           check_interrupt=hooks.check_interrupt,
-                                           recognizer=hooks.recognizer())
-    return usable_boxes(boxes, height, width), stats
-
-
-def _image_generate(images, usable, plan, strengths, stages, settings, hooks, share_before):
-    """Copy each output frame's input frame into one preallocated output, a batch at a time,
-    and lip-sync it there. Returns (IMAGE, MASK, frames synced, seconds spent copying)."""
-    import torch
-
-    n_out, (height, width, channels) = len(plan), (int(v) for v in images.shape[1:])
-    out, mask = _allocate_output(n_out, height, width, channels)
-    out_np, mask_np = out.numpy(), mask.numpy()  # shared memory: pasting writes the outputs
-    source = plan.source
-    synced, copy_s, non_finite = 0, 0.0, []
-    for start, stop, on_slice in _batches(n_out, settings.inference_batch, hooks, share_before):
-        t0 = time.perf_counter()
-        for i in range(start, stop):
-            out[i].copy_(images[int(source[i])])
-        if images.dtype == torch.uint8:
-            out[start:stop] /= 255.0
-        copy_s += time.perf_counter() - t0
-        boxes = [usable[source[i]] for i in range(start, stop)]
-        # only float input can hold NaN or inf: the generator sees them as black (face_input)
-        non_finite += [i for i, box in zip(range(start, stop), boxes)
-                       if box is not None and not _box_is_finite(out_np[i], box)]
-        synced += sync_faces(stages, settings, list(out_np[start:stop]), boxes,
-                             plan.positions[start:stop], strengths[start:stop],
-                             list(mask_np[start:stop]), on_slice)
-    if non_finite:
-        logger.warning(
-            "Halo-Lipsy: %d output frames have NaN or infinite pixels in the face box (frames %s): "
-            "the generator saw them as black, and those pixels keep their invalid values. Check "
-            "the node that made the images.", len(non_finite), _frame_list(non_finite))
-    return out, mask, synced, copy_s
-
-
-def validate_images(images):
-    import torch
-
-    if images is None:
-        raise HaloLipsyError("no images: connect an IMAGE output (frames of a video, "
-                             "or a single image) to the 'images' input.")
-    if not isinstance(images, torch.Tensor):
-        raise HaloLipsyError(f"'images' is a {type(images).__name__}, not a ComfyUI "
-                             "IMAGE tensor; connect an IMAGE output.")
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] not in (3, 4):
-        raise HaloLipsyError(f"'images' has shape {tuple(images.shape)}; expected an "
-                             "IMAGE [frames, height, width, 3 or 4 channels].")
-    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
-        raise HaloLipsyError(f"'images' is empty (shape {tuple(images.shape)}); the "
-                             "video loader produced no frames. Check its path and frame limits.")
-    if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
-        raise HaloLipsyError(f"'images' has dtype {images.dtype}; expected float "
-                             "pixels in [0, 1] (any float precision) or uint8 pixels in 0-255. "
-                             "Convert the frames to a ComfyUI IMAGE first.")
-    return images
-
-
-def _allocate_output(n_out, height, width, channels):
-    """(IMAGE, MASK) output tensors, refused with a clear message when they cannot fit in the
-    memory actually available: under Linux overcommit torch.empty succeeds and the process is
-    killed later while filling it, so the check must come first."""
-    import psutil
-    import torch
-
-    need = n_out * height * width * (channels + 1) * 4
-    available = psutil.virtual_memory().available
-    margin = max(MEMORY_MARGIN_GB * 2**30, 0.1 * need)
-    message = (f"not enough memory for the output ({n_out} frames of {width}x{height}: "
-               f"{need / 2**30:.1f} GB of float32 IMAGE and MASK, with {available / 2**30:.1f} GB "
-               "available). Use shorter audio or video, downscale the frames first, or use the "
-               "Halo-Lipsy (Video) node, whose memory does not grow with length.")
-    if need + margin > available:
-        raise HaloLipsyError(message)
-    try:
-        return (torch.empty((n_out, height, width, channels), dtype=torch.float32),
-                torch.zeros((n_out, height, width), dtype=torch.float32))
-    except (RuntimeError, MemoryError):
-        raise HaloLipsyError(message) from None
-
-
-def _frame_list(frames) -> str:
-    shown = ", ".join(str(int(f)) for f in frames[:8])
-    return shown + (f" and {len(frames) - 8} more" if len(frames) > 8 else "")
-
-
-def _box_is_finite(frame: np.ndarray, box) -> bool:
-    x1, y1, x2, y2 = box
-    return bool(np.isfinite(frame[y1:y2, x1:x2, :3]).all())
