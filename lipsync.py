@@ -17,6 +17,7 @@ what to do); 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (nothing written 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -264,11 +265,14 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM: cleaned up like Ctrl-C, but told apart by its exit status (143, 128 + 15)."""
 
 
-def _interrupt_on_sigterm():
-    """SIGTERM (a service manager, `kill`) ends the run as Ctrl-C does: nothing left behind.
-    Returns the check the run makes at every batch and before the output takes its name: Python
-    drops an exception raised where the signal lands inside a weakref callback or __del__ (an
-    import's lock cleanup), so the signal is also remembered."""
+@contextlib.contextmanager
+def interrupt_on_sigterm():
+    """SIGTERM (a service manager, `kill`) ends the run as Ctrl-C does: raised in the main thread,
+    where the route's cancel signal (common.stop) takes it and stops every stage, nothing left
+    behind. Yields the check the run asks at every batch and before the output takes its name:
+    Python drops an exception raised where the signal lands inside a weakref callback or __del__
+    (an import's lock cleanup), so the signal is also remembered. The previous handler is put
+    back afterwards."""
     received = []
 
     def handler(_signum, _frame):
@@ -280,10 +284,14 @@ def _interrupt_on_sigterm():
             raise Terminated
 
     try:
-        signal.signal(signal.SIGTERM, handler)
+        previous = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (an embedding program): leave its handlers alone
-        pass
-    return check
+        yield check
+        return
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(args, pack, check_interrupt) -> int:
@@ -334,9 +342,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     log = logging.getLogger("HaloLipsy")
-    check_interrupt = _interrupt_on_sigterm()
     try:
-        return run(args, load_pack(), check_interrupt)
+        with interrupt_on_sigterm() as check_interrupt:
+            return run(args, load_pack(), check_interrupt)
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         print(f"Halo-Lipsy: {'stopped (SIGTERM)' if terminated else 'interrupted'}; nothing written.",

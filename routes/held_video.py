@@ -7,6 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..common.errors import HaloLipsyError
+from ..common.stop import StopSignal
 from ..settings import Settings
 from .image import lipsync_images, validate_images
 from .masks import one_mask_frame
@@ -52,10 +53,11 @@ def _encode_frames(frames, destination, settings, sound, hooks):
 
     n, height, width = (int(v) for v in frames.shape[:3])
     bt709 = video_mod.Colour(matrix=1, range=1, primaries=1, trc=1)
-    with encoder(destination, width, height, Fraction(settings.fps).limit_denominator(100000),
-                  settings.quality, bt709, sound) as writer:
+    stop = StopSignal(hooks.check_interrupt)
+    with stop.scope(), encoder(destination, width, height, Fraction(settings.fps).limit_denominator(100000),
+                               settings.quality, bt709, sound) as writer:
         for i in range(n):
-            hooks.check_interrupt()
+            stop.check()
             rgb = (frames[i, :, :, :3].clamp(0, 1) * 255 + 0.5).to(torch.uint8)
             writer.write(i / settings.fps, 1 / settings.fps, rgb.numpy())
         writer.finish()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..common.errors import HaloLipsyError
+from ..common.stop import StopSignal
 from ..settings import Settings
 from .steps import (Hooks, Report, detection_errors, face_name,
                     kept_original, log_shots, set_up, speech_strengths, sync_faces, timeline,
@@ -41,21 +42,21 @@ class ImageResult:
         return iter(self.outputs())
 
 
-def _batches(n_out: int, batch: int, hooks: Hooks, share_before: float):
+def _batches(n_out: int, batch: int, hooks: Hooks, stop: StopSignal, share_before: float):
     """(start, stop, on_slice) for each batch of output frames, with an interrupt check before
     each; `on_slice` (for the generator) checks again and moves the progress bar per slice, and
     the bar moves after each batch."""
     share = 1.0 - share_before
     for start in range(0, n_out, batch):
-        hooks.check_interrupt()
-        stop = min(n_out, start + batch)
+        stop.check()
+        end = min(n_out, start + batch)
 
-        def on_slice(done, total, start=start, stop=stop):
-            hooks.check_interrupt()
-            hooks.progress(share_before + share * (start + (stop - start) * done / max(1, total)) / n_out)
+        def on_slice(done, total, start=start, end=end):
+            stop.check()
+            hooks.progress(share_before + share * (start + (end - start) * done / max(1, total)) / n_out)
 
-        yield start, stop, on_slice
-        hooks.progress(share_before + share * stop / n_out)
+        yield start, end, on_slice
+        hooks.progress(share_before + share * end / n_out)
 
 
 def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=None,
@@ -69,17 +70,19 @@ def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=No
     images = validate_images(images)
     config = tracker_config(settings, face_mask, face_marker, int(images.shape[1]),
                             int(images.shape[2]), int(images.shape[0]), face_marker_image)
-    stages = set_up(audio, settings.fps, settings, hooks)
-    features, fps = stages.features, stages.features.fps
-    plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
-    t0 = time.perf_counter()
-    usable, stats = _image_boxes(images, plan, stages, settings, hooks, face_mask, config)
-    detect_s = time.perf_counter() - t0
-    log_shots(usable, np.arange(len(usable)) / fps, stats, face_name(config))
-    t0 = time.perf_counter()
-    strengths = speech_strengths(stages, settings, plan.positions, hooks.check_interrupt)
-    out, mask, synced, copy_s = _image_generate(images, usable, plan, strengths, stages, settings,
-                                                hooks, 0.0 if config is None else DETECTION_SHARE)
+    stop = StopSignal(hooks.check_interrupt)
+    with stop.scope():
+        stages = set_up(audio, settings.fps, settings, hooks)
+        features, fps = stages.features, stages.features.fps
+        plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
+        t0 = time.perf_counter()
+        usable, stats = _image_boxes(images, plan, stages, settings, hooks, stop, face_mask, config)
+        detect_s = time.perf_counter() - t0
+        log_shots(usable, np.arange(len(usable)) / fps, stats, face_name(config))
+        t0 = time.perf_counter()
+        strengths = speech_strengths(stages, settings, plan.positions, stop.check)
+        out, mask, synced, copy_s = _image_generate(images, usable, plan, strengths, stages, settings, hooks,
+                                                    stop, 0.0 if config is None else DETECTION_SHARE)
     report = stages.report(
         settings, frames_in=int(images.shape[0]), frames_out=len(plan),
         faces_found=sum(u is not None for u in usable), frames_shown=len(usable),
@@ -89,7 +92,7 @@ def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=No
     return ImageResult(out, features.fitted_audio(len(plan)), mask, report)
 
 
-def _image_boxes(images, plan, stages, settings, hooks, face_mask, config):
+def _image_boxes(images, plan, stages, settings, hooks, stop, face_mask, config):
     """A usable box (or None) for each input frame the output shows, and the detection stats."""
     from .. import face_detect as fd
 
@@ -103,12 +106,12 @@ def _image_boxes(images, plan, stages, settings, hooks, face_mask, config):
             detector = hooks.detector(settings.face_detect_batch)
             boxes, stats = fd.detect_boxes(images, used, detector, stages.box_settings, config,
                                            on_progress=lambda f: hooks.progress(DETECTION_SHARE * f),
-                                           check_interrupt=hooks.check_interrupt,
+                                           check_interrupt=stop.check,
                                            recognizer=hooks.recognizer())
     return usable_boxes(boxes, height, width), stats
 
 
-def _image_generate(images, usable, plan, strengths, stages, settings, hooks, share_before):
+def _image_generate(images, usable, plan, strengths, stages, settings, hooks, stop, share_before):
     """Copy each output frame's input frame into one preallocated output, a batch at a time,
     and lip-sync it there. Returns (IMAGE, MASK, frames synced, seconds spent copying)."""
     import torch
@@ -118,20 +121,20 @@ def _image_generate(images, usable, plan, strengths, stages, settings, hooks, sh
     out_np, mask_np = out.numpy(), mask.numpy()  # shared memory: pasting writes the outputs
     source = plan.source
     synced, copy_s, non_finite = 0, 0.0, []
-    for start, stop, on_slice in _batches(n_out, settings.inference_batch, hooks, share_before):
+    for start, end, on_slice in _batches(n_out, settings.inference_batch, hooks, stop, share_before):
         t0 = time.perf_counter()
-        for i in range(start, stop):
+        for i in range(start, end):
             out[i].copy_(images[int(source[i])])
         if images.dtype == torch.uint8:
-            out[start:stop] /= 255.0
+            out[start:end] /= 255.0
         copy_s += time.perf_counter() - t0
-        boxes = [usable[source[i]] for i in range(start, stop)]
+        boxes = [usable[source[i]] for i in range(start, end)]
         # only float input can hold NaN or inf: the generator sees them as black (face_input)
-        non_finite += [i for i, box in zip(range(start, stop), boxes)
+        non_finite += [i for i, box in zip(range(start, end), boxes)
                        if box is not None and not _box_is_finite(out_np[i], box)]
-        synced += sync_faces(stages, settings, list(out_np[start:stop]), boxes,
-                             plan.positions[start:stop], strengths[start:stop],
-                             list(mask_np[start:stop]), on_slice)
+        synced += sync_faces(stages, settings, list(out_np[start:end]), boxes,
+                             plan.positions[start:end], strengths[start:end],
+                             list(mask_np[start:end]), on_slice)
     if non_finite:
         logger.warning(
             "Halo-Lipsy: %d output frames have NaN or infinite pixels in the face box (frames %s): "

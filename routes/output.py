@@ -8,11 +8,16 @@ import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..common.stop import POLL_S, StopSignal
 from .steps import kept_original, mouth_inputs, paste_mouths, speech_strengths, timeline
+
+BATCH_BYTES = 256 << 20  # the frames of one batch, and a re-read block (~40 frames of 1080p)
+GENERATOR_STOP_WAIT_S = 30.0  # a stopped run waits this long, at most, for the generator's slice
 
 
 class TakingTurns:
@@ -30,15 +35,6 @@ class TakingTurns:
             return self.detector.detect(images)
 
 
-class _Left(Exception):
-    """The output stopped (an error, a cancel): the tracker stops at its next batch."""
-
-
-def stop_if(left: bool):
-    if left:
-        raise _Left()
-
-
 class StreamOutput:
     """The output in the making: frames lip-synced a batch at a time, in the timeline's order,
     and handed to the writer; the progress bar moves per generator slice.
@@ -49,9 +45,9 @@ class StreamOutput:
     prepares the next, so the CPU's work and the generator's overlap. Then two batches are in
     hand at once, each half the size (the same bytes held)."""
 
-    def __init__(self, writer, info, audio_end, lead, stages, settings, hooks):
+    def __init__(self, writer, info, audio_end, lead, stages, settings, hooks, stop: StopSignal):
         self.writer, self.info, self.audio_end, self.lead = writer, info, audio_end, lead
-        self.stages, self.settings, self.hooks = stages, settings, hooks
+        self.stages, self.settings, self.hooks, self.stop = stages, settings, hooks, stop
         self.pictures: dict = {}  # decoded frames (video.Picture) by index, until shown
         self.cores = threading.Lock()  # held by a generator that takes every core, and the detector
         overlapped = not stages.generator.shares_the_cpu
@@ -60,7 +56,6 @@ class StreamOutput:
         self.batch = max(1, min(settings.inference_batch, BATCH_BYTES // frame_bytes))
         self.generating = (ThreadPoolExecutor(1, thread_name_prefix="Halo-Lipsy generator")
                            if overlapped else None)
-        self.leaving = threading.Event()  # the output stops: the generator's thread stops too
         self.in_hand = None  # the batch the generator's thread works on (_Batch)
         self.expected = expected_frames(settings.mode, info, audio_end)  # for the progress bar
         self.taken = self.done = self.synced = self.kept_original = 0  # frames batched, written
@@ -71,11 +66,15 @@ class StreamOutput:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        """However the output ends: the generator's thread stops at its next slice, and is gone."""
-        self.leaving.set()
+    def __exit__(self, _type, error, _traceback):
+        """However the output ends: the generator's thread stops at its next slice (the run's
+        stop is set where the output fails), and is waited for, GENERATOR_STOP_WAIT_S at most."""
+        if error is not None:
+            self.stop.stop(error)
         if self.generating is not None:
-            self.generating.shutdown(wait=True)
+            in_flight = [b.generated for b in (self.in_hand,) if b is not None and isinstance(b.generated, Future)]
+            futures_wait(in_flight, timeout=GENERATOR_STOP_WAIT_S)
+            self.generating.shutdown(wait=False, cancel_futures=True)
 
     def progress(self, frames: float):
         """Move the bar to `frames` output frames (of the expected count)."""
@@ -88,24 +87,40 @@ class StreamOutput:
         for k in [k for k in self.pictures if self.ended or k < self.taken]:
             del self.pictures[k]
 
-    def first_run(self, seen, ready: int, plan=None):
-        """Show the input frames in order up to `ready` (their boxes final, their lengths known),
-        whole batches at a time; with the whole clip's `plan`, all of its first run."""
-        if plan is None:
-            if self.ended or ready - self.taken < self.batch:
-                return
-            # the timeline of the frames known so far has the whole clip's first `ready` entries
-            plan = timeline(self.settings.mode, seen.relative_times(self.info.start, ready + 1),
-                            self.audio_end, float(self.info.fps))
-            self.ended = len(plan) < ready
-            stop = len(plan) if self.ended else self.taken + (ready - self.taken) // self.batch * self.batch
-        else:
-            firsts = np.flatnonzero(plan.source[:ready] != np.arange(min(ready, len(plan))))
-            stop = int(firsts[0]) if len(firsts) else min(ready, len(plan))
-            if stop < len(plan) and plan.source[stop] == stop - 1:  # the last frame is held
-                self.kept_last = self.pictures[stop - 1].copy()
-        for start in range(self.taken, stop, self.batch):
-            end = min(stop, start + self.batch)
+    def show_ready(self, seen, ready: int, tracker_reads_from: int):
+        """While the clip is decoded: the input frames up to `ready` (their boxes final, their
+        lengths known) shown in order, whole batches at a time (fewer where the audio ends).
+        `tracker_reads_from`: the tracker's thread never reads a frame below this again."""
+        if self.ended or ready - self.taken < self.batch:
+            return
+        # the timeline of the frames known so far has the whole clip's first `ready` entries
+        plan = timeline(self.settings.mode, seen.relative_times(self.info.start, ready + 1),
+                        self.audio_end, float(self.info.fps))
+        self.ended = len(plan) < ready
+        until = len(plan) if self.ended else self.taken + (ready - self.taken) // self.batch * self.batch
+        # Picture sharing: a shown frame's YUV is the writer's, which merges the mouth into it in
+        # the encoder's thread, while the tracker's thread reads the frames of its window. So a
+        # frame is shown only once the tracker never reads it again: its box is final only
+        # after the finishing margin (2 frames at least) behind the tracker's last keyframe.
+        assert until <= tracker_reads_from, \
+            f"frame {until - 1} would be written while the tracker still reads from frame {tracker_reads_from}"
+        self._show(plan, seen, until)
+
+    def finish_first_run(self, seen, plan):
+        """Once the whole clip is decoded, with its `plan`: the rest of the clip's first run (up
+        to the first output frame showing an input frame again), the last frame copied where
+        the output holds it."""
+        ready = len(seen.times)
+        firsts = np.flatnonzero(plan.source[:ready] != np.arange(min(ready, len(plan))))
+        until = int(firsts[0]) if len(firsts) else min(ready, len(plan))
+        if until < len(plan) and plan.source[until] == until - 1:  # the last frame is held
+            self.kept_last = self.pictures[until - 1].copy()
+        self._show(plan, seen, until)
+
+    def _show(self, plan, seen, until: int):
+        """Output frames from the next one up to `until`, from the decoded pictures."""
+        for start in range(self.taken, until, self.batch):
+            end = min(until, start + self.batch)
             self._take(plan, start, end, [self.pictures[k] for k in range(start, end)],
                        seen.usable[start:end])
 
@@ -125,13 +140,13 @@ class StreamOutput:
         """Output frames [start, stop) of `plan` from their input frames' `pictures` (which
         the writer owns from here on) and usable `faces`: the mouths made, here or in the
         generator's thread, and the frames written (the batch before, where they overlap)."""
-        self.hooks.check_interrupt()
+        self.stop.check()
         outs = [OutputFrame.of(p, face, self.info) for p, face in zip(pictures, faces)]
         strengths = speech_strengths(self.stages, self.settings, plan.positions[start:stop],
-                                     self.hooks.check_interrupt)
+                                     self.stop.check)
         batch = _Batch(plan, start, stop, outs, faces, strengths)
         # the uint8 regions in place: the compositing works in float only where the mouth is
-        work = batch.work = mouth_inputs(self.stages, self.settings, batch.regions, batch.boxes,
+        work = batch.work = mouth_inputs(self.stages, self.settings, batch.regions, batch.faces_in_regions,
                                          plan.positions[start:stop], strengths)
         self.taken = stop
         if self.generating is None:
@@ -154,19 +169,17 @@ class StreamOutput:
         (the output leaves once it sees it)."""
         try:
             return self.stages.generator(work.mels, work.faces, on_slice=on_slice)
-        except BaseException:
-            self.leaving.set()
+        except BaseException as err:
+            self.stop.stop(err)
             raise
 
     def _slices(self, batch):
-        """on_slice for the generator: here, a cancel check and the bar; in the generator's
-        thread, only how far it is (this thread reports it) and a stop once the output left."""
+        """on_slice for the generator: the run's stop checked; here, the bar moves too (in the
+        generator's thread, only how far it is: this thread reports it)."""
         def on_slice(done, total):
             batch.fraction = done / max(1, total)
-            if self.generating is not None:
-                stop_if(self.leaving.is_set())
-            else:
-                self.hooks.check_interrupt()
+            self.stop.check()
+            if self.generating is None:
                 self.progress(batch.made)
         return on_slice
 
@@ -176,18 +189,18 @@ class StreamOutput:
         generated = batch.generated
         while isinstance(generated, Future):
             try:
-                generated = generated.result(timeout=0.1)
+                generated = generated.result(timeout=POLL_S)
             except FutureTimeout:
-                self.hooks.check_interrupt()
+                self.stop.check()
                 self.progress(batch.made)
         if batch.work is not None:
-            self.synced += paste_mouths(self.settings, batch.regions, batch.boxes, batch.strengths,
+            self.synced += paste_mouths(self.settings, batch.regions, batch.faces_in_regions, batch.strengths,
                                         batch.work, generated)
         durations = batch.plan.durations()
         for k, out in zip(range(batch.start, batch.stop), batch.outs):
             self.writer.write(float(batch.plan.times[k]) + self.lead, float(durations[k]), out.rgb,
                               out.yuv, out.edits())
-        self.kept_original += kept_original(batch.strengths, batch.faces)
+        self.kept_original += kept_original(batch.strengths, batch.usable)
         self.done = batch.stop
         self.progress(batch.stop)
 
@@ -201,9 +214,9 @@ class _Batch:
     start: int
     stop: int
     outs: list
-    faces: list
+    usable: list  # each frame's usable face box, in frame pixels (None: no face)
     strengths: np.ndarray
-    work: object = None  # pipeline.MouthInputs (None: no mouth)
+    work: object = None  # steps.MouthInputs (None: no mouth)
     generated: object = None
     fraction: float = 0.0  # how far the generator is through it
 
@@ -213,8 +226,8 @@ class _Batch:
         return [o.region for o in self.outs]
 
     @property
-    def boxes(self) -> list:
-        """The face box inside each region."""
+    def faces_in_regions(self) -> list:
+        """The face box inside each region, in the region's pixels."""
         return [o.face for o in self.outs]
 
     @property
@@ -266,6 +279,3 @@ class OutputFrame:
     def edits(self) -> list:
         """What the writer converts back: the region before and after the mouth."""
         return [] if self.box is None or self.yuv is None else [(self.box, self.before, self.region)]
-
-
-BATCH_BYTES = 256 << 20  # the frames of one batch, and a re-read block (~40 frames of 1080p)

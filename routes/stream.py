@@ -35,11 +35,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..common.errors import HaloLipsyError
+from ..common.stop import Stopped, StopSignal
 from ..settings import Settings
 from .masks import single_mask_box, upright_mask
 from .media import encoder, video_sound
 from . import output as output_mod
-from .output import StreamOutput, TakingTurns, stop_if
+from .output import StreamOutput, TakingTurns
 from .steps import Hooks, Report, detection_errors, face_name, log_shots, set_up, timeline, tracker_config, usable_boxes
 
 logger = logging.getLogger("HaloLipsy")
@@ -61,32 +62,34 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     interrupt the destination file is deleted."""
     from .. import video as video_mod
 
-    video_mod.container_format(destination)
-    info = video_mod.probe(source, edits or video_mod.Edits())
-    sound = video_sound(source, info, audio)  # what the mouth follows
-    track = sound if audio is None or settings.output_sound == "speech" else \
-        video_sound(source, info, None)  # what the output carries
-    if info.colour.hdr:
-        logger.info("Halo-Lipsy: HDR video (%s): the output keeps its colour description, in "
-                    "8 bits.", info.colour.hdr)
-    face_mask, face_marker = (upright_mask(m, info) for m in (face_mask, face_marker))
-    if face_marker_image is not None:  # turned as its strokes are
-        face_marker_image = upright_mask(face_marker_image[..., 0], info, face_marker_image)
-    config = tracker_config(settings, face_mask, face_marker, info.height, info.width,
-                            face_marker_image=face_marker_image)
-    stages = set_up(sound.for_mel(), float(info.fps), settings, hooks)
-    t0 = time.perf_counter()
-    with encoder(destination, info.width, info.height, info.fps, settings.quality,
-                  info.colour.for_output(info.width, info.height, info.coded_size),
-                  track.for_output()) as writer:
-        with StreamOutput(writer, info, sound.end, track.lead, stages, settings, hooks) as output:
-            seen = _one_pass(source, info, output, stages, settings, hooks, face_mask, config)
-            plan = timeline(settings.mode, seen.relative_times(info.start), sound.end,
-                            float(info.fps), info.last_frame_duration(seen.times[-1], seen.last_duration))
-            output.first_run(seen, len(seen.times), plan)
-            reader = _Rereader(source, info, seen, output.kept_last)
-            output.after_first_run(plan, reader)
-        writer.finish(plan.end + track.lead)
+    stop = StopSignal(hooks.check_interrupt)
+    with stop.scope():
+        video_mod.container_format(destination)
+        info = video_mod.probe(source, edits or video_mod.Edits())
+        sound = video_sound(source, info, audio)  # what the mouth follows
+        track = sound if audio is None or settings.output_sound == "speech" else \
+            video_sound(source, info, None)  # what the output carries
+        if info.colour.hdr:
+            logger.info("Halo-Lipsy: HDR video (%s): the output keeps its colour description, in "
+                        "8 bits.", info.colour.hdr)
+        face_mask, face_marker = (upright_mask(m, info) for m in (face_mask, face_marker))
+        if face_marker_image is not None:  # turned as its strokes are
+            face_marker_image = upright_mask(face_marker_image[..., 0], info, face_marker_image)
+        config = tracker_config(settings, face_mask, face_marker, info.height, info.width,
+                                face_marker_image=face_marker_image)
+        stages = set_up(sound.for_mel(), float(info.fps), settings, hooks)
+        t0 = time.perf_counter()
+        with encoder(destination, info.width, info.height, info.fps, settings.quality,
+                     info.colour.for_output(info.width, info.height, info.coded_size),
+                     track.for_output()) as writer:
+            with StreamOutput(writer, info, sound.end, track.lead, stages, settings, hooks, stop) as output:
+                seen = _one_pass(source, info, output, stages, settings, hooks, face_mask, config, stop)
+                plan = timeline(settings.mode, seen.relative_times(info.start), sound.end, float(info.fps),
+                                info.last_frame_duration(seen.times[-1], seen.last_duration))
+                output.finish_first_run(seen, plan)
+                reader = _Rereader(source, info, seen, output.kept_last)
+                output.after_first_run(plan, reader)
+            writer.finish(plan.end + track.lead)
     hooks.progress(1.0)
     log_shots(seen.usable, seen.relative_times(info.start), seen.stats, face_name(config))
     n_video = len(seen.times)
@@ -140,17 +143,21 @@ class _FaceBoxes:
         self.run = self.tracker.start(self.window, info.frames)
         self.finishing = fd.BoxStream(info.height, info.width, stages.box_settings)
 
-    def each_frame(self, source, info, left):
+    def tracked_frames(self, source, info, left, stop: StopSignal):
         """Each decoded frame, (time, pts, how long the file shows it, Picture), with the usable
         boxes (None: no face) of the frames that became final once it arrived; after the last
-        one, (None, the rest). `left()`: the output has stopped (the tracker stops at its next
-        batch)."""
+        one, (None, the rest). `left()`: the output has left or the run stopped (the tracker
+        stops at its next batch)."""
         from .. import video as video_mod
 
+        def check():
+            if left():
+                raise Stopped()
+
         if self.tracker is not None:
-            self.tracker.check_interrupt = lambda: stop_if(left())
+            self.tracker.check_interrupt = check
         count = 0
-        with video_mod.decode_pictures(source, info, lambda: stop_if(left())) as decoded:
+        with video_mod.decode_pictures(source, info, stop) as decoded:
             for item in decoded:
                 self.window.put(count, item[3])
                 count += 1
@@ -161,7 +168,8 @@ class _FaceBoxes:
 
     @property
     def needed_from(self) -> int:
-        """Frames below this are never read for a box again."""
+        """Frames below this are never read for a box again (it never goes down: read from
+        another thread, it is a bound that holds)."""
         return self.run.needed_from if self.run is not None else self.taken
 
     def _arrived(self, count: int, last: bool = False) -> list:
@@ -187,7 +195,7 @@ TRACK_AHEAD = 64  # frames the tracking thread may hand over before the output t
 # output makes the frames of the last one
 
 
-def _one_pass(source, info, output, stages, settings, hooks, face_mask, config) -> _Seen:
+def _one_pass(source, info, output, stages, settings, hooks, face_mask, config, stop) -> _Seen:
     """Decode once: each frame tracked (its box as soon as it is final) in a thread of its own,
     the decoder's caller, and here the clip's first run lip-synced and encoded as its frames'
     boxes and times become known. Returns what was seen of every frame."""
@@ -196,8 +204,8 @@ def _one_pass(source, info, output, stages, settings, hooks, face_mask, config) 
     seen = _Seen()
     with detection_errors(info.width, info.height):
         faces = _FaceBoxes(info, stages, settings, hooks, face_mask, config, output.cores)
-        with run_ahead(lambda left: faces.each_frame(source, info, left), TRACK_AHEAD,
-                       "Halo-Lipsy tracker", while_waiting=hooks.check_interrupt) as tracked:
+        with run_ahead(lambda left: faces.tracked_frames(source, info, left, stop), TRACK_AHEAD,
+                       "Halo-Lipsy tracker", stop) as tracked:
             for frame, usable in tracked:
                 seen.usable += usable
                 if frame is None:  # after the last frame: the rest of the boxes
@@ -209,10 +217,10 @@ def _one_pass(source, info, output, stages, settings, hooks, face_mask, config) 
                 seen.pts.append(pts)
                 seen.last_duration = said
                 # a frame is shown once its box is final and its length known (the next one is here)
-                output.first_run(seen, min(len(seen.usable), i))
+                output.show_ready(seen, min(len(seen.usable), i), faces.needed_from)
                 output.drop_shown()
                 if i % 8 == 0:  # the bar moves while the first batch's boxes are found
-                    hooks.check_interrupt()
+                    stop.check()
                     output.progress(min(i, output.done + output.batch))
         if not seen.times:
             raise HaloLipsyError("the video has no frames (0 s long, or none could "

@@ -224,6 +224,7 @@ def test_the_detector_never_runs_while_a_generator_that_takes_every_core_does(tm
 # ------------------------------------------------------------------ a stage ahead of its caller
 
 run_ahead = pack_module("common.ahead").run_ahead
+stop_mod = pack_module("common.stop")
 
 
 def test_a_stage_runs_ahead_in_order_by_at_most_its_limit():
@@ -234,7 +235,7 @@ def test_a_stage_runs_ahead_in_order_by_at_most_its_limit():
             made.append(n)
             yield n
 
-    with run_ahead(numbers, 5, "Halo-Lipsy test stage") as items:
+    with run_ahead(numbers, 5, "Halo-Lipsy test stage", stop_mod.StopSignal()) as items:
         first = next(items)
         time.sleep(0.3)  # the stage fills its queue, then waits
         assert first == 0 and len(made) <= 1 + 5 + 1  # taken, queued, and one waiting to be
@@ -250,14 +251,15 @@ def test_a_stage_error_reaches_the_caller_before_the_items_still_queued():
         yield from (2, 3)
         raise RuntimeError("the stage broke")
 
-    got = []
+    got, stop = [], stop_mod.StopSignal()
     with pytest.raises(RuntimeError, match="the stage broke"):
-        with run_ahead(failing, 8, "Halo-Lipsy test stage") as items:
+        with run_ahead(failing, 8, "Halo-Lipsy test stage", stop) as items:
             got.append(next(items))
             taken.set()
             time.sleep(0.3)  # 2, 3 and the error are all made by now
             got.extend(items)
     assert got == [1]
+    assert stop.is_set and str(stop.reason) == "the stage broke"  # the run's other stages stop too
 
 
 def test_leaving_stops_the_stage_in_its_own_thread_and_a_wait_checks_for_a_cancel():
@@ -274,12 +276,56 @@ def test_leaving_stops_the_stage_in_its_own_thread_and_a_wait_checks_for_a_cance
         finally:
             ended.append((threading.current_thread().name, left()))
 
-    with run_ahead(endless, 2, "Halo-Lipsy test stage",
-                   while_waiting=lambda: waits.__setitem__(0, waits[0] + 1)) as items:
+    stop = stop_mod.StopSignal(outside=lambda: waits.__setitem__(0, waits[0] + 1))
+    with run_ahead(endless, 2, "Halo-Lipsy test stage", stop) as items:
         assert next(items) == 0 and next(items) == 1
     assert ended == [("Halo-Lipsy test stage", True)]  # closed where it ran, knowing the caller left
-    assert waits[0] >= 2
+    assert waits[0] >= 2 and not stop.is_set  # leaving is not a cancel
     assert not any(t.name == "Halo-Lipsy test stage" for t in threading.enumerate())
+
+
+class OneShotInterrupt(Exception):
+    """ComfyUI's InterruptProcessingException: its check raises once, then forgets the flag."""
+
+
+def test_an_interrupt_a_worker_thread_sees_first_is_raised_in_the_run_as_itself():
+    flag = threading.Event()
+
+    def comfy_check():  # comfy.model_management.throw_exception_if_processing_interrupted
+        if flag.is_set():
+            flag.clear()
+            raise OneShotInterrupt()
+
+    stop = stop_mod.StopSignal(comfy_check)
+    in_worker = []
+
+    def worker():
+        while True:
+            try:
+                stop.check()
+            except BaseException as err:  # noqa: BLE001 - what it saw is checked below
+                in_worker.append(err)
+                return
+            time.sleep(0.01)
+
+    with pytest.raises(OneShotInterrupt):
+        with stop.scope():
+            thread = threading.Thread(target=worker)
+            thread.start()
+            flag.set()  # the user presses Cancel; the worker's check takes the flag
+            thread.join(5)
+            assert isinstance(in_worker[0], OneShotInterrupt) and not flag.is_set()
+            stop.check()  # the flag is gone from ComfyUI, but the run stops with it
+    with pytest.raises(stop_mod.Stopped):
+        stop.check()  # once stopped, every later check in any stage stops
+
+
+def test_an_exception_in_the_runs_own_thread_stops_every_stage():
+    stop = stop_mod.StopSignal()
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C, or the command line's SIGTERM handler
+        with stop.scope():
+            raise KeyboardInterrupt
+    assert stop.is_set and isinstance(stop.reason, KeyboardInterrupt)
 
 
 # ------------------------------------------------------------------ one pass = the whole clip
@@ -536,3 +582,17 @@ def test_a_source_that_stalls_forever_is_cancelled_within_a_second(tmp_path, fix
     finally:
         source.release.set()  # the stalled read returns; its thread ends
     assert stage_threads() == []
+
+
+def test_a_frame_is_never_handed_to_the_writer_while_the_tracker_may_still_read_it(tmp_path, fixture_checkpoint,
+                                                                                    monkeypatch):
+    """The picture-sharing rule is asserted where frames are shown: the writer merges mouths
+    into a shown frame's YUV in its own thread, so a tracker still reading that frame breaks it."""
+    stream = pack_module("routes.stream")
+    longer = Clip(width=160, height=120, fps=25.0, seconds=4, scenario="gentle")  # frames shown while decoding
+    source = write_video(tmp_path / "longer.mp4", longer, audio=speech_wave(4), audio_rate=16000, pix_fmt="yuv420p")
+    lip_sync(source, tmp_path / "kept.mp4", longer, fixture_checkpoint)  # the rule holds
+    monkeypatch.setattr(stream._FaceBoxes, "needed_from", property(lambda self: 0))  # reads all
+    with pytest.raises(AssertionError, match="would be written while the tracker still reads"):
+        lip_sync(source, tmp_path / "broken.mp4", longer, fixture_checkpoint)
+    assert not (tmp_path / "broken.mp4").exists()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..common.ahead import run_ahead
+from ..common.stop import StopSignal
 from .decode import decode, frame_duration, rgb_region, to_rgb, to_yuv
 from .probe import VideoInfo
 from .yuv import even_box, planes_of
@@ -58,18 +59,18 @@ class Picture:
 DECODE_AHEAD = 8  # pictures a decoding thread may hold ready (~25 MB at 1080p)
 
 
-def decode_pictures(source, info: VideoInfo, while_waiting=None):
+def decode_pictures(source, info: VideoInfo, stop: StopSignal):
     """Every frame in `info.edits`, in order, as (time on the file's clock, pts, how long the
     file shows it or None, Picture): decoded and converted in a thread of its own, at most
     DECODE_AHEAD frames ahead of the caller, so the caller's work and FFmpeg's decoding (which
     releases the GIL) overlap. A context manager (ahead.run_ahead): a decoding error is raised
     in the caller's thread; leaving the `with` block, however it is left, stops the thread and
-    closes the file. `while_waiting` is called every 0.1 s the caller waits for a frame (a stop
-    check, so a source that stalls does not hold the caller)."""
+    closes the file. The run's `stop` is checked while the caller waits for a frame, so a source
+    that stalls does not hold the caller."""
 
     def pictures(_left):
         with contextlib.closing(decode(source, info)) as frames:
             for t, pts, frame in frames:
                 yield t, pts, frame_duration(frame), Picture.of(frame, info)
 
-    return run_ahead(pictures, DECODE_AHEAD, "Halo-Lipsy decoder", while_waiting)
+    return run_ahead(pictures, DECODE_AHEAD, "Halo-Lipsy decoder", stop)
