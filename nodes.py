@@ -73,14 +73,14 @@ def model_search_dirs() -> list[Path]:
     return [Path(p) for p in folder_paths.get_folder_paths(MODEL_FOLDER)]
 
 
-def available_checkpoints(search_dirs=None) -> dict:
+def available_checkpoints() -> dict:
     """{choice: path}: ComfyUI's listing of the `wav2lip` folders (subfolders included) inside
-    ComfyUI, the given folders' files otherwise."""
+    ComfyUI, the pack's checkpoints/ files otherwise."""
     from .wav2lip.checkpoint import find_checkpoints, is_generator_candidate
 
-    folder_paths = _folder_paths() if search_dirs is None else None
+    folder_paths = _folder_paths()
     if folder_paths is None:
-        return find_checkpoints(model_search_dirs() if search_dirs is None else search_dirs)
+        return find_checkpoints(model_search_dirs())
     register_model_folder(folder_paths)
     found = {}
     for name in folder_paths.get_filename_list(MODEL_FOLDER):
@@ -97,18 +97,17 @@ def checkpoint_choices() -> list[str]:
         return ["auto"]
 
 
-def resolve_checkpoint_path(checkpoint: str, search_dirs=None) -> Path:
+def resolve_checkpoint_path(checkpoint: str) -> Path:
     from .wav2lip import resolve_checkpoint
 
-    dirs = model_search_dirs() if search_dirs is None else [Path(d) for d in search_dirs]
-    return resolve_checkpoint(checkpoint, dirs, available_checkpoints(search_dirs))
+    return resolve_checkpoint(checkpoint, model_search_dirs(), available_checkpoints())
 
 
-def checkpoint_fingerprint(checkpoint: str, search_dirs=None) -> str:
+def checkpoint_fingerprint(checkpoint: str) -> str:
     """Changes whenever the file `checkpoint` resolves to changes (another file, or the same
     name rewritten), so ComfyUI reruns the node instead of reusing its cached output."""
     try:
-        path = resolve_checkpoint_path(checkpoint, search_dirs)
+        path = resolve_checkpoint_path(checkpoint)
         stat = path.stat()
     except Exception as err:  # noqa: BLE001 - the run itself reports a missing checkpoint
         return f"unresolved: {err}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.runs import runs_of
 from .mel import MEL_FRAMES_PER_SECOND, MEL_WINDOW
 
 
@@ -25,7 +26,9 @@ MIN_SPEECH_S = 0.1  # shorter blips of "speech" (a click, a cough in the room to
 MERGE_GAP_S = 0.15  # shorter gaps (between words) are speech
 
 
-MIN_PAUSE_S = 0.3  # a pause at least this long shows the real mouth, fully, in its middle
+MIN_PAUSE_S = 0.3  # the promise (the `silence` tooltip, the tests measure it), not a parameter:
+# a pause this long shows the real mouth, fully, in its middle (from 2 x FADE_S on, once the
+# detector's edges are trimmed)
 
 
 FADE_S = 0.08  # the generated mouth fades out (and in) over this long, inside the pause
@@ -63,7 +66,7 @@ def speech_runs(samples_16k: np.ndarray, check_interrupt=None) -> np.ndarray:
     level = _chunk_levels(samples, vad.CHUNK, speaking.size)
     chunk_s = vad.CHUNK / vad.SAMPLE_RATE
     runs = []
-    for start, stop in _runs(speaking):
+    for start, stop in runs_of(speaking):
         loud = level[start:stop] >= np.percentile(level[start:stop], 90) - EDGE_RANGE_DB
         inside = np.flatnonzero(loud)
         start, stop = start + inside[0], start + inside[-1] + 1
@@ -79,7 +82,7 @@ def _hysteresis(probability: np.ndarray, start: float, stop: float) -> np.ndarra
     """Speaking from a chunk at `start` or more, for as long as the chunks stay above `stop`."""
     above_stop = probability > stop
     speaking = np.zeros(probability.size, dtype=bool)
-    for a, b in _runs(above_stop):  # each run above `stop` speaks from its first `start` on
+    for a, b in runs_of(above_stop):  # each run above `stop` speaks from its first `start` on
         reached = np.flatnonzero(probability[a:b] >= start)
         if reached.size:
             speaking[a + reached[0]:b] = True
@@ -116,12 +119,6 @@ def _chunk_levels(samples: np.ndarray, chunk: int, count: int) -> np.ndarray:
         padded[:piece.size] = piece
         level[s // chunk:s // chunk + n] = 10 * np.log10(np.mean(padded.reshape(-1, chunk) ** 2, axis=1) + 1e-12)
     return level
-
-
-def _runs(flags: np.ndarray):
-    """(start, stop) of each run of True."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(np.int8), [0]))))
-    return list(zip(edges[::2], edges[1::2]))
 
 
 def speech_strength(runs: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -173,7 +173,7 @@ def generator_only(mod, frames: int, checkpoint_dir, dtype=torch.float32) -> flo
     """The floor: the generator alone on the same number of frames, batched as the node does."""
     w2l = mod("wav2lip")
     device = torch.device("cpu")
-    fmt = w2l.pick_memory_format(device)
+    fmt = w2l.MEMORY_FORMAT
     model = w2l.load_generator(Path(checkpoint_dir) / "wav2lip_gan.pth", device, dtype, fmt)
     gen = w2l.BatchedGenerator(model, device, dtype, 64, fmt)
     rng = np.random.default_rng(0)
@@ -193,7 +193,7 @@ def precision_check(mod, clip, audio, checkpoint_dir, frames=64):
     levels (0-255). Reduced precisions are forced here even where the node would fall back."""
     w2l, audio_mod = mod("wav2lip"), mod("audio")
     device = torch.device("cpu")
-    fmt = w2l.pick_memory_format(device)
+    fmt = w2l.MEMORY_FORMAT
     features = audio_mod.AudioFeatures(audio, clip.fps)
     faces = np.stack([w2l.face_input(clip.frame(i), w2l.clip_box(clip.truth(i)[0], clip.height, clip.width))
                       for i in range(frames)])

@@ -63,7 +63,7 @@ class BoxStream:
 
 
 def detect_boxes(images, count: int, detector: FaceDetector, settings: BoxSettings,
-                 config: TrackerConfig | None = None, on_progress=None, check_interrupt=None,
+                 config: TrackerConfig, on_progress=None, check_interrupt=None,
                  recognizer=None):
     """Boxes for images[0:count] (an IMAGE tensor) found by `detector`, whose faces `recognizer`
     (None: nobody's identity known) tells apart; returns (int boxes, DetectionStats)."""

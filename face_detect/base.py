@@ -43,9 +43,10 @@ class DetectorError(HaloLipsyError):
 
 
 class FaceDetector:
-    """Base class of detection backends. Subclasses implement `detect_images`."""
+    """Base class of detection backends. Subclasses implement `detect_images` and set
+    `batch_size` (the face_detect_batch setting)."""
 
-    batch_size = 4
+    batch_size: int
     # The smallest rendered side the backend accepts; the tracker pads (never stretches) smaller
     # looks up to it. S3FD's sixth pooling stage needs 32 px.
     min_side = 32
@@ -137,39 +138,18 @@ class TensorFrames:
         return self.images[start:stop, ::step_y, ::step_x, :3].float().cpu().mean(dim=-1) * self._unit
 
 
-class RgbPicture:
-    """A uint8 RGB frame (H x W x 3 array or tensor) as a picture of a WindowFrames: its pixels
-    read exactly as TensorFrames reads the same frame."""
-
-    def __init__(self, frame):
-        self.pixels = torch.as_tensor(frame)
-
-    def crop(self, x1: int, y1: int, x2: int, y2: int):
-        return self.pixels[y1:y2, x1:x2, :3]
-
-    def grey(self, step_y: int, step_x: int):
-        return self.pixels[::step_y, ::step_x, :3].float().mean(dim=-1) * (1.0 / 255.0)
-
-
 class WindowFrames(TensorFrames):
     """The frames of a stream, a window at a time: frames are put in as they are decoded and
     dropped once nobody needs them. A frame is a picture, anything with `crop(x1, y1, x2, y2)`
     (its uint8 RGB there) and `grey(step_y, step_x)` (its brightness in [0, 1] on a strided
-    grid), such as a decoded frame kept in its own YUV; uint8 RGB pixels (H x W x 3) are taken
-    as they are and read exactly as TensorFrames over them would."""
+    grid): the VIDEO route's decoded frames (video.Picture, kept in their own YUV)."""
 
     def __init__(self, height: int, width: int):
         self.count, self.height, self.width = 0, int(height), int(width)
         self.window: dict[int, object] = {}
 
-    def put(self, index: int, frame):
-        if not hasattr(frame, "crop"):
-            frame = torch.as_tensor(frame)
-            if frame.dtype != torch.uint8 or tuple(frame.shape[:2]) != (self.height, self.width):
-                raise ValueError(f"frame {index} is {tuple(frame.shape)} {frame.dtype}; expected "
-                                 f"({self.height}, {self.width}, 3) uint8")
-            frame = RgbPicture(frame)
-        self.window[index] = frame
+    def put(self, index: int, picture):
+        self.window[index] = picture
         self.count = max(self.count, index + 1)
 
     def drop_before(self, index: int):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..common.runs import runs_of
+
 
 def empty_boxes(n: int) -> np.ndarray:
     return np.full((n, 4), np.nan, dtype=np.float64)
@@ -34,7 +36,7 @@ def nearest(boxes: np.ndarray, point) -> int:
     return int(np.argmin([np.hypot(*(centre(b) - point)) for b in boxes]))
 
 
-def pick_face(boxes: np.ndarray, choice: str = "largest") -> int:
+def pick_face(boxes: np.ndarray, choice: str) -> int:
     """Which of `boxes` (k, 4+) a new track starts on by place or size: the largest, the
     left-most or the right-most (by centre). ("marked" is a person, not a place: the tracker
     chooses it by what the face looks like.)"""
@@ -49,19 +51,13 @@ def lerp(a, b, t):
     return (1.0 - t) * np.asarray(a, float) + t * np.asarray(b, float)
 
 
-def runs(valid: np.ndarray):
-    """(start, stop) of each run of True in a 1-D bool array."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], valid.astype(np.int8), [0]))))
-    return list(zip(edges[::2], edges[1::2]))
-
-
 def fill_gaps(boxes: np.ndarray, max_gap: int, shot_starts=()) -> np.ndarray:
     """Interpolate runs of at most `max_gap` faceless frames that have a face on both sides in the
     same shot; longer, leading and trailing runs stay faceless."""
     out = boxes.copy()
     cuts = set(int(s) for s in shot_starts)
     missing = np.isnan(out[:, 0])
-    for start, stop in runs(missing):
+    for start, stop in runs_of(missing):
         if start == 0 or stop == len(out) or stop - start > max_gap:
             continue
         if any(start <= c <= stop for c in cuts):  # never bridge a shot cut
@@ -82,7 +78,7 @@ def smooth(boxes: np.ndarray, window: int, shot_starts=()) -> np.ndarray:
     out = boxes.copy()
     valid = ~np.isnan(boxes[:, 0])
     cuts = sorted(int(s) for s in shot_starts)
-    for start, stop in runs(valid):
+    for start, stop in runs_of(valid):
         bounds = [start] + [c for c in cuts if start < c < stop] + [stop]
         for s, e in zip(bounds[:-1], bounds[1:]):
             seg = boxes[s:e]

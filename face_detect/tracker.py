@@ -51,6 +51,7 @@ logger = logging.getLogger("HaloLipsy")
 
 @dataclass
 class TrackerConfig:
+    choice: str  # which face a shot's track starts on (the `face` setting: choices.FACE_CHOICES)
     full_max_side: int = 480
     roi_size: int = 128
     roi_context: float = 2.2
@@ -62,7 +63,6 @@ class TrackerConfig:
     # a part of it (fast motion and a card over one of two faces: 0.13-0.32)
     continue_iou: float = 0.1  # a box overlapping the expected one this much continues the track
     max_keyframe_group: int = 4  # keyframes detected together (bounds a stream's frame window)
-    choice: str = "largest"  # which face a shot's track starts on (choices.FACE_CHOICES)
     marks: tuple = ()  # mask.Mark strokes on the marked person, for choice "marked"
 
     CUT_CONTEXT = 4  # frames either side whose changes a cut must stand out from
@@ -102,12 +102,12 @@ class DetectionStats:
 
 
 class FaceTracker:
-    def __init__(self, detector: FaceDetector, config: TrackerConfig | None = None,
+    def __init__(self, detector: FaceDetector, config: TrackerConfig,
                  on_progress=None, check_interrupt=None, recognizer=None):
         """`recognizer`: a recognition.FaceRecognizer that tells who each face is; None where its
         files are missing (then every doubt gives nobody, see people.py)."""
         self.detector = detector
-        self.config = config or TrackerConfig()
+        self.config = config
         self.on_progress = on_progress or (lambda fraction: None)
         self.check_interrupt = check_interrupt or (lambda: None)
         self.stats = DetectionStats()

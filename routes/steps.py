@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..common.errors import HaloLipsyError
+from ..common.runs import runs_of
 from ..settings import MODES, Settings
 
 logger = logging.getLogger("HaloLipsy")
@@ -40,7 +41,9 @@ class Hooks:
     """What the caller decides. `load_generator(path, force_cpu, precision)` returns (model,
     device, dtype, memory_format); `detector(batch_size)` a face_detect.FaceDetector;
     `recognizer()` the face recognizer that tells people apart (None: its files are missing);
-    `progress(fraction)` gets 0..1 over the whole run; `check_interrupt()` raises to stop."""
+    `progress(fraction)` gets 0..1 over the whole run; `check_interrupt()` is the caller's own
+    interrupt check (ComfyUI's Cancel, the command line's SIGTERM): it raises to stop, and each
+    route asks it through its one cancel signal (common.stop.StopSignal)."""
 
     resolve_checkpoint: Callable[[str], Path]
     load_generator: Callable[[Path, bool, str], tuple]
@@ -79,12 +82,12 @@ def plain_hooks(search_dirs, progress=_noop, check_interrupt=_noop) -> Hooks:
 def generator_format(device, precision: str, force_fp32: bool = False):
     """(dtype, memory format) for the generator on `device`; a precision the device would only
     emulate falls back to fp32, with one log line saying so."""
-    from ..wav2lip import pick_dtype, pick_memory_format
+    from ..wav2lip import MEMORY_FORMAT, pick_dtype
 
     dtype, note = pick_dtype(device, precision, force_fp32=force_fp32)
     if note:
         logger.warning("Halo-Lipsy: %s", note)
-    return dtype, pick_memory_format(device)
+    return dtype, MEMORY_FORMAT
 
 
 # ---------------------------------------------------------------------------- what a run returns
@@ -295,7 +298,7 @@ def mouth_inputs(stages: _Stages, settings: Settings, frames, boxes, positions,
     faced = [k for k, box in enumerate(boxes) if box is not None and strengths[k] > 0]
     if not faced:
         return None
-    faces = np.stack(each_frame(lambda k: face_input(frames[k], boxes[k]), faced))
+    faces = np.stack(side_by_side(lambda k: face_input(frames[k], boxes[k]), faced))
     mels = stages.features.windows(np.asarray([positions[k] for k in faced]), settings.sync_offset,
                                    settings.mel_step_multiplier)
     return MouthInputs(faced, faces, mels)
@@ -311,11 +314,11 @@ def paste_mouths(settings: Settings, frames, boxes, strengths, work: MouthInputs
         paste(frames[k], boxes[k], generated[j], settings.blend_edges, settings.blend_radius,
               weights_out=None if weights is None else weights[k], strength=float(strengths[k]))
 
-    each_frame(paste_one, range(len(work.faced)))
+    side_by_side(paste_one, range(len(work.faced)))
     return len(work.faced)
 
 
-def each_frame(work, items) -> list:
+def side_by_side(work, items) -> list:
     """`work` on each of `items` (frames of a batch, each its own pixels), side by side on as
     many threads as torch computes on (NumPy and OpenCV release the GIL while they work)."""
     import torch
@@ -373,7 +376,6 @@ def log_shots(usable, times, stats, choice: str):
     """One log line per shot: whom it followed, and where it kept the original (the face not in
     view, or lost and not yet found again). `usable`: each frame's box or None, `times` each
     frame's time in seconds."""
-    from ..face_detect.boxes import runs
 
     if stats is None:
         return
@@ -392,7 +394,7 @@ def log_shots(usable, times, stats, choice: str):
             logger.info("Halo-Lipsy: %s: the %s face is not in view; kept the original.", span, choice)
             continue
         gaps = [f"{times[start + a]:.2f}-{times[start + b] if start + b < n else end_time:.2f} s"
-                for a, b in runs(faceless)]
+                for a, b in runs_of(faceless)]
         more = " ..." if len(gaps) > 6 else ""
         lost = f"; not found at {', '.join(gaps[:6])}{more} (kept the original)" if gaps else ""
         logger.info("Halo-Lipsy: %s: followed the %s face%s.", span, choice, lost)

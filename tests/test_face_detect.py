@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import face_recognizer, pack_module
+from conftest import default_tracking, face_recognizer, pack_module
 from synthetic_clip import Clip, LazyFrames, MarkerDetector, TruthDetector, marker_frames
 
 fd = pack_module("face_detect")
@@ -14,7 +14,7 @@ def track_lazily(clip, detector, settings):
     """Boxes for a clip drawn frame by frame as the tracker asks (no tensor of the whole clip):
     the tracker and the finishing steps, as the VIDEO route runs them."""
     frames = LazyFrames(clip, fd.TensorFrames)
-    tracker = fd.FaceTracker(detector, recognizer=face_recognizer())
+    tracker = fd.FaceTracker(detector, default_tracking(), recognizer=face_recognizer())
     raw, starts = tracker.track(frames, clip.count)
     return fd.finish_boxes(raw, frames.height, frames.width, settings, starts), tracker.stats
 boxes_mod = pack_module("face_detect.boxes")
@@ -84,7 +84,7 @@ def test_a_global_hard_cut_is_found_from_thumbnails():
     images[:8] = 0.2
     images[8:] = 0.8
     images[:, :, :, 0] += torch.linspace(0, 0.05, 20)[:, None, None]  # slow drift is no cut
-    _, shot_starts = fd.FaceTracker(MarkerDetector()).track(fd.TensorFrames(images), 20)
+    _, shot_starts = fd.FaceTracker(MarkerDetector(), default_tracking()).track(fd.TensorFrames(images), 20)
     assert list(shot_starts) == [8]
 
 
@@ -104,7 +104,7 @@ def test_frames_render_the_same_from_float_half_and_uint8_images():
 def test_tracking_over_a_real_tensor_matches_the_lazy_source():
     clip = Clip(width=320, height=180, scenario="tracking", seconds=3, fps=10)
     images = clip.images()
-    a, _ = fd.detect_boxes(images, clip.count, TruthDetector(clip), fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
+    a, _ = fd.detect_boxes(images, clip.count, TruthDetector(clip), fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5), default_tracking())
     b, _ = track_lazily(clip, TruthDetector(clip), fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
     np.testing.assert_array_equal(a, b)
     assert (a[:, 0] >= 0).all()
@@ -124,7 +124,7 @@ def test_rendered_regions_map_back_to_frame_pixels_at_every_scale():
     # marker detector sees only pixels, so a wrong region->image->frame mapping moves the boxes
     images = marker_frames(40, 360, 640, moving_marker)
     detector = MarkerDetector(batch_size=4)
-    raw, _ = fd.FaceTracker(detector).track(fd.TensorFrames(images))
+    raw, _ = fd.FaceTracker(detector, default_tracking()).track(fd.TensorFrames(images))
     sizes = set(detector.images_seen)
     assert (270, 480) in sizes and (128, 128) in sizes  # both scales were used
     checked = sorted({r.frame_index for r in detector.requests})
@@ -148,9 +148,9 @@ def test_face_detect_batch_1_and_16_give_the_same_boxes_on_distinct_frames():
     # (a face lost at every frame is taken back only by who it is: all markers look alike)
     images = marker_frames(30, 240, 480, jumping, seed=3)
     settings = fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5)
-    one, _ = fd.detect_boxes(images, 30, MarkerDetector(batch_size=1), settings, recognizer=face_recognizer())
+    one, _ = fd.detect_boxes(images, 30, MarkerDetector(batch_size=1), settings, default_tracking(), recognizer=face_recognizer())
     many_detector = MarkerDetector(batch_size=16)
-    many, _ = fd.detect_boxes(images, 30, many_detector, settings, recognizer=face_recognizer())
+    many, _ = fd.detect_boxes(images, 30, many_detector, settings, default_tracking(), recognizer=face_recognizer())
     np.testing.assert_array_equal(one, many)
     assert len(many_detector.requests) >= 16
     for i in range(30):
@@ -161,7 +161,7 @@ def test_face_detect_batch_1_and_16_give_the_same_boxes_on_distinct_frames():
 def test_tiny_and_extreme_frames_are_padded_for_the_detector_not_stretched(height, width):
     images = torch.rand(3, height, width, 3) * 0.5
     detector = MarkerDetector(batch_size=4)
-    boxes, stats = fd.detect_boxes(images, 3, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
+    boxes, stats = fd.detect_boxes(images, 3, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5), default_tracking())
     assert (boxes == -1).all()  # nothing green: no face, and no crash
     for request, shape in zip(detector.requests, detector.images_seen):
         assert min(shape) >= 32
@@ -171,7 +171,7 @@ def test_tiny_and_extreme_frames_are_padded_for_the_detector_not_stretched(heigh
 
 def test_a_marker_in_a_thin_frame_is_found_through_the_padding():
     images = marker_frames(2, 36, 1080, lambda i: (500, 4, 530, 32))
-    boxes, _ = fd.detect_boxes(images, 2, MarkerDetector(min_face=4), fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5))
+    boxes, _ = fd.detect_boxes(images, 2, MarkerDetector(min_face=4), fd.BoxSettings(face_padding=0, smooth_box_frames=0, max_gap=5), default_tracking())
     assert np.abs(boxes[0] - np.array([500, 4, 530, 32])).max() <= 3
 
 
@@ -182,7 +182,7 @@ def test_the_real_s3fd_survives_tiny_and_extreme_frames(random_s3fd_file):
     detector.detect_images = lambda images: seen.append(images.shape[1:3]) or real(images)
     for height, width in [(20, 20), (36, 1080), (2000, 68)]:
         seen.clear()
-        boxes, stats = fd.detect_boxes(torch.rand(2, height, width, 3), 2, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
+        boxes, stats = fd.detect_boxes(torch.rand(2, height, width, 3), 2, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5), default_tracking())
         assert seen and stats.image_count >= 1  # the network really ran on these frames
         assert min(min(shape) for shape in seen) >= 32  # padded up to what S3FD's pooling needs
         inside = (boxes[:, 0] >= 0) & (boxes[:, 1] >= 0) & (boxes[:, 2] <= width) & (boxes[:, 3] <= height)
@@ -197,7 +197,7 @@ def test_a_failing_detector_names_the_frame_size():
             raise RuntimeError("Given input size: (512x1x1). Output size is too small")
 
     with pytest.raises(fd.DetectorError, match=r"frame 0 \(64x48, looked at as 64x48\).*Output size is too small"):
-        fd.detect_boxes(torch.rand(2, 48, 64, 3), 2, Broken(), fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
+        fd.detect_boxes(torch.rand(2, 48, 64, 3), 2, Broken(), fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5), default_tracking())
 
 
 def test_nan_pixels_render_black_for_the_detector():
@@ -210,16 +210,30 @@ def test_nan_pixels_render_black_for_the_detector():
 # ------------------------------------------------------------------ tracking a stream
 
 
+class RgbPicture:
+    """A uint8 RGB frame as a picture of a WindowFrames, read exactly as TensorFrames reads the
+    same frame (the VIDEO route's pictures are kept in YUV; these compare with the IMAGE route)."""
+
+    def __init__(self, frame):
+        self.pixels = torch.as_tensor(frame)
+
+    def crop(self, x1, y1, x2, y2):
+        return self.pixels[y1:y2, x1:x2, :3]
+
+    def grey(self, step_y, step_x):
+        return self.pixels[::step_y, ::step_x, :3].float().mean(dim=-1) * (1.0 / 255.0)
+
+
 def stream_boxes(images, detector, settings):
     """Feed the uint8 frames one at a time through a bounded window, as the VIDEO node does,
     taking each frame's finished box as soon as it is final."""
     frames = fd.WindowFrames(images.shape[1], images.shape[2])
-    tracker = fd.FaceTracker(detector)
+    tracker = fd.FaceTracker(detector, default_tracking())
     run = tracker.start(frames)
     finished = fd.BoxStream(frames.height, frames.width, settings)
     most, taken, lag = 0, [], 0
     for i in range(len(images)):
-        frames.put(i, images[i])
+        frames.put(i, RgbPicture(images[i]))
         run.advance(i + 1)
         taken.append(finished.take(run.boxes, run.shot_starts, run.settled))
         frames.drop_before(run.needed_from)
@@ -238,7 +252,7 @@ def test_a_stream_through_a_window_gives_the_whole_clip_boxes(batch):
     clip = Clip(width=320, height=180, scenario="tracking", seconds=10, fps=25)
     images = (clip.images() * 255).round().to(torch.uint8)
     settings = fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5)
-    whole, whole_stats = fd.detect_boxes(images, clip.count, TruthDetector(clip, batch), settings)
+    whole, whole_stats = fd.detect_boxes(images, clip.count, TruthDetector(clip, batch), settings, default_tracking())
     streamed, most, stats, lag = stream_boxes(images, TruthDetector(clip, batch), settings)
     np.testing.assert_array_equal(streamed, whole)
     assert stats.image_count == whole_stats.image_count  # the same looks, no more
@@ -255,7 +269,7 @@ def test_a_stream_reading_pixels_gives_the_whole_clip_boxes():
 
     images = (marker_frames(90, 200, 400, path) * 255).round().to(torch.uint8)
     settings = fd.BoxSettings(face_padding=0, smooth_box_frames=3, max_gap=5)
-    whole, _ = fd.detect_boxes(images, 90, MarkerDetector(batch_size=4), settings)
+    whole, _ = fd.detect_boxes(images, 90, MarkerDetector(batch_size=4), settings, default_tracking())
     streamed, _, _, _ = stream_boxes(images, MarkerDetector(batch_size=4), settings)
     np.testing.assert_array_equal(streamed, whole)
     assert (whole[30:37] == -1).all() and (whole[:30] >= 0).all()
@@ -381,7 +395,7 @@ def test_s3fd_loads_and_detects_batches_with_the_bgr_quirk(random_s3fd_file, fp3
 def test_the_tracker_drives_a_real_s3fd(random_s3fd_file):
     clip = Clip(width=96, height=64, scenario="gentle", seconds=1, fps=8)
     detector = s3fd.S3FDDetector(random_s3fd_file, batch_size=4)
-    boxes, stats = fd.detect_boxes(clip.images(), clip.count, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5))
+    boxes, stats = fd.detect_boxes(clip.images(), clip.count, detector, fd.BoxSettings(face_padding=10, smooth_box_frames=5, max_gap=5), default_tracking())
     assert boxes.shape == (8, 4) and boxes.dtype == np.int64
     assert stats.calls >= 1 and (64, 96) in stats.images  # whole frame, not upscaled
 

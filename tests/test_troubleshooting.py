@@ -4,10 +4,7 @@ between "...") must be one the pack can still print."""
 import ast
 import re
 
-from conftest import ROOT
-
-PACK_SOURCES = sorted([*ROOT.glob("*.py"), *(p for package in ("audio", "common", "face_detect", "routes", "video", "wav2lip")
-                                              for p in ROOT.glob(f"{package}/**/*.py"))])
+from conftest import PACK_SOURCES, ROOT
 
 
 def message_texts():

@@ -11,6 +11,7 @@ from conftest import pack_module
 from fixture_weights import save_released_layout
 
 w2l = pack_module("wav2lip")
+BATCH = pack_module("settings").Settings().inference_batch  # the setting's default
 checkpoint = pack_module("wav2lip.checkpoint")
 device_mod = pack_module("wav2lip.device")
 cpu_mod = pack_module("common.cpu")
@@ -358,7 +359,8 @@ def test_reduced_precision_with_channels_last_stays_near_fp32(fixture_state, mod
     # the GPU configuration (fp16 + channels_last) and the bf16 CPU one, through the same
     # BatchedGenerator the node uses; it runs on the CPU (slowly for fp16) to check the numbers
     mels, faces, expected = model_io
-    fp32 = w2l.BatchedGenerator(checkpoint.build_generator(fixture_state).fuse_for_inference(), "cpu")
+    fp32 = w2l.BatchedGenerator(checkpoint.build_generator(fixture_state).fuse_for_inference(), "cpu",
+                                torch.float32, BATCH)
     reference = fp32(mels[:, 0], faces)
     np.testing.assert_allclose(reference, expected, atol=1e-3)
     model = checkpoint.build_generator(fixture_state).fuse_for_inference()
@@ -392,7 +394,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_frame():
     mels = rng.standard_normal((37, 80, 16)).astype(np.float32)
     faces = rng.random((37, 6, 96, 96)).astype(np.float32)
     model = _FlakyModel(limit=5)
-    gen = w2l.BatchedGenerator(model, "cpu", batch_size=64)
+    gen = w2l.BatchedGenerator(model, "cpu", torch.float32, 64)
     gen.batch_size = 32  # as on a GPU, where the CPU slice cap does not apply
     out = gen(mels, faces)
     expected = faces[:, 3:] * 0.5 + mels.mean(axis=(1, 2))[:, None, None, None]
@@ -402,7 +404,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_frame():
 
 
 def test_out_of_memory_at_batch_one_is_a_clear_error():
-    gen = w2l.BatchedGenerator(_FlakyModel(limit=0), "cpu", batch_size=4)
+    gen = w2l.BatchedGenerator(_FlakyModel(limit=0), "cpu", torch.float32, 4)
     with pytest.raises(w2l.GeneratorOutOfMemory, match="even for one frame.*force_cpu"):
         gen(np.zeros((3, 80, 16), np.float32), np.zeros((3, 6, 96, 96), np.float32))
 
@@ -413,18 +415,18 @@ def test_other_errors_are_not_swallowed():
             raise RuntimeError("shape mismatch")
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        w2l.BatchedGenerator(Broken(), "cpu")(np.zeros((2, 80, 16), np.float32),
+        w2l.BatchedGenerator(Broken(), "cpu", torch.float32, BATCH)(np.zeros((2, 80, 16), np.float32),
                                               np.zeros((2, 6, 96, 96), np.float32))
 
 
 def test_batched_generator_matches_the_plain_model(fixture_state, model_io):
     mels, faces, expected = model_io
     model = checkpoint.build_generator(fixture_state)
-    gen = w2l.BatchedGenerator(model, "cpu", batch_size=3)
+    gen = w2l.BatchedGenerator(model, "cpu", torch.float32, 3)
     np.testing.assert_allclose(gen(mels[:, 0], faces), expected, atol=MODEL_ATOL)
     # channels_last (the faster CPU layout) takes other kernels: same result within rounding
     model = checkpoint.build_generator(fixture_state).to(memory_format=torch.channels_last)
-    gen = w2l.BatchedGenerator(model, "cpu", batch_size=3, memory_format=torch.channels_last)
+    gen = w2l.BatchedGenerator(model, "cpu", torch.float32, 3, memory_format=torch.channels_last)
     np.testing.assert_allclose(gen(mels[:, 0], faces), expected, atol=1e-3)
 
 

@@ -31,7 +31,7 @@ class GeneratorOutOfMemory(HaloLipsyError):
 
 
 class BatchedGenerator:
-    def __init__(self, model, device, dtype=torch.float32, batch_size: int = 64,
+    def __init__(self, model, device, dtype: torch.dtype, batch_size: int,
                  memory_format=torch.contiguous_format):
         self.model = model
         self.device = torch.device(device)
