@@ -639,3 +639,58 @@ def test_a_trim_of_an_mpeg_ts_recording_starts_at_its_first_frame(tmp_path, fixt
     video_route.lipsync_video(str(source), str(out), Settings(quality=1), hooks(fixture_checkpoint),
                               edits=video.Edits(first + 2.71, 1.0))
     assert counters(out) == [i % 50 for i in range(68, 93)]
+
+
+def tone(seconds, hz, rate=48000):
+    t = np.arange(int(round(seconds * rate))) / rate
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)[None]
+
+
+def recording(path, count, height, width, grey, hz, *video_args):
+    """A 2 s MPEG-TS recording: frames of one grey level with a counter (a corner that scales
+    with the frame), a tone of its own."""
+    frames = np.full((count, height, width, 3), grey, np.uint8)
+    for i in range(count):
+        frames[i, :height // 6, :width // 8] = (i * 5) % 250
+    return ref.encode(path, frames, 25.0, audio=tone(count / 25.0, hz),
+                      video_args=["-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", *video_args, "-f", "mpegts"])
+
+
+def join_point(path):
+    """(time of the first bright frame, time the 660 Hz tone starts) of a file, read by ffmpeg."""
+    times, _ = ref.frame_times(path)
+    bright = ref.frames(path)[:, 60:, 60:].astype(float).mean(axis=(1, 2, 3)) > 150
+    samples, rate, _ = ref.audio(path, channels=1)
+    window = rate // 100
+    pitch = [np.abs(np.fft.rfft(samples[0, i:i + window])).argmax() * rate / window
+             for i in range(0, samples.shape[1] - window, window)]
+    return times[int(np.argmax(bright))], next(i for i, hz in enumerate(pitch) if hz > 550) / 100
+
+
+@pytest.mark.parametrize("second_clock", ["starts again", "runs on"])
+def test_two_mpeg_ts_recordings_joined_play_one_after_the_other(tmp_path, fixture_checkpoint, second_clock):
+    """A recorder restarted: 2 s at 320x240, then 2 s at 640x480, the files joined end to end.
+    Every frame comes out in order (ffmpeg's own transcode of the joined file has 100 too), the
+    sound as long as ffmpeg's, and after the join the second recording's sound starts with its
+    picture (within a frame: where its timestamps overlap the first's sound, the first keeps
+    its end) and the picture lasts as long as the sound."""
+    first = recording(tmp_path / "a.ts", 50, 240, 320, 60, 440)
+    runs_on = ["-output_ts_offset", "2"] if second_clock == "runs on" else []
+    second = recording(tmp_path / "b.ts", 50, 480, 640, 200, 660, *runs_on)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    played = tmp_path / "ffmpeg.mp4"
+    ref.ffmpeg("-i", joined, "-c:v", "libx264", "-c:a", "aac", played)
+    out = tmp_path / "out.mp4"
+    report = video_route.lipsync_video(str(joined), str(out), Settings(quality=18, mode="sequential"),
+                                       hooks(fixture_checkpoint))  # the file's own sound
+    assert report.frames_in == 100
+    assert counters(out)[:100] == [i % 50 for i in range(100)]
+    assert len(ref.frame_times(played)[0]) == 100
+    picture, sound = join_point(out)
+    assert picture == pytest.approx(2.0, abs=0.05) and sound == pytest.approx(picture, abs=0.04)
+    samples, rate, _ = ref.audio(out)
+    expected, expected_rate, _ = ref.audio(played)
+    assert samples.shape[1] / rate == pytest.approx(expected.shape[1] / expected_rate, abs=0.06)
+    times, _ = ref.frame_times(out)
+    assert times[-1] + 0.04 == pytest.approx(samples.shape[1] / rate, abs=0.045)

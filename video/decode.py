@@ -117,7 +117,7 @@ def decode(source, info: VideoInfo, seek_to: float | None = None):
         stream = video_stream(container)
         stream.thread_type = "AUTO"
         resized = False
-        for t, pts, frame in frames_from(container, stream, info.edits, seek_to):
+        for t, pts, frame in frames_from(container, stream, info.edits, info.restarts, seek_to):
             if not resized and (frame.width, frame.height) != tuple(info.coded_size):
                 resized = True
                 logger.warning("Halo-Lipsy: the video changes size at %.2f s (%dx%d -> %dx%d); "

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from .clock import FileClock, may_restart
 from .source import Edits, VideoInputError, flag_bits, open_source, source_name
 
 logger = logging.getLogger("HaloLipsy")
@@ -78,6 +79,7 @@ class VideoInfo:
     coded_size: tuple = (0, 0)  # the stream's own width and height (before rotation)
     edits: Edits = field(default_factory=Edits)
     end: float | None = None  # where the stream's last frame ends, when the container says
+    restarts: int = 0  # times the file's timestamps start again (joined MPEG-TS recordings: clock.py)
 
     def last_frame_duration(self, last_time: float, said: float | None) -> float | None:
         """How long the last frame (shown at `last_time`) lasts: what its frame said, else
@@ -119,7 +121,13 @@ def probe(source, edits: Edits = Edits()) -> VideoInfo:
             duration = max(0.0, end - edits.start) if math.isfinite(end) else None
         frames = int(stream.frames) if stream.frames and not (edits.start or edits.duration) \
             else (int(round(duration * float(rate))) if duration else None)
-        first = _first_frame(container, stream, edits)
+        restarts = _restarts(container) if may_restart(container) else 0
+        if restarts:  # each part's clock runs on from the last: the stored ends say nothing
+            logger.info("Halo-Lipsy: %s is %d recordings joined (its timestamps start again); "
+                        "played one after the other, as FFmpeg plays them.",
+                        source_name(source, "the video"), restarts + 1)
+            duration = end = frames = None
+        first = _first_frame(container, stream, edits, restarts)
         if first is None:
             raise VideoInputError(f"{source_name(source, 'the video')} has no frames that can be decoded"
                                   f"{' in the trimmed part' if edits.start or edits.duration else ''}"
@@ -141,7 +149,8 @@ def probe(source, edits: Edits = Edits()) -> VideoInfo:
         return VideoInfo(int(width), int(height), Fraction(rate), duration, frames, time_s, turns, colour,
                          (int(frame.width), int(frame.height)),
                          Edits(edits.start, edits.duration, crop, edits.size),
-                         None if edits.duration and end is not None and end > edits.start + edits.duration else end)
+                         None if edits.duration and end is not None and end > edits.start + edits.duration else end,
+                         restarts)
 
 
 _ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC: cover art, stored as a one-frame video stream
@@ -156,19 +165,32 @@ def video_stream(container):
     return None
 
 
-def _first_frame(container, stream, edits: Edits):
+def _restarts(container) -> int:
+    """How many times the file's timestamps start again (every packet read, none decoded)."""
+    clock = FileClock()
+    for packet in container.demux():
+        clock.see(packet)
+    container.seek(0)
+    return clock.restarts
+
+
+def _first_frame(container, stream, edits: Edits, restarts: int):
     """The first decodable frame inside `edits` and its time, or None."""
-    for t, _, frame in frames_from(container, stream, edits, quiet=True):
+    for t, _, frame in frames_from(container, stream, edits, restarts, quiet=True):
         return frame, t
     return None
 
 
-def frames_from(container, stream, edits: Edits, seek_to: float | None = None, quiet=False):
+def frames_from(container, stream, edits: Edits, restarts: int, seek_to: float | None = None, quiet=False):
     """`_frames_in` from the frame at `seek_to` (default: the edits' start) on, in any container.
     One without an index (MPEG-TS) seeks to a packet near the time asked for, not to the
     keyframe before it, and nothing decodes until the next keyframe: where the first frame lands
     past the frames asked for, the seek is made again 1, 2, 4 ... seconds earlier (callers skip
-    earlier frames by time)."""
+    earlier frames by time). A file whose timestamps start again (`restarts`) cannot be sought
+    by time: it is read from its start."""
+    if restarts:
+        yield from _frames_in(container, stream, edits, 0.0, quiet)
+        return
     target = max(edits.start, seek_to or 0.0)
     # how far past `target` the first frame may lie: none for a frame's own time, a frame for a trim
     slack = 1e-6 if seek_to is not None and seek_to >= edits.start else 1.5 / float(stream.average_rate or 25)
@@ -197,7 +219,12 @@ def _frames_in(container, stream, edits: Edits, seek_to: float | None = None, qu
     if start > 0:
         _seek(container, stream, start)
     last_pts, repeats = None, 0
-    for packet in container.demux(stream):
+    clock = FileClock() if may_restart(container) else None
+    for packet in container.demux() if clock is not None else container.demux(stream):
+        if clock is not None:  # every stream's packets set the running clock; this one's decode
+            clock.see(packet)
+            if packet.stream.index != stream.index:
+                continue
         try:
             frames = packet.decode()
         except av.error.FFmpegError as err:
@@ -211,6 +238,9 @@ def _frames_in(container, stream, edits: Edits, seek_to: float | None = None, qu
             if pts is None:
                 continue
             t = float(pts * stream.time_base)
+            if clock is not None:
+                t = clock.frame_time(stream.index, t)
+                pts = int(round(t / stream.time_base))
             if t < edits.start - 1e-9:
                 continue
             if not edits.contains(t):

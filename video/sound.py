@@ -1,5 +1,5 @@
-"""The sound track: read on the file's clock with its channels' names, and the layouts and rates
-AAC carries."""
+"""The sound track: read on the file's clock (run on where it starts again: clock.py) with its
+channels' names, and the layouts and rates AAC carries."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .clock import FileClock, may_restart
 from .source import Edits, flag_bits, open_source
 
 logger = logging.getLogger("HaloLipsy")
@@ -108,9 +109,14 @@ def read_audio(source, edits: Edits = Edits(), what: str = "the video") -> Audio
             return None
         resampler = placement = names = None
         damaged = []
-        for packet in container.demux(stream):
+        clock = FileClock() if may_restart(container) else None
+        for packet in container.demux() if clock is not None else container.demux(stream):
             if placement is not None and placement.full:
                 break  # the rest of a long file lies past the trim
+            if clock is not None:  # every stream's packets set the running clock; this one's decode
+                clock.see(packet)
+                if packet.stream.index != stream.index:
+                    continue
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
@@ -125,6 +131,8 @@ def read_audio(source, edits: Edits = Edits(), what: str = "the video") -> Audio
                     placement = _Placement(frame.sample_rate, edits)
                     names = _channel_names(frame.layout)
                 t = float(frame.pts * frame.time_base) if frame.pts is not None else None
+                if clock is not None and t is not None:
+                    t = clock.frame_time(stream.index, t)
                 for out in resampler.resample(frame):
                     placement.put(t, _unpacked(out))
                     t = None
