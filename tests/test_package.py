@@ -13,12 +13,9 @@ except ImportError:  # Python < 3.11
 import pytest
 
 from comfy_workflow import workflow_to_prompt
-from conftest import PACK, ROOT, pack_module
+from conftest import PACK, PACK_SOURCES, PACKAGES, ROOT, STAGES, pack_module
 
 nodes = pack_module("nodes")
-STAGES = ("audio", "face_detect", "video", "wav2lip")  # the stage packages, below the routes
-PACKAGES = ("common", *STAGES, "routes")
-PACK_SOURCES = sorted([*ROOT.glob("*.py"), *(p for package in PACKAGES for p in ROOT.glob(f"{package}/**/*.py"))])
 
 
 def requirement_lines(path):
@@ -315,3 +312,20 @@ def test_no_module_takes_another_modules_private_names(path):
 def test_every_module_says_what_it_holds_in_its_first_line(path):
     doc = ast.get_docstring(ast.parse(path.read_text()))
     assert doc and len(doc.split("\n")[0]) > 20, f"{path.relative_to(ROOT)} has no first line saying what it holds"
+
+
+def test_the_readme_layout_table_is_the_map():
+    """Every top-level module and package has its row; the packages built one module per role
+    name each of their modules in it (`module`)."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("Layout (data flows one way"):text.index("Seams for tools and tests")]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([^`]+)` \| (.*) \|$", table, re.M)}
+    for name in rows:
+        assert (ROOT / name).exists(), f"the layout names {name}, which is gone"
+    for path in [*ROOT.glob("*.py"), *(ROOT / p for p in PACKAGES)]:
+        key = path.name + ("/" if path.is_dir() else "")
+        assert key in rows or path.name == "__init__.py", f"{key} has no row in the README's layout"
+    for package in ("audio", "common", "routes", "video"):
+        for module in (ROOT / package).glob("*.py"):
+            if module.stem != "__init__":
+                assert f"`{module.stem}`" in rows[f"{package}/"], f"{package}/{module.name} is not on the map"
