@@ -3,8 +3,9 @@ decoder ahead of the tracker, the tracker (and its detector) ahead of the output
 
 What the caller relies on: the items come in the order the stage made them; the stage is never
 more than `limit` items ahead; an error in the stage stops the run (common.stop) and is raised
-in the caller's thread at its next item; and leaving the `with` block, however it is left, stops the stage (its generator is
-closed in its own thread, so its own `with` blocks end there) and waits for the thread, at most
+in the caller's thread at its next item; and leaving the `with` block, however it is left,
+stops the stage (its generator is closed in its own thread, so its own `with` blocks end
+there) and waits for the thread, at most
 STOP_WAIT_S: a stage stuck in a call that does not return (a read from a source that stalled)
 is left behind, to end when that call returns, so a cancel is never held up by it."""
 
@@ -51,7 +52,8 @@ def run_ahead(make_items, limit: int, name: str, stop: StopSignal):
             hand_over(_END)
         except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
             failure.append(err)  # the caller raises it within POLL_S
-            stop.stop(err)
+            if not left.is_set():  # a stage stopped because its caller left is no failure of the run
+                stop.stop(err)
 
     def consume():
         while True:
