@@ -41,7 +41,7 @@ def load_pack(*modules):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return {m: importlib.import_module(f"{name}.{m}")
-            for m in modules or ("routes", "video", "audio", "settings")}
+            for m in modules or ("routes", "video", "audio", "settings", "restore")}
 
 
 def default_model_dirs() -> list[Path]:
@@ -84,6 +84,10 @@ def parse_args(argv=None):
     parser.add_argument("--face-marker-image", type=Path,
                         help="the picture a white-on-black --face-marker was painted on (a frame "
                              "of the video, or any picture of the person)")
+    parser.add_argument("--restore-model", type=Path,
+                        help="a super-resolution model file (.pth or .safetensors: RealESRGAN x2/x4, "
+                             "4x-UltraSharp, a Compact model, SwinIR, HAT; read with spandrel) that "
+                             "draws the 96x96 mouth larger and sharper before it is pasted")
     parser.add_argument("--start", type=float, default=0.0,
                         help="lip-sync only the part of the video from this time on (seconds on "
                              "its clock, as a player shows it; default 0)")
@@ -296,8 +300,8 @@ def interrupt_on_sigterm():
 
 def run(args, pack, check_interrupt) -> int:
     routes, video = pack["routes"], pack["video"]
-    output = check_output(Path(args.output), [args.input, args.audio, args.face_mask,
-                                               args.face_marker, args.face_marker_image])
+    output = check_output(Path(args.output), [args.input, args.audio, args.face_mask, args.face_marker,
+                                               args.face_marker_image, args.restore_model])
     if args.start < 0 or args.duration < 0:
         raise BadInput(f"--start {args.start:g} --duration {args.duration:g}: both must "
                        "be 0 or more (seconds).")
@@ -308,6 +312,7 @@ def run(args, pack, check_interrupt) -> int:
                        "painted on; give the --face-marker too.")
     face_marker, marker_image = read_marker(args.face_marker, args.face_marker_image) \
         if args.face_marker else (None, None)
+    restore_model = pack["restore"].load_restore_model(args.restore_model) if args.restore_model else None
     audio = None
     if args.audio:
         track = video.read_audio(args.audio, what="the speech file")
@@ -323,10 +328,11 @@ def run(args, pack, check_interrupt) -> int:
     bar = ProgressBar(args.quiet)
     try:
         hooks = routes.plain_hooks(args.models or default_model_dirs(), progress=bar,
-                                     check_interrupt=check_interrupt)
+                                   check_interrupt=check_interrupt)
         report = routes.lipsync_video(args.input, str(partial), settings, hooks, audio=audio,
-                                           face_mask=face_mask, face_marker=face_marker,
-                                           edits=edits, face_marker_image=marker_image)
+                                      face_mask=face_mask, face_marker=face_marker,
+                                      edits=edits, face_marker_image=marker_image,
+                                      restore_model=restore_model)
         check_interrupt()
         os.replace(partial, output)
     finally:

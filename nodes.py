@@ -293,6 +293,13 @@ FACE_MARKER_IMAGE_INPUT = ("IMAGE", {
                "picture of that person works."})
 
 
+RESTORE_MODEL_INPUT = ("UPSCALE_MODEL", {
+    "tooltip": "Optional: a super-resolution model from Load Upscale Model (RealESRGAN x2/x4, "
+               "4x-UltraSharp, a Compact model, SwinIR, HAT) that draws Wav2Lip's 96x96 mouth "
+               "larger and sharper before it is pasted. Only the pixels the mouth is pasted into "
+               "change; restore_strength blends it with the plain mouth."})
+
+
 class HaloLipsy(_LipsyNode):
     """Lip-sync video frames to speech with Wav2Lip."""
 
@@ -324,13 +331,14 @@ class HaloLipsy(_LipsyNode):
                                "box, fixed where you painted it."}),
                 "face_marker": FACE_MARKER_INPUT,
                 "face_marker_image": FACE_MARKER_IMAGE_INPUT,
+                "restore_model": RESTORE_MODEL_INPUT,
             },
         }
 
     def lipsync(self, images, audio, face_mask=None, face_marker=None, face_marker_image=None,
-                **settings):
+                restore_model=None, **settings):
         result = routes.lipsync_images(images, audio, Settings(**settings), _hooks(), face_mask,
-                                         face_marker, face_marker_image)
+                                       face_marker, face_marker_image, restore_model)
         result.report.log()
         return result.outputs()
 
@@ -417,11 +425,12 @@ class HaloLipsyVideo(_LipsyNode):
                                "it)."}),
                 "face_marker": FACE_MARKER_INPUT,
                 "face_marker_image": FACE_MARKER_IMAGE_INPUT,
+                "restore_model": RESTORE_MODEL_INPUT,
             },
         }
 
     def lipsync(self, video, audio=None, face_mask=None, face_marker=None, face_marker_image=None,
-                **settings):
+                restore_model=None, **settings):
         source = _stream_source(video)
         path = _temp_video_path()
         if source is None:  # frames already in memory: the IMAGE route, encoded the same way
@@ -430,12 +439,13 @@ class HaloLipsyVideo(_LipsyNode):
                 components.images, audio, str(path),
                 Settings(fps=float(components.frame_rate), **settings), _hooks(),
                 face_mask=face_mask, face_marker=face_marker, own_sound=components.audio,
-                face_marker_image=face_marker_image)
+                face_marker_image=face_marker_image, restore_model=restore_model)
         else:
             report = routes.lipsync_video(source, str(path), Settings(**settings), _hooks(),
-                                               audio=audio, face_mask=face_mask,
-                                               edits=_video_edits(video), face_marker=face_marker,
-                                               face_marker_image=face_marker_image)
+                                          audio=audio, face_mask=face_mask,
+                                          edits=_video_edits(video), face_marker=face_marker,
+                                          face_marker_image=face_marker_image,
+                                          restore_model=restore_model)
         report.log()
         return (_video_from_file(path),)
 

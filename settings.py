@@ -163,6 +163,13 @@ SETTINGS = (
                         "or the video's own sound without it). video: the video's own sound, "
                         "whatever drives the mouth: for dubbing one speaker at a time over a video "
                         "that carries the whole dialogue."),
+    Setting("restore_strength", "FLOAT", 1.0,
+            "With a restore_model connected: how much of its sharper mouth to use. 1: all of it; "
+            "0: none (exactly the output without a model); between: the two blended. Only the "
+            "pixels the mouth is pasted into change.",
+            minimum=0.0, maximum=1.0, step=0.05, flag="--restore-strength",
+            cli_tooltip="With --restore-model: how much of its sharper mouth to use. 1: all of it; "
+                        "0: none (exactly the output without a model); between: the two blended."),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -7,6 +7,7 @@
     python bench/benchmark.py --transcode        # the VIDEO route against ffmpeg's own transcode
     python bench/benchmark.py --transcode --generator real --precision bf16
     python bench/benchmark.py --identity         # what telling people apart costs the tracker
+    python bench/benchmark.py --restore --seconds 1   # what a restore model costs a frame
 
 Inputs are made here, nothing is downloaded: scikit-image's astronaut photo animated with gentle
 head motion, and speech from espeak-ng when installed (else a synthetic voiced signal).
@@ -643,6 +644,74 @@ def identity_benchmark(args):
                                 "recognition_s"), row)) for row in rows]))
 
 
+RESTORE_MODELS = {  # spandrel's own architectures, built with random weights (the cost of real ones)
+    "compact-x4": ("spandrel.architectures.Compact", "Compact",
+                   dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, upscale=4)),  # realesr-general-x4v3
+    "esrgan-x4": ("spandrel.architectures.ESRGAN", "ESRGAN",
+                  dict(in_nc=3, out_nc=3, num_filters=64, num_blocks=23, scale=4)),  # RealESRGAN_x4plus
+}
+
+
+def restore_worker(path: Path, workdir: Path, width: int, height: int, fps: float, kind: str,
+                   precision: str) -> dict:
+    """The VIDEO or IMAGE route on one file in a process of its own, the real generator (random
+    weights) on the CPU, the face from a fixed face_mask, with the restore model `kind` (or none)."""
+    mod = load_pack()
+    routes = mod("routes")
+    importlib.import_module("librosa.filters")
+    restore_model = None
+    if kind != "none":
+        from spandrel import ModelLoader
+        module, name, options = RESTORE_MODELS[kind]
+        torch.manual_seed(0)
+        network = getattr(importlib.import_module(module), name)(**options)
+        restore_model = ModelLoader().load_from_state_dict(network.state_dict()).eval()
+    clip = Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle")  # truth only
+    x1, y1, x2, y2 = (int(round(v)) for v in clip.truth(0)[0])
+    face_mask = torch.zeros(1, height, width)
+    face_mask[0, y1:y2, x1:x2] = 1.0
+    settings = mod("settings").Settings(force_cpu=True, precision=precision)
+    out = workdir / f"out_{kind}.mp4"
+    start = time.perf_counter()
+    run = routes.lipsync_video(str(path), str(out), settings, routes.plain_hooks([workdir]),
+                               face_mask=face_mask, restore_model=restore_model)
+    seconds = time.perf_counter() - start
+    return {"kind": kind, "seconds": seconds, "frames_out": run.frames_out,
+            "ms_per_frame": 1000 * seconds / run.frames_out, "peak_rss_mb": peak_rss_mb(), "dtype": run.dtype}
+
+
+def restore_benchmark(args):
+    """What a restore model costs a frame on the VIDEO route, at 720p and 1080p: none, a Compact
+    x4 and an ESRGAN x4 (random weights), each in a process of its own, side by side."""
+    rows = []
+    for width, height in ((1280, 720), (1920, 1080)):
+        workdir, clip, audio, _ = video_inputs("restore", width, height, args.fps, args.seconds)
+        try:
+            source = workdir / "clip.mp4"
+            write_clip_file(source, clip, clip.count, audio)
+            for kind in ("none", *RESTORE_MODELS):
+                cmd = [sys.executable, __file__, "--restore-worker", str(source), str(workdir), kind,
+                       "--size", f"{width}x{height}", "--fps", str(args.fps), "--precision", args.precision]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                row["size"] = f"{width}x{height}"
+                rows.append(row)
+                print(f"{row['size']} {kind:>10} ({row['dtype']}): {row['ms_per_frame']:.0f} ms a frame, "
+                      f"peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\n{os.cpu_count()} CPUs ({cpu_name()}), torch {torch.__version__}, {args.seconds:g} s clips")
+    print("| size | restore model | ms a frame | x without | peak RSS |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for row in rows:
+        base = next(r for r in rows if r["size"] == row["size"] and r["kind"] == "none")
+        print(f"| {row['size']} | {row['kind']} ({row['dtype']}) | {row['ms_per_frame']:.0f} | "
+              f"{row['ms_per_frame'] / base['ms_per_frame']:.2f}x | {row['peak_rss_mb']:.0f} MB |")
+    print(json.dumps(rows))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the clip")
@@ -670,6 +739,9 @@ def main():
                         help="with --transcode: runs of each, in turn; the fastest of each is kept")
     parser.add_argument("--identity", action="store_true",
                         help="what telling people apart costs the tracker, on clips of real people")
+    parser.add_argument("--restore", action="store_true",
+                        help="what a restore model (Compact x4, ESRGAN x4) costs a frame, 720p and 1080p")
+    parser.add_argument("--restore-worker", nargs=3, metavar=("FILE", "WORKDIR", "KIND"), help=argparse.SUPPRESS)
     parser.add_argument("--transcode-worker", nargs=4, metavar=("FILE", "WORKDIR", "GENERATOR", "DETECTOR"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -687,6 +759,13 @@ def main():
         path, workdir, generator, detector = args.transcode_worker
         print(json.dumps(transcode_worker(Path(path), Path(workdir), width, height, args.fps, generator,
                                           detector, args.precision)))
+        return
+    if args.restore_worker:
+        path, workdir, kind = args.restore_worker
+        print(json.dumps(restore_worker(Path(path), Path(workdir), width, height, args.fps, kind, args.precision)))
+        return
+    if args.restore:
+        restore_benchmark(args)
         return
     if args.identity:
         identity_benchmark(args)

@@ -17,7 +17,7 @@ from .steps import Hooks, Report
 
 def lipsync_components(images, audio, destination, settings: Settings, hooks: Hooks,
                        face_mask=None, face_marker=None, own_sound=None,
-                       face_marker_image=None) -> Report:
+                       face_marker_image=None, restore_model=None) -> Report:
     """A VIDEO held as frames in memory (Create Video's output, at `settings.fps`, with its sound
     `own_sound`): the IMAGE route, then encoded like the streaming route's output, with the same
     quality, the same face_mask rule (one frame for the whole clip) and the same output_sound
@@ -35,7 +35,7 @@ def lipsync_components(images, audio, destination, settings: Settings, hooks: Ho
         raise HaloLipsyError("output_sound is 'video' but this video has no sound of "
                              "its own; choose output_sound 'speech'.")
     result = lipsync_images(images, audio if audio is not None else own_sound, settings, hooks,
-                            face_mask, face_marker, face_marker_image)
+                            face_mask, face_marker, face_marker_image, restore_model)
     track = result.audio
     if keep_own:
         track = audio_mod.fit_audio(*audio_mod.read_audio(own_sound), len(result.images), settings.fps)

@@ -60,10 +60,11 @@ def _batches(n_out: int, batch: int, hooks: Hooks, stop: StopSignal, share_befor
 
 
 def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=None,
-                   face_marker=None, face_marker_image=None) -> ImageResult:
+                   face_marker=None, face_marker_image=None, restore_model=None) -> ImageResult:
     """The IMAGE route: frames (IMAGE at `settings.fps`) and AUDIO in, an ImageResult out.
     `face_mask` fixes the face's region (no detection); `face_marker` picks the detected face
-    under its strokes (painted on `face_marker_image`, where its frames are not the images').
+    under its strokes (painted on `face_marker_image`, where its frames are not the images');
+    `restore_model` (a spandrel super-resolution model) sharpens the generated mouths.
 
     MASK holds, per output frame, the weight each pixel's generated value got (0 where the
     frame passed through)."""
@@ -72,7 +73,7 @@ def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=No
                             int(images.shape[2]), int(images.shape[0]), face_marker_image)
     stop = StopSignal(hooks.check_interrupt)
     with stop.scope():
-        stages = set_up(audio, settings.fps, settings, hooks)
+        stages = set_up(audio, settings.fps, settings, hooks, restore_model)
         features, fps = stages.features, stages.features.fps
         plan = timeline(settings.mode, np.arange(int(images.shape[0])) / fps, features.duration, fps)
         t0 = time.perf_counter()

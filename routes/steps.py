@@ -235,12 +235,19 @@ class _Stages:
                       audio_and_model_s=self.setup_s, **numbers)
 
 
-def set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
+def set_up(audio, fps, settings: Settings, hooks: Hooks, restore_model=None) -> _Stages:
+    """The audio's features, the generator on its device (its mouths sharpened by
+    `restore_model`, a spandrel model, where one is given and restore_strength is above 0) and
+    the box settings."""
     from .. import audio as audio_mod
     from .. import face_detect as fd
     from ..wav2lip import BatchedGenerator
 
     started = time.perf_counter()
+    if restore_model is not None:
+        from ..restore import kind_of
+
+        kind_of(restore_model)  # one it cannot apply is refused first, naming what to load
     features = audio_mod.AudioFeatures(audio, fps)
     path = hooks.resolve_checkpoint(settings.checkpoint)
     model, device, dtype, fmt = hooks.load_generator(path, settings.force_cpu, settings.precision)
@@ -248,6 +255,11 @@ def set_up(audio, fps, settings: Settings, hooks: Hooks) -> _Stages:
                                   smooth_box_frames=settings.smooth_box_frames,
                                   max_gap=max(1, int(round(MAX_GAP_SECONDS * features.fps))))
     generator = BatchedGenerator(model, device, dtype, settings.inference_batch, fmt)
+    if restore_model is not None and settings.restore_strength > 0:
+        from ..restore import MouthSharpener, SharpenedGenerator
+
+        generator = SharpenedGenerator(generator, MouthSharpener(
+            restore_model, device, dtype, generator.batch_size, settings.restore_strength))
     return _Stages(features, generator, device, dtype, box_settings,
                    setup_s=time.perf_counter() - started)
 

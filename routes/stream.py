@@ -47,13 +47,15 @@ logger = logging.getLogger("HaloLipsy")
 
 
 def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=None,
-                  face_mask=None, edits=None, face_marker=None, face_marker_image=None) -> Report:
+                  face_mask=None, edits=None, face_marker=None, face_marker_image=None,
+                  restore_model=None) -> Report:
     """The VIDEO route: decode `source` (a path or a file-like object PyAV can open), lip-sync
     it to `audio` (ComfyUI AUDIO, starting with the first frame; None: the video's own sound,
     wherever it starts) and encode H.264 + AAC at `settings.quality` to `destination` (a path
     whose extension names the container, or a writable file-like object: MP4). `edits`
     (video.Edits: a trim, a crop, the size after them) says which part of the file is used.
     `face_marker` strokes are painted on `face_marker_image` (the pictures; see tracker_config).
+    `restore_model` (a spandrel super-resolution model) sharpens the generated mouths.
     Memory does not grow with the clip's length (see the module notes).
 
     Each frame's audio window comes from its own presentation time, so variable frame rate
@@ -77,7 +79,7 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
             face_marker_image = upright_mask(face_marker_image[..., 0], info, face_marker_image)
         config = tracker_config(settings, face_mask, face_marker, info.height, info.width,
                                 face_marker_image=face_marker_image)
-        stages = set_up(sound.for_mel(), float(info.fps), settings, hooks)
+        stages = set_up(sound.for_mel(), float(info.fps), settings, hooks, restore_model)
         t0 = time.perf_counter()
         with encoder(destination, info.width, info.height, info.fps, settings.quality,
                      info.colour.for_output(info.width, info.height, info.coded_size),

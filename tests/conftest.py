@@ -14,7 +14,7 @@ PACK = "Halo-Lipsy-under-test"
 # Reference data kept in the repository: the mel of a speech clip, the generator's state-dict
 # layout, and its output on fixed inputs for the seeded architecture fixture.
 FIXTURES = ROOT / "tests" / "fixtures"
-STAGES = ("audio", "face_detect", "video", "wav2lip")  # the stage packages, below the routes
+STAGES = ("audio", "face_detect", "restore", "video", "wav2lip")  # the stage packages, below the routes
 PACKAGES = ("common", *STAGES, "routes")
 PACK_SOURCES = sorted([*ROOT.glob("*.py"), *(p for package in PACKAGES for p in ROOT.glob(f"{package}/**/*.py"))])
 

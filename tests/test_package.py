@@ -325,7 +325,7 @@ def test_the_readme_layout_table_is_the_map():
     for path in [*ROOT.glob("*.py"), *(ROOT / p for p in PACKAGES)]:
         key = path.name + ("/" if path.is_dir() else "")
         assert key in rows or path.name == "__init__.py", f"{key} has no row in the README's layout"
-    for package in ("audio", "common", "routes", "video"):
+    for package in ("audio", "common", "restore", "routes", "video"):
         for module in (ROOT / package).glob("*.py"):
             if module.stem != "__init__":
                 assert f"`{module.stem}`" in rows[f"{package}/"], f"{package}/{module.name} is not on the map"

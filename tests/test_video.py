@@ -348,9 +348,10 @@ def test_the_video_node_interface():
     spec = nodes.HaloLipsyVideo.INPUT_TYPES()
     image_spec = nodes.HaloLipsy.INPUT_TYPES()["required"]
     shared = [k for k in image_spec if k not in ("images", "audio", "fps")]
-    assert list(spec["required"]) == ["video"] + shared[:-2] + ["quality"] + shared[-2:] + ["output_sound"]
-    assert shared[-2:] == ["face", "silence"]  # new settings last: saved workflows keep their values
-    assert list(spec["optional"]) == ["audio", "face_mask", "face_marker", "face_marker_image"]
+    assert list(spec["required"]) == ["video"] + shared[:-3] + ["quality"] + shared[-3:-1] + ["output_sound",
+                                                                                              "restore_strength"]
+    assert shared[-3:] == ["face", "silence", "restore_strength"]  # new settings last: saved workflows keep their values
+    assert list(spec["optional"]) == ["audio", "face_mask", "face_marker", "face_marker_image", "restore_model"]
     for name, (_, options) in {**spec["required"], **spec["optional"]}.items():
         assert options.get("tooltip"), name
     assert nodes.HaloLipsyVideo.RETURN_TYPES == ("VIDEO",)

@@ -1,0 +1,110 @@
+"""Super-resolution of the generator's mouths: each (3, 96, 96) BGR mouth drawn `scale` times
+larger by the user's model, batched on the generator's device, in the generator's precision
+where the model supports it, halving the batch when memory runs out; blended with the plain
+mouth by `strength`. The paste then sizes the larger mouth to the face box as it sized the 96x96
+one, through the same mask: pixels the mouth does not touch stay as they were."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..wav2lip import empty_cache, is_out_of_memory
+from .kind import RestoreModelError
+
+logger = logging.getLogger("HaloLipsy")
+
+
+def model_dtype(descriptor, dtype: torch.dtype) -> torch.dtype:
+    """The generator's precision where the model supports it, else fp32."""
+    if dtype == torch.bfloat16 and getattr(descriptor, "supports_bfloat16", False):
+        return dtype
+    if dtype == torch.float16 and getattr(descriptor, "supports_half", False):
+        return dtype
+    return torch.float32
+
+
+class MouthSharpener:
+    """`descriptor` (a spandrel ImageModelDescriptor, purpose SR) applied to batches of mouths
+    on `device` in `dtype` (where it supports it), `batch_size` mouths a forward pass at most."""
+
+    def __init__(self, descriptor, device, dtype: torch.dtype, batch_size: int, strength: float):
+        self.descriptor, self.device = descriptor, torch.device(device)
+        self.dtype = model_dtype(descriptor, dtype)
+        self.batch_size, self.strength = max(1, int(batch_size)), float(strength)
+        self.scale = int(descriptor.scale)
+
+    @contextlib.contextmanager
+    def placed(self):
+        """The model on this run's device and precision, put back where it was afterwards (in
+        ComfyUI the model is the user's, shared with other nodes)."""
+        device, dtype = self.descriptor.device, self.descriptor.dtype
+        self.descriptor.to(self.device).to(self.dtype).eval()
+        try:
+            yield self
+        finally:
+            self.descriptor.to(device).to(dtype)
+
+    def __call__(self, mouths_bgr: np.ndarray, on_slice=None) -> np.ndarray:
+        """(n, 3, 96, 96) float32 BGR in [0, 1] -> (n, 3, 96 x scale, 96 x scale), the same."""
+        n, _, height, width = mouths_bgr.shape
+        out = np.empty((n, 3, height * self.scale, width * self.scale), np.float32)
+        done = 0
+        while done < n:
+            if on_slice is not None:
+                on_slice(done, n)
+            size = min(self.batch_size, n - done)
+            try:
+                out[done:done + size] = self._forward(mouths_bgr[done:done + size])
+            except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
+                if not is_out_of_memory(err):
+                    raise
+                empty_cache(self.device)
+                if size == 1:
+                    raise RestoreModelError(
+                        f"Out of memory on {self.device} sharpening even one mouth. Free memory "
+                        "(unload other models), or disconnect the restore model.") from err
+                self.batch_size = max(1, size // 2)
+                logger.warning("Halo-Lipsy: out of memory on %s sharpening %d mouths; retrying with %d.",
+                               self.device, size, self.batch_size)
+                continue
+            done += size
+        if on_slice is not None:
+            on_slice(n, n)
+        return out
+
+    def _forward(self, mouths_bgr: np.ndarray) -> np.ndarray:
+        plain = torch.from_numpy(np.ascontiguousarray(mouths_bgr[:, ::-1]))  # the model sees RGB
+        with torch.inference_mode():
+            rgb = plain.to(self.device, self.dtype)
+            sharp = self.descriptor(rgb).float().clamp_(0.0, 1.0)
+            if self.strength < 1.0:  # the plain mouth at the same size, blended in
+                larger = F.interpolate(plain.to(self.device), scale_factor=self.scale, mode="bilinear",
+                                       align_corners=False)
+                sharp = torch.lerp(larger, sharp, self.strength)
+            return sharp.flip(1).cpu().numpy()
+
+
+class SharpenedGenerator:
+    """The generator, its mouths sharpened: a drop-in for wav2lip.BatchedGenerator in a route
+    (the same call, the same `shares_the_cpu`); the progress is the generator's half, then the
+    sharpener's."""
+
+    def __init__(self, generator, sharpener: MouthSharpener):
+        self.generator, self.sharpener = generator, sharpener
+
+    @property
+    def shares_the_cpu(self) -> bool:
+        return self.generator.shares_the_cpu
+
+    def __call__(self, mels, faces, on_slice=None):
+        def half(offset):
+            return None if on_slice is None else (lambda done, total: on_slice(offset * total + done, 2 * total))
+
+        mouths = self.generator(mels, faces, on_slice=half(0))
+        with self.sharpener.placed():  # the user's model, put back after each batch
+            return self.sharpener(mouths, on_slice=half(1))
