@@ -131,7 +131,7 @@ def check_links(workflow):
 
 def test_example_workflows_are_consistent(workflows):
     assert set(workflows) == {"halo_lipsy_core_video.json", "halo_lipsy_videohelpersuite.json",
-                              "halo_lipsy_video_node.json", "halo_lipsy_dialogue.json"}
+                              "halo_lipsy_video_node.json", "halo_lipsy_dialogue.json", "halo_lipsy_restore.json"}
     spec = nodes.HaloLipsy.INPUT_TYPES()["required"]
     widget_count = sum(1 for v in spec.values() if isinstance(v[0], list) or v[0] in {"INT", "FLOAT", "BOOLEAN"})
     for workflow in workflows.values():
@@ -145,7 +145,18 @@ def test_example_workflows_are_consistent(workflows):
         node = next(n for n in workflow["nodes"] if n["type"] == "HaloLipsy")
         assert len(node["widgets_values"]) == widget_count, name
         fed = {slot["name"] for slot in node["inputs"] if slot["link"] is not None}
-        assert fed == {"images", "audio", "fps"}, name
+        assert fed == {"images", "audio", "fps"} | ({"restore_model"} if name == "halo_lipsy_restore.json" else set()), name
+
+
+def test_the_restore_workflow_is_the_core_one_with_load_upscale_model_wired_in(workflows):
+    workflow = workflows["halo_lipsy_restore.json"]
+    types = {n["id"]: n["type"] for n in workflow["nodes"]}
+    assert set(types.values()) == {"LoadVideo", "GetVideoComponents", "HaloLipsy", "CreateVideo", "SaveVideo",
+                                   "UpscaleModelLoader"}
+    lipsy = next(n for n in workflow["nodes"] if n["type"] == "HaloLipsy")
+    slot = [s["name"] for s in lipsy["inputs"]].index("restore_model")
+    assert any(types[o] == "UpscaleModelLoader" and t == lipsy["id"] and ts == slot and kind == "UPSCALE_MODEL"
+               for _, o, _, t, ts, kind in workflow["links"])
 
 
 def test_core_workflow_uses_core_nodes_and_wires_fps_and_audio(workflows):
