@@ -459,7 +459,7 @@ def transcode_benchmark(args, width, height):
     try:
         source = workdir / "clip.mp4"
         write_clip_file(source, clip, clip.count, audio)
-        looks = "bf16" if load_pack()("cpu").cpu_has_native_bf16() else "fp32"
+        looks = "bf16" if load_pack()("common.cpu").cpu_has_native_bf16() else "fp32"
         print(f"{width}x{height}, {clip.count} frames, {os.cpu_count()} CPUs ({cpu_name()}), "
               f"torch {torch.__version__}, S3FD looks in {looks}", flush=True)
         for _ in range(args.repeat):
