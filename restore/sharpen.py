@@ -7,16 +7,13 @@ one, through the same mask: pixels the mouth does not touch stay as they were.""
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..wav2lip import empty_cache, is_out_of_memory
+from ..wav2lip import in_batches
 from .kind import RestoreModelError
-
-logger = logging.getLogger("HaloLipsy")
 
 
 def model_dtype(descriptor, dtype: torch.dtype) -> torch.dtype:
@@ -53,28 +50,13 @@ class MouthSharpener:
         """(n, 3, 96, 96) float32 BGR in [0, 1] -> (n, 3, 96 x scale, 96 x scale), the same."""
         n, _, height, width = mouths_bgr.shape
         out = np.empty((n, 3, height * self.scale, width * self.scale), np.float32)
-        done = 0
-        while done < n:
-            if on_slice is not None:
-                on_slice(done, n)
-            size = min(self.batch_size, n - done)
-            try:
-                out[done:done + size] = self._forward(mouths_bgr[done:done + size])
-            except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
-                if not is_out_of_memory(err):
-                    raise
-                empty_cache(self.device)
-                if size == 1:
-                    raise RestoreModelError(
-                        f"Out of memory on {self.device} sharpening even one mouth. Free memory "
-                        "(unload other models), or disconnect the restore model.") from err
-                self.batch_size = max(1, size // 2)
-                logger.warning("Halo-Lipsy: out of memory on %s sharpening %d mouths; retrying with %d.",
-                               self.device, size, self.batch_size)
-                continue
-            done += size
-        if on_slice is not None:
-            on_slice(n, n)
+
+        def forward(start, stop):
+            out[start:stop] = self._forward(mouths_bgr[start:stop])
+
+        self.batch_size = in_batches(n, self.batch_size, self.device, forward, RestoreModelError(
+            f"Out of memory on {self.device} sharpening even one mouth. Free memory (unload other "
+            "models), or disconnect the restore model."), on_slice, "mouths")
         return out
 
     def _forward(self, mouths_bgr: np.ndarray) -> np.ndarray:

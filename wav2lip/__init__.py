@@ -5,13 +5,13 @@ Plain torch/NumPy/OpenCV; no ComfyUI import."""
 from .checkpoint import (CheckpointError, find_checkpoints, load_generator, read_state_dict,
                          release_generator, release_generators, resolve_checkpoint)
 from .composite import clip_box, face_input, paste
-from .device import MEMORY_FORMAT, empty_cache, is_out_of_memory, pick_device, pick_dtype
-from .inference import BatchedGenerator, GeneratorOutOfMemory
+from .device import MEMORY_FORMAT, pick_device, pick_dtype
+from .inference import BatchedGenerator, GeneratorOutOfMemory, in_batches
 from .model import Wav2Lip
 
 __all__ = [
     "MEMORY_FORMAT", "BatchedGenerator", "CheckpointError", "GeneratorOutOfMemory", "Wav2Lip", "clip_box",
-    "empty_cache", "face_input", "find_checkpoints", "is_out_of_memory", "load_generator", "paste",
+    "face_input", "find_checkpoints", "in_batches", "load_generator", "paste",
     "pick_device", "pick_dtype",
     "read_state_dict", "release_generator", "release_generators", "resolve_checkpoint",
 ]

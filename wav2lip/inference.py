@@ -30,6 +30,35 @@ class GeneratorOutOfMemory(HaloLipsyError):
     """Out of memory even for one frame; the message says what to free or change."""
 
 
+def in_batches(count: int, batch_size: int, device, forward, out_of_memory: Exception,
+               on_slice=None, what: str = "frames") -> int:
+    """`forward(start, stop)` over [0, count) in batches of at most `batch_size`, the batch
+    halved (and the same items retried) when `device` runs out of memory; `out_of_memory` is
+    raised where even one item does not fit. `on_slice(done, count)` is called before each
+    batch and after the last. Returns the batch size that fitted, for the rest of the run."""
+    done = 0
+    while done < count:
+        if on_slice is not None:
+            on_slice(done, count)
+        size = min(batch_size, count - done)
+        try:
+            forward(done, done + size)
+        except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_out_of_memory(err):
+                raise
+            empty_cache(device)
+            if size == 1:
+                raise out_of_memory from err
+            batch_size = max(1, size // 2)
+            logger.warning("Halo-Lipsy: out of memory on %s with %d %s; retrying with %d.",
+                           device, size, what, batch_size)
+            continue
+        done += size
+    if on_slice is not None:
+        on_slice(count, count)
+    return batch_size
+
+
 class BatchedGenerator:
     def __init__(self, model, device, dtype: torch.dtype, batch_size: int,
                  memory_format=torch.contiguous_format):
@@ -54,31 +83,14 @@ class BatchedGenerator:
         `on_slice(done, n)` is called before each forward pass and after the last one: the node
         checks for an interrupt and moves its progress bar there (a CPU batch of 64 is 16 slices
         of ~0.1 s each)."""
-        n = len(faces)
-        out = np.empty((n, 3, 96, 96), dtype=np.float32)
-        done = 0
-        while done < n:
-            if on_slice is not None:
-                on_slice(done, n)
-            size = min(self.batch_size, n - done)
-            try:
-                out[done:done + size] = self._forward(mels[done:done + size], faces[done:done + size])
-            except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
-                if not is_out_of_memory(err):
-                    raise
-                empty_cache(self.device)
-                if size == 1:
-                    raise GeneratorOutOfMemory(
-                        f"Out of memory on {self.device} even for one frame. Free memory (unload "
-                        "other models), or run the generator on the CPU (force_cpu; --cpu on the command "
-                        "line).") from err
-                self.batch_size = max(1, size // 2)
-                logger.warning("Halo-Lipsy: out of memory on %s with %d frames; retrying with %d.",
-                               self.device, size, self.batch_size)
-                continue
-            done += size
-        if on_slice is not None:
-            on_slice(n, n)
+        out = np.empty((len(faces), 3, 96, 96), dtype=np.float32)
+
+        def forward(start, stop):
+            out[start:stop] = self._forward(mels[start:stop], faces[start:stop])
+
+        self.batch_size = in_batches(len(faces), self.batch_size, self.device, forward, GeneratorOutOfMemory(
+            f"Out of memory on {self.device} even for one frame. Free memory (unload other models), or "
+            "run the generator on the CPU (force_cpu; --cpu on the command line)."), on_slice)
         return out
 
     def _forward(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
