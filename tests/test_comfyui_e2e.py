@@ -122,6 +122,12 @@ def comfy_base(tmp_path, fixture_state):
     torch.save(s3fd().state_dict(), models / "s3fd.pth")  # random weights: the wiring, offline
     (base / "input").mkdir()
     write_talking_clip(base / "input" / "talking_head.mp4")
+    # a super-resolution model for core's Load Upscale Model: spandrel's Compact x2, random weights
+    from spandrel.architectures.Compact import Compact
+    upscale = base / "models" / "upscale_models"
+    upscale.mkdir(parents=True)
+    torch.save(Compact(num_in_ch=3, num_out_ch=3, num_feat=16, num_conv=4, upscale=2).state_dict(),
+               upscale / "RealESRGAN_x2plus.pth")
     return base
 
 
@@ -190,6 +196,23 @@ def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
         video_prompt[save]["inputs"].update(video=["91", 0], filename_prefix="video/components")
         run_prompt(url, video_prompt, tmp_path)
         components = sorted((comfy_base / "output" / "video").glob("components*.mp4"))
+
+        # core's Load Upscale Model -> restore_model, on both nodes
+        workflow = json.loads((ROOT / "example_workflows" / "halo_lipsy_restore.json").read_text())
+        restore_prompt = workflow_to_prompt(workflow, info)
+        loader = next(k for k, v in restore_prompt.items() if v["class_type"] == "UpscaleModelLoader")
+        save = next(k for k, v in restore_prompt.items() if v["class_type"] == "SaveVideo")
+        restore_prompt[save]["inputs"]["filename_prefix"] = "video/restored"
+        run_prompt(url, restore_prompt, tmp_path)
+        video_prompt = workflow_to_prompt(json.loads((ROOT / "example_workflows" / "halo_lipsy_video_node.json")
+                                                     .read_text()), info)
+        lipsy_video = next(k for k, v in video_prompt.items() if v["class_type"] == "HaloLipsyVideo")
+        video_prompt[loader] = restore_prompt[loader]
+        video_prompt[lipsy_video]["inputs"]["restore_model"] = [loader, 0]
+        save = next(k for k, v in video_prompt.items() if v["class_type"] == "SaveVideo")
+        video_prompt[save]["inputs"]["filename_prefix"] = "video/restored-stream"
+        run_prompt(url, video_prompt, tmp_path)
+        restored = sorted((comfy_base / "output" / "video").glob("restored*.mp4"))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -209,3 +232,4 @@ def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
     assert abs(frames - expected) <= 1 and frames >= SPEECH_SECONDS * FPS  # the whole speech
     assert audio_seconds == pytest.approx(frames / FPS, abs=0.05)  # audio matches the frames
     assert "Halo-Lipsy:" in (tmp_path / "comfyui.log").read_text()  # the run's summary line
+    assert len(restored) == 2 and all(probe(path)[0] == frames for path in restored)
