@@ -692,7 +692,7 @@ def restore_benchmark(args):
             source = workdir / "clip.mp4"
             write_clip_file(source, clip, clip.count, audio)
             for _ in range(args.repeat):
-                for kind in ("none", *RESTORE_MODELS):
+                for kind in ("none", *args.restore_models.split(",")):
                     cmd = [sys.executable, __file__, "--restore-worker", str(source), str(workdir), kind,
                            "--size", f"{width}x{height}", "--fps", str(args.fps), "--precision", args.precision]
                     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -748,6 +748,8 @@ def main():
                         help="what telling people apart costs the tracker, on clips of real people")
     parser.add_argument("--restore", action="store_true",
                         help="what a restore model (Compact x4, ESRGAN x4) costs a frame, 720p and 1080p")
+    parser.add_argument("--restore-models", default=",".join(RESTORE_MODELS),
+                        help=f"with --restore: which of {', '.join(RESTORE_MODELS)} (comma-separated)")
     parser.add_argument("--restore-worker", nargs=3, metavar=("FILE", "WORKDIR", "KIND"), help=argparse.SUPPRESS)
     parser.add_argument("--transcode-worker", nargs=4, metavar=("FILE", "WORKDIR", "GENERATOR", "DETECTOR"),
                         help=argparse.SUPPRESS)
