@@ -20,6 +20,23 @@ def may_restart(container) -> bool:
     return bool(int(getattr(container.format, "flags", 0) or 0) & TS_DISCONT)
 
 
+def demux_on_clock(container, stream):
+    """(the packets of `stream`, the file's running clock or None): where the format may
+    restart, every stream's packets are read and set the clock, and only `stream`'s come out;
+    elsewhere `stream`'s alone are read, on the file's own clock (None)."""
+    if not may_restart(container):
+        return container.demux(stream), None
+    clock = FileClock()
+
+    def packets():
+        for packet in container.demux():
+            clock.see(packet)
+            if packet.stream.index == stream.index:
+                yield packet
+
+    return packets(), clock
+
+
 def _jumped(previous: float | None, now: float) -> bool:
     return previous is not None and (now < previous - JUMP_BACK_S or now > previous + JUMP_AHEAD_S)
 

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from .clock import FileClock, may_restart
+from .clock import FileClock, demux_on_clock, may_restart
 from .source import Edits, VideoInputError, flag_bits, open_source, source_name
 
 logger = logging.getLogger("HaloLipsy")
@@ -219,12 +219,8 @@ def _frames_in(container, stream, edits: Edits, seek_to: float | None = None, qu
     if start > 0:
         _seek(container, stream, start)
     last_pts, repeats = None, 0
-    clock = FileClock() if may_restart(container) else None
-    for packet in container.demux() if clock is not None else container.demux(stream):
-        if clock is not None:  # every stream's packets set the running clock; this one's decode
-            clock.see(packet)
-            if packet.stream.index != stream.index:
-                continue
+    packets, clock = demux_on_clock(container, stream)
+    for packet in packets:
         try:
             frames = packet.decode()
         except av.error.FFmpegError as err:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .clock import FileClock, may_restart
+from .clock import demux_on_clock
 from .source import Edits, flag_bits, open_source
 
 logger = logging.getLogger("HaloLipsy")
@@ -109,14 +109,10 @@ def read_audio(source, edits: Edits = Edits(), what: str = "the video") -> Audio
             return None
         resampler = placement = names = None
         damaged = []
-        clock = FileClock() if may_restart(container) else None
-        for packet in container.demux() if clock is not None else container.demux(stream):
+        packets, clock = demux_on_clock(container, stream)
+        for packet in packets:
             if placement is not None and placement.full:
                 break  # the rest of a long file lies past the trim
-            if clock is not None:  # every stream's packets set the running clock; this one's decode
-                clock.see(packet)
-                if packet.stream.index != stream.index:
-                    continue
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
