@@ -9,15 +9,12 @@ padding or filter bank silently ruins lip sync.
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
 from scipy.signal import resample_poly
 
 from .track import AudioInputError, downmix
-
-logger = logging.getLogger("HaloLipsy")
 
 MODEL_SAMPLE_RATE = 16000
 N_FFT = 800

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..common.errors import HaloLipsyError
-
-logger = logging.getLogger("HaloLipsy")
 
 # FFmpeg demuxers that open any text or data file as "video"; none of them is a recording.
 NOT_VIDEO_FORMATS = {"tty", "bin", "xbin", "adf", "idf", "image2pipe", "data"}
