@@ -401,6 +401,25 @@ def video_inputs(name: str, width: int, height: int, fps: float, seconds: float)
     return workdir, clip, audio, audio_source
 
 
+def run_worker(flag: str, args, width: int, height: int, *values, what: str) -> dict:
+    """`--<flag> values...` of this script in a process of its own (its peak RSS its own), at
+    `width` x `height` and the run's fps and precision: the JSON its last line prints."""
+    cmd = [sys.executable, __file__, f"--{flag}", *map(str, values), "--size", f"{width}x{height}",
+           "--fps", str(args.fps), "--precision", args.precision]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def first_face_mask(clip) -> torch.Tensor:
+    """A one-frame MASK over the clip's first face: the face from a fixed face_mask, no detector."""
+    x1, y1, x2, y2 = (int(round(v)) for v in clip.truth(0)[0])
+    face_mask = torch.zeros(1, clip.height, clip.width)
+    face_mask[0, y1:y2, x1:x2] = 1.0
+    return face_mask
+
+
 GPU_LIKE_MS = 15.0  # the gpu-like stand-in's time a frame: an assumed integrated GPU's pace, not a measurement
 
 
@@ -428,9 +447,7 @@ def transcode_worker(path: Path, workdir: Path, width: int, height: int, fps: fl
     hooks = routes.plain_hooks([workdir])
     face_mask = None
     if detector == "none":
-        x1, y1, x2, y2 = (int(round(v)) for v in clip.truth(0)[0])
-        face_mask = torch.zeros(1, height, width)
-        face_mask[0, y1:y2, x1:x2] = 1.0
+        face_mask = first_face_mask(clip)
     else:
         hooks = with_detector(hooks, TruthDetector(clip, batch_size=4, network=RandomS3FD(mod)))
     settings = mod("settings").Settings(force_cpu=True, precision=precision)
@@ -494,12 +511,8 @@ def transcode_benchmark(args, width, height):
 
 def transcode_run(args, width, height, source, workdir, generator, detector) -> dict:
     """One VIDEO route run in a process of its own (transcode_worker), printed as it ends."""
-    cmd = [sys.executable, __file__, "--transcode-worker", str(source), str(workdir), generator,
-           detector, "--size", f"{width}x{height}", "--fps", str(args.fps), "--precision", args.precision]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{generator}/{detector} failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_worker("transcode-worker", args, width, height, source, workdir, generator, detector,
+                        what=f"{generator}/{detector}")
     alone = (f", the generator alone {result['generator_alone_fps']:.1f} fps"
              if "generator_alone_fps" in result else "")
     print(f"generator {generator:>8}, detector {detector:>4}: {result['seconds']:.1f} s = "
@@ -524,12 +537,8 @@ def video_benchmark(args, width, height):
         runs = []
         for route, seconds in [("video", 10.0), ("video", 30.0), ("video", args.video_seconds),
                                ("image", 5.0), ("image", 10.0)]:
-            cmd = [sys.executable, __file__, "--video-worker", route, str(files[seconds]), str(workdir),
-                   "--size", f"{width}x{height}", "--fps", str(args.fps), "--precision", args.precision]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"{route} {seconds:g} s failed:\n{done.stderr[-3000:]}")
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result = run_worker("video-worker", args, width, height, route, files[seconds], workdir,
+                                what=f"{route} {seconds:g} s")
             result["clip_s"] = seconds
             runs.append(result)
             print(f"{route:>5} route, {seconds:>5.0f} s clip: {result['frames_out']} frames in "
@@ -666,10 +675,7 @@ def restore_worker(path: Path, workdir: Path, width: int, height: int, fps: floa
         torch.manual_seed(0)
         network = getattr(importlib.import_module(module), name)(**options)
         restore_model = ModelLoader().load_from_state_dict(network.state_dict()).eval()
-    clip = Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle")  # truth only
-    x1, y1, x2, y2 = (int(round(v)) for v in clip.truth(0)[0])
-    face_mask = torch.zeros(1, height, width)
-    face_mask[0, y1:y2, x1:x2] = 1.0
+    face_mask = first_face_mask(Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle"))
     settings = mod("settings").Settings(force_cpu=True, precision=precision)
     out = workdir / f"out_{kind}.mp4"
     start = time.perf_counter()
@@ -693,12 +699,7 @@ def restore_benchmark(args):
             write_clip_file(source, clip, clip.count, audio)
             for _ in range(args.repeat):
                 for kind in ("none", *args.restore_models.split(",")):
-                    cmd = [sys.executable, __file__, "--restore-worker", str(source), str(workdir), kind,
-                           "--size", f"{width}x{height}", "--fps", str(args.fps), "--precision", args.precision]
-                    done = subprocess.run(cmd, capture_output=True, text=True)
-                    if done.returncode != 0:
-                        raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
-                    row = json.loads(done.stdout.strip().splitlines()[-1])
+                    row = run_worker("restore-worker", args, width, height, source, workdir, kind, what=kind)
                     row["size"] = f"{width}x{height}"
                     print(f"{row['size']} {kind:>10} ({row['dtype']}): {row['seconds']:.1f} s for "
                           f"{row['frames_out']} frames, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
