@@ -123,11 +123,10 @@ def comfy_base(tmp_path, fixture_state):
     (base / "input").mkdir()
     write_talking_clip(base / "input" / "talking_head.mp4")
     # a super-resolution model for core's Load Upscale Model: spandrel's Compact x2, random weights
-    from spandrel.architectures.Compact import Compact
+    from test_restore import compact
     upscale = base / "models" / "upscale_models"
     upscale.mkdir(parents=True)
-    torch.save(Compact(num_in_ch=3, num_out_ch=3, num_feat=16, num_conv=4, upscale=2).state_dict(),
-               upscale / "RealESRGAN_x2plus.pth")
+    torch.save(compact(2)[0], upscale / "RealESRGAN_x2plus.pth")
     return base
 
 
