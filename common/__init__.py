@@ -1,3 +1,3 @@
 """What every part of the pack stands on, plain Python that imports nothing else of the pack: the
 error family (`errors`), the choice lists (`choices`), what this CPU computes natively (`cpu`), a
-stage working ahead in a thread (`ahead`)."""
+stage working ahead in a thread (`ahead`), fitting points onto points (`geometry`)."""

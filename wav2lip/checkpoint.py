@@ -98,6 +98,14 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
 
     Raises CheckpointError for files that would need code to load, or are truncated or corrupt.
     """
+    return _unwrap(read_checkpoint(path, RELEASED_SIZE_TEXT, WEIGHTS_HELP), Path(path))
+
+
+def read_checkpoint(path, expected_size: str, weights_help: str):
+    """What a checkpoint file (torch.save or .safetensors) holds, read without running pickled
+    code: tensors, in dicts as saved. Raises CheckpointError for files that would need code to
+    load (`weights_help` says where the real weights are), or are truncated or corrupt
+    (`expected_size`: the size the real file has)."""
     path = Path(path)
     size = path.stat().st_size
     try:
@@ -120,15 +128,15 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
                 raise CheckpointError(
                     f"{path.name} is a plain Python pickle, not a PyTorch checkpoint (torch.save) "
                     f"or .safetensors file, and it holds no weights this node can read. "
-                    f"{WEIGHTS_HELP}") from None
-            raise CheckpointError(_corrupt_text(path, size, "not a readable checkpoint")) from None
+                    f"{weights_help}") from None
+            raise CheckpointError(_corrupt_text(path, size, expected_size, "not a readable checkpoint")) from None
         raise CheckpointError(
             f"Refused to load {path.name}: it contains Python objects beyond tensors, which could "
-            f"run code when unpickled ({_shorten(culprit)}). Use the original Wav2Lip weights or a "
+            f"run code when unpickled ({_shorten(culprit)}). Use the original weights or a "
             ".safetensors copy.") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(_corrupt_text(path, size, str(err) or type(err).__name__)) from None
-    return _unwrap(raw, path)
+        raise CheckpointError(_corrupt_text(path, size, expected_size, str(err) or type(err).__name__)) from None
+    return raw
 
 
 _PICKLE_PROTOCOL_MARK = b"\x80"
@@ -178,8 +186,8 @@ def _shorten(text: str, limit: int = 200) -> str:
     return line[:limit].rsplit(" ", 1)[0].rstrip(" .,;:") + " ..."
 
 
-def _corrupt_text(path: Path, size: int, detail: str) -> str:
-    return (f"{path.name} is truncated or corrupt ({size:,} bytes; expected {RELEASED_SIZE_TEXT}). "
+def _corrupt_text(path: Path, size: int, expected_size: str, detail: str) -> str:
+    return (f"{path.name} is truncated or corrupt ({size:,} bytes; expected {expected_size}). "
             f"Download it again. (Reading it failed with: {_shorten(detail)})")
 
 

@@ -74,6 +74,20 @@ def _smoothstep(t):
     return t * t * (3.0 - 2.0 * t)
 
 
+def blend_weight(height: int, width: int, blend_edges: bool, blend_radius: int,
+                 strength: float = 1.0):
+    """How strongly each pixel of a `height` x `width` face box takes the mouth: (weight, rows),
+    `weight` (h, w, 1) float32 (blend_edges: the feathered lower-face mask) or one float32 (the
+    whole box evenly), times `strength` (0..1); `rows` the box rows it can be above 0 in."""
+    strength = float(min(1.0, max(0.0, strength)))
+    if blend_edges:
+        weight = lower_face_mask(height, width, blend_radius)
+        if strength < 1.0:
+            weight = weight * np.float32(strength)
+        return weight, slice(height // 2, height)  # exactly 0 above the mid-line
+    return np.float32(strength), slice(0, height)
+
+
 def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool,
           blend_radius: int, weights_out: np.ndarray | None = None, strength: float = 1.0):
     """Write the generated (3, 96, 96) BGR face into `frame` (H, W, C RGB[A], float32 or
@@ -87,31 +101,32 @@ def paste(frame: np.ndarray, box, generated_bgr: np.ndarray, blend_edges: bool,
     """
     x1, y1, x2, y2 = box
     h, w = y2 - y1, x2 - x1
-    strength = float(min(1.0, max(0.0, strength)))
-    if blend_edges:
-        weight = lower_face_mask(h, w, blend_radius)  # (h, w, 1)
-        if strength < 1.0:
-            weight = weight * np.float32(strength)
-        rows = slice(h // 2, h)  # the mask is exactly 0 above the mid-line: leave those pixels alone
-    else:
-        weight, rows = np.float32(strength), slice(0, h)  # the whole box, evenly
+    weight, rows = blend_weight(h, w, blend_edges, blend_radius, strength)
     if weights_out is not None:
         weights_out[y1:y2, x1:x2] = weight[:, :, 0] if blend_edges else weight
-    if strength == 0.0:  # the frame's own pixels throughout
+    if float(strength) <= 0.0:  # the frame's own pixels throughout
         return
     face_rgb = np.ascontiguousarray(generated_bgr[::-1].transpose(1, 2, 0))
     face_rgb = cv2.resize(face_rgb, (w, h), interpolation=cv2.INTER_LINEAR)
     np.clip(face_rgb, 0.0, 1.0, out=face_rgb)
-    region = frame[y1:y2, x1:x2, :3][rows]
+    blend_into(frame[y1:y2, x1:x2, :3], face_rgb, weight, rows, exact=not blend_edges and weight == 1.0)
+
+
+def blend_into(region: np.ndarray, new_rgb: np.ndarray, weight, rows, exact: bool = False):
+    """`region` (h, w, 3 RGB, float32 [0, 1] or uint8, written in place) moved towards
+    `new_rgb` (h, w, 3 float32 [0, 1]; consumed) by `weight` ((h, w, 1) or one number) in
+    `rows`; `exact`: replaced outright. A uint8 region is worked on in float and rounded back to
+    the nearest level."""
+    region = region[rows]
     pixels = np.multiply(region, UNIT, dtype=np.float32) if region.dtype == np.uint8 else region
-    change = face_rgb[rows]  # ours: becomes (face - pixels) * weight, in place
-    if blend_edges or strength < 1.0:
+    change = new_rgb[rows]  # ours: becomes (new - pixels) * weight, in place
+    if exact:
+        pixels[...] = change
+    else:
         with np.errstate(invalid="ignore"):  # a non-finite frame pixel stays non-finite, quietly
             change -= pixels
-            change *= weight[rows] if blend_edges else weight
+            change *= weight[rows] if np.ndim(weight) else weight
             pixels += change
-    else:
-        pixels[...] = change
     if pixels is not region:  # back to uint8, rounded to the nearest level
         pixels *= 255.0
         pixels += 0.5

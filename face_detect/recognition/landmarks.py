@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .align import similarity
+from ...common.geometry import similarity
 from .dlib_file import DlibFormatError, compact_ints, reals
 
 POINTS = 5
