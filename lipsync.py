@@ -85,9 +85,12 @@ def parse_args(argv=None):
                         help="the picture a white-on-black --face-marker was painted on (a frame "
                              "of the video, or any picture of the person)")
     parser.add_argument("--restore-model", type=Path,
-                        help="a super-resolution model file (.pth or .safetensors: RealESRGAN x2/x4, "
-                             "4x-UltraSharp, a Compact model, SwinIR, HAT; read with spandrel) that "
-                             "draws the 96x96 mouth larger and sharper before it is pasted")
+                        help="a restore model file (.pth or .safetensors, read with spandrel): a "
+                             "super-resolution model (RealESRGAN x2/x4, 4x-UltraSharp, a Compact model, "
+                             "SwinIR, HAT) draws the 96x96 mouth larger and sharper before it is pasted; "
+                             "a face restoration model (GFPGAN 1.2-1.4, RestoreFormer, CodeFormer with "
+                             "spandrel_extra_arches) restores the face around the pasted mouth. Only "
+                             "the pixels the mouth is pasted into change")
     parser.add_argument("--start", type=float, default=0.0,
                         help="lip-sync only the part of the video from this time on (seconds on "
                              "its clock, as a player shows it; default 0)")

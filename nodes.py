@@ -117,6 +117,55 @@ def checkpoint_fingerprint(checkpoint: str) -> str:
 if _folder_paths() is not None:  # inside ComfyUI: the folder exists from startup on
     register_model_folder()
 
+# where restore models are listed from: face restoration packs register facerestore_models
+# (models/facerestore_models), core registers upscale_models
+RESTORE_FOLDERS = ("facerestore_models", "upscale_models")
+NO_RESTORE_FILE = "none"
+
+
+def restore_file_choices() -> list[str]:
+    """The files in the restore model folders, each as `folder/name`."""
+    folder_paths = _folder_paths()
+    if folder_paths is None:
+        return []
+    if RESTORE_FOLDERS[0] not in folder_paths.folder_names_and_paths:  # no face restoration pack
+        folder_paths.add_model_folder_path(RESTORE_FOLDERS[0],
+                                           str(Path(folder_paths.models_dir) / RESTORE_FOLDERS[0]))
+    choices = []
+    for folder in RESTORE_FOLDERS:
+        try:
+            choices += [f"{folder}/{name}" for name in folder_paths.get_filename_list(folder)]
+        except Exception:  # noqa: BLE001 - an unreadable folder must not break the node list
+            continue
+    return choices
+
+
+_restore_models: dict = {}
+
+
+def _restore_model_from_file(choice: str, connected):
+    """The restore model to use: the connected one, or the file chosen from the restore folders
+    (read once, as core's loader reads it, and kept while it is unchanged)."""
+    if choice in (None, NO_RESTORE_FILE):
+        return connected
+    if connected is not None:
+        raise HaloLipsyError(f"restore_model is connected and restore_model_file is '{choice}': "
+                             "choose one (set restore_model_file to none, or disconnect restore_model).")
+    from .restore import RestoreModelError, load_restore_model
+
+    folder, _, name = choice.partition("/")
+    folder_paths = _folder_paths()
+    path = folder_paths.get_full_path(folder, name) if folder_paths is not None and folder in RESTORE_FOLDERS else None
+    if path is None:
+        raise RestoreModelError(f"restore_model_file '{choice}' is not in {' or '.join(RESTORE_FOLDERS)}; "
+                                "refresh ComfyUI (R) after adding a file, and choose it again.")
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _restore_models:
+        _restore_models.clear()  # one at a time: they are hundreds of MB
+        _restore_models[key] = load_restore_model(Path(path))
+    return _restore_models[key]
+
 
 class _Progress:
     """ComfyUI's progress bar for one run, fed fractions 0..1 by a route."""
@@ -230,6 +279,7 @@ def release_models():
     release_recognizer()
     _patchers.clear()
     _detectors.clear()
+    _restore_models.clear()
 
 
 # ---------------------------------------------------------------------------- the routes, wired
@@ -245,7 +295,16 @@ def _hooks() -> routes.Hooks:
         detector=lambda batch: _s3fd_detector(batch, model_search_dirs()),
         recognizer=lambda: _face_recognizer(model_search_dirs()),
         progress=progress.set,
-        check_interrupt=_check_interrupt)
+        check_interrupt=_check_interrupt,
+        make_room=_make_room)
+
+
+def _make_room(size: int, device):
+    """ComfyUI unloads what it must so that `size` bytes fit on `device` (as core's upscale node
+    does before it places its model there)."""
+    comfy = _comfy()
+    if comfy is not None:
+        comfy[1].free_memory(size, device)
 
 
 # ---------------------------------------------------------------------------- the node
@@ -294,10 +353,20 @@ FACE_MARKER_IMAGE_INPUT = ("IMAGE", {
 
 
 RESTORE_MODEL_INPUT = ("UPSCALE_MODEL", {
-    "tooltip": "Optional: a super-resolution model from Load Upscale Model (RealESRGAN x2/x4, "
-               "4x-UltraSharp, a Compact model, SwinIR, HAT) that draws Wav2Lip's 96x96 mouth "
-               "larger and sharper before it is pasted. Only the pixels the mouth is pasted into "
-               "change; restore_strength blends it with the plain mouth."})
+    "tooltip": "Optional: a model from Load Upscale Model that makes Wav2Lip's 96x96 mouth as "
+               "sharp as the face. A super-resolution model (RealESRGAN x2/x4, 4x-UltraSharp, a "
+               "Compact model, SwinIR, HAT) draws the mouth larger before it is pasted; a face "
+               "restoration model (GFPGAN 1.2-1.4, RestoreFormer, CodeFormer) restores the face "
+               "around the pasted mouth. Only the pixels the mouth is pasted into change; "
+               "restore_strength blends it with the plain mouth."})
+
+
+def _restore_file_input() -> tuple:
+    return ([NO_RESTORE_FILE] + restore_file_choices(), {
+        "default": NO_RESTORE_FILE,
+        "tooltip": "Optional, instead of connecting restore_model: a model from "
+                   "models/facerestore_models (where face restoration packs keep GFPGAN and "
+                   "CodeFormer) or models/upscale_models, used as restore_model is."})
 
 
 class HaloLipsy(_LipsyNode):
@@ -332,11 +401,13 @@ class HaloLipsy(_LipsyNode):
                 "face_marker": FACE_MARKER_INPUT,
                 "face_marker_image": FACE_MARKER_IMAGE_INPUT,
                 "restore_model": RESTORE_MODEL_INPUT,
+                "restore_model_file": _restore_file_input(),
             },
         }
 
     def lipsync(self, images, audio, face_mask=None, face_marker=None, face_marker_image=None,
-                restore_model=None, **settings):
+                restore_model=None, restore_model_file=NO_RESTORE_FILE, **settings):
+        restore_model = _restore_model_from_file(restore_model_file, restore_model)
         result = routes.lipsync_images(images, audio, Settings(**settings), _hooks(), face_mask,
                                        face_marker, face_marker_image, restore_model)
         result.report.log()
@@ -426,11 +497,13 @@ class HaloLipsyVideo(_LipsyNode):
                 "face_marker": FACE_MARKER_INPUT,
                 "face_marker_image": FACE_MARKER_IMAGE_INPUT,
                 "restore_model": RESTORE_MODEL_INPUT,
+                "restore_model_file": _restore_file_input(),
             },
         }
 
     def lipsync(self, video, audio=None, face_mask=None, face_marker=None, face_marker_image=None,
-                restore_model=None, **settings):
+                restore_model=None, restore_model_file=NO_RESTORE_FILE, **settings):
+        restore_model = _restore_model_from_file(restore_model_file, restore_model)
         source = _stream_source(video)
         path = _temp_video_path()
         if source is None:  # frames already in memory: the IMAGE route, encoded the same way

@@ -170,6 +170,11 @@ SETTINGS = (
             minimum=0.0, maximum=1.0, step=0.05, flag="--restore-strength",
             cli_tooltip="With --restore-model: how much of its sharper mouth to use. 1: all of it; "
                         "0: none (exactly the output without a model); between: the two blended."),
+    # CodeFormer's own inference takes 0.5 unless told otherwise
+    Setting("codeformer_fidelity", "FLOAT", 0.5,
+            "With a CodeFormer restore_model: 0 gives the model's own idea of a sharp face, 1 stays "
+            "closest to the face it is given (the generated mouth's shape); other models ignore it.",
+            minimum=0.0, maximum=1.0, step=0.05, flag="--codeformer-fidelity"),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 

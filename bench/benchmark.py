@@ -658,64 +658,90 @@ RESTORE_MODELS = {  # spandrel's own architectures, built with random weights (t
                    dict(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, upscale=4)),  # realesr-general-x4v3
     "esrgan-x4": ("spandrel.architectures.ESRGAN", "ESRGAN",
                   dict(in_nc=3, out_nc=3, num_filters=64, num_blocks=23, scale=4)),  # RealESRGAN_x4plus
+    # face restoration: the released models' own settings (tests/face_models.py)
+    "gfpgan": "GFPGAN", "restoreformer": "RestoreFormer", "codeformer": "CodeFormer",
 }
 
 
+def restore_model_of(kind: str):
+    """The spandrel descriptor of restore model `kind`, random weights, read by spandrel."""
+    from spandrel import ModelLoader
+
+    from face_models import descriptor
+
+    if isinstance(RESTORE_MODELS[kind], str):
+        return descriptor(RESTORE_MODELS[kind])
+    module, name, options = RESTORE_MODELS[kind]
+    torch.manual_seed(0)
+    network = getattr(importlib.import_module(module), name)(**options)
+    return ModelLoader().load_from_state_dict(network.state_dict()).eval()
+
+
 def restore_worker(path: Path, workdir: Path, width: int, height: int, fps: float, kind: str,
-                   precision: str) -> dict:
+                   route: str, precision: str) -> dict:
     """The VIDEO or IMAGE route on one file in a process of its own, the real generator (random
-    weights) on the CPU, the face from a fixed face_mask, with the restore model `kind` (or none)."""
+    weights) on the CPU, the face from a fixed face_mask (the astronaut's own face: the face
+    restoration models align it by its landmarks), with the restore model `kind` (or none). The
+    IMAGE route's time is the node's alone (the file decoded to an IMAGE first)."""
     mod = load_pack()
     routes = mod("routes")
+    video = mod("video")
     importlib.import_module("librosa.filters")
-    restore_model = None
-    if kind != "none":
-        from spandrel import ModelLoader
-        module, name, options = RESTORE_MODELS[kind]
-        torch.manual_seed(0)
-        network = getattr(importlib.import_module(module), name)(**options)
-        restore_model = ModelLoader().load_from_state_dict(network.state_dict()).eval()
+    restore_model = None if kind == "none" else restore_model_of(kind)
     face_mask = first_face_mask(Clip(width=width, height=height, fps=fps, seconds=1, scenario="gentle"))
-    settings = mod("settings").Settings(force_cpu=True, precision=precision)
-    out = workdir / f"out_{kind}.mp4"
-    start = time.perf_counter()
-    run = routes.lipsync_video(str(path), str(out), settings, routes.plain_hooks([workdir]),
-                               face_mask=face_mask, restore_model=restore_model)
+    settings = mod("settings").Settings(force_cpu=True, precision=precision, fps=fps)
+    hooks = routes.plain_hooks([workdir])
+    if route == "video":
+        start = time.perf_counter()
+        run = routes.lipsync_video(str(path), str(workdir / f"out_{kind}.mp4"), settings, hooks,
+                                   face_mask=face_mask, restore_model=restore_model)
+    else:
+        info = video.probe(str(path))
+        images = torch.stack([torch.from_numpy(video.to_rgb(frame, info)).float() / 255.0
+                              for _, _, frame in video.decode(str(path), info)])
+        track = video.read_audio(str(path))
+        audio = {"waveform": torch.from_numpy(track.samples[None]), "sample_rate": track.rate}
+        start = time.perf_counter()
+        run = routes.lipsync_images(images, audio, settings, hooks, face_mask=face_mask,
+                                    restore_model=restore_model).report
     seconds = time.perf_counter() - start
-    return {"kind": kind, "seconds": seconds, "frames_out": run.frames_out,
+    return {"kind": kind, "route": route, "seconds": seconds, "frames_out": run.frames_out,
             "ms_per_frame": 1000 * seconds / run.frames_out, "peak_rss_mb": peak_rss_mb(), "dtype": run.dtype}
 
 
 def restore_benchmark(args):
-    """What a restore model costs a frame on the VIDEO route, at 720p and 1080p: none, a Compact
-    x4 and an ESRGAN x4 (random weights), each in a process of its own, in turn `--repeat`
+    """What a restore model costs a frame on each route, at 720p and 1080p: none and each of
+    `--restore-models` (random weights), each in a process of its own, in turn `--repeat`
     times (this VM's speed drifts), the fastest of each kept; the cost a model adds is the
-    difference to no model at the same size, on the same clip."""
+    difference to no model at the same size and route, on the same clip."""
     best = {}
-    for width, height in ((1280, 720), (1920, 1080)):
+    sizes = [tuple(int(v) for v in size.split("x")) for size in args.restore_sizes.split(",")]
+    for width, height in sizes:
         workdir, clip, audio, _ = video_inputs("restore", width, height, args.fps, args.seconds)
         try:
             source = workdir / "clip.mp4"
             write_clip_file(source, clip, clip.count, audio)
             for _ in range(args.repeat):
-                for kind in ("none", *args.restore_models.split(",")):
-                    row = run_worker("restore-worker", args, width, height, source, workdir, kind, what=kind)
-                    row["size"] = f"{width}x{height}"
-                    print(f"{row['size']} {kind:>10} ({row['dtype']}): {row['seconds']:.1f} s for "
-                          f"{row['frames_out']} frames, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
-                    key = (row["size"], kind)
-                    if key not in best or row["seconds"] < best[key]["seconds"]:
-                        best[key] = row
+                for route in args.restore_routes.split(","):
+                    for kind in ("none", *args.restore_models.split(",")):
+                        row = run_worker("restore-worker", args, width, height, source, workdir, kind, route,
+                                         what=kind)
+                        row["size"] = f"{width}x{height}"
+                        print(f"{row['size']} {route} {kind:>13} ({row['dtype']}): {row['seconds']:.1f} s for "
+                              f"{row['frames_out']} frames, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+                        key = (row["size"], route, kind)
+                        if key not in best or row["seconds"] < best[key]["seconds"]:
+                            best[key] = row
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nfastest of {args.repeat}; {os.cpu_count()} CPUs ({cpu_name()}), torch {torch.__version__}, "
           f"{args.seconds:g} s clips")
-    print("| size | restore model | seconds | ms a frame | added a frame | peak RSS |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for (size, kind), row in best.items():
-        base = best[size, "none"]
+    print("| size | route | restore model | seconds | ms a frame | added a frame | peak RSS |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for (size, route, kind), row in best.items():
+        base = best[size, route, "none"]
         added = 1000 * (row["seconds"] - base["seconds"]) / row["frames_out"]
-        print(f"| {size} | {kind} ({row['dtype']}) | {row['seconds']:.1f} | {row['ms_per_frame']:.0f} | "
+        print(f"| {size} | {route} | {kind} ({row['dtype']}) | {row['seconds']:.1f} | {row['ms_per_frame']:.0f} | "
               f"{'' if kind == 'none' else f'{added:.0f} ms'} | {row['peak_rss_mb']:.0f} MB |")
     print(json.dumps(list(best.values())))
 
@@ -748,10 +774,13 @@ def main():
     parser.add_argument("--identity", action="store_true",
                         help="what telling people apart costs the tracker, on clips of real people")
     parser.add_argument("--restore", action="store_true",
-                        help="what a restore model (Compact x4, ESRGAN x4) costs a frame, 720p and 1080p")
+                        help="what a restore model costs a frame, on each route, at 720p and 1080p")
     parser.add_argument("--restore-models", default=",".join(RESTORE_MODELS),
                         help=f"with --restore: which of {', '.join(RESTORE_MODELS)} (comma-separated)")
-    parser.add_argument("--restore-worker", nargs=3, metavar=("FILE", "WORKDIR", "KIND"), help=argparse.SUPPRESS)
+    parser.add_argument("--restore-routes", default="video,image", help="with --restore: video, image or both")
+    parser.add_argument("--restore-sizes", default="1280x720,1920x1080", help="with --restore: WxH,...")
+    parser.add_argument("--restore-worker", nargs=4, metavar=("FILE", "WORKDIR", "KIND", "ROUTE"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--transcode-worker", nargs=4, metavar=("FILE", "WORKDIR", "GENERATOR", "DETECTOR"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -771,8 +800,9 @@ def main():
                                           detector, args.precision)))
         return
     if args.restore_worker:
-        path, workdir, kind = args.restore_worker
-        print(json.dumps(restore_worker(Path(path), Path(workdir), width, height, args.fps, kind, args.precision)))
+        path, workdir, kind, route = args.restore_worker
+        print(json.dumps(restore_worker(Path(path), Path(workdir), width, height, args.fps, kind, route,
+                                        args.precision)))
         return
     if args.restore:
         restore_benchmark(args)

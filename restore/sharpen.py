@@ -6,14 +6,14 @@ one, through the same mask: pixels the mouth does not touch stay as they were.""
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..common.progress import part
 from ..wav2lip import in_batches
 from .kind import RestoreModelError
+from .placement import PlacedModel
 
 
 def model_dtype(descriptor, dtype: torch.dtype) -> torch.dtype:
@@ -25,26 +25,18 @@ def model_dtype(descriptor, dtype: torch.dtype) -> torch.dtype:
     return torch.float32
 
 
-class MouthSharpener:
+class MouthSharpener(PlacedModel):
     """`descriptor` (a spandrel ImageModelDescriptor, purpose SR) applied to batches of mouths
     on `device` in `dtype` (where it supports it), `batch_size` mouths a forward pass at most."""
 
     def __init__(self, descriptor, device, dtype: torch.dtype, batch_size: int, strength: float):
-        self.descriptor, self.device = descriptor, torch.device(device)
-        self.dtype = model_dtype(descriptor, dtype)
+        super().__init__(descriptor, device, model_dtype(descriptor, dtype))
         self.batch_size, self.strength = max(1, int(batch_size)), float(strength)
         self.scale = int(descriptor.scale)
 
-    @contextlib.contextmanager
-    def placed(self):
-        """The model on this run's device and precision, put back where it was afterwards (in
-        ComfyUI the model is the user's, shared with other nodes)."""
-        device, dtype = self.descriptor.device, self.descriptor.dtype
-        self.descriptor.to(self.device).to(self.dtype).eval()
-        try:
-            yield self
-        finally:
-            self.descriptor.to(device).to(dtype)
+    def bytes_needed(self) -> int:
+        """What the model takes on its device (its mouths are small)."""
+        return self.weights_bytes()
 
     def __call__(self, mouths_bgr: np.ndarray, on_slice=None) -> np.ndarray:
         """(n, 3, 96, 96) float32 BGR in [0, 1] -> (n, 3, 96 x scale, 96 x scale), the same."""
@@ -84,9 +76,5 @@ class SharpenedGenerator:
         return self.generator.shares_the_cpu
 
     def __call__(self, mels, faces, on_slice=None):
-        def half(offset):
-            return None if on_slice is None else (lambda done, total: on_slice(offset * total + done, 2 * total))
-
-        mouths = self.generator(mels, faces, on_slice=half(0))
-        with self.sharpener.placed():  # the user's model, put back after each batch
-            return self.sharpener(mouths, on_slice=half(1))
+        mouths = self.generator(mels, faces, on_slice=part(on_slice, 0, 2))
+        return self.sharpener(mouths, on_slice=part(on_slice, 1, 2))

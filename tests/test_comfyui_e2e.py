@@ -127,6 +127,13 @@ def comfy_base(tmp_path, fixture_state):
     upscale = base / "models" / "upscale_models"
     upscale.mkdir(parents=True)
     torch.save(compact(2)[0], upscale / "RealESRGAN_x2plus.pth")
+    # a face restoration model, random weights, wrapped as GFPGAN's release wraps them: in
+    # upscale_models for core's loader, and in facerestore_models for the node's own list
+    from face_models import network
+    gfpgan = {"params_ema": network("GFPGAN").state_dict()}
+    torch.save(gfpgan, upscale / "GFPGANv1.4.pth")
+    (base / "models" / "facerestore_models").mkdir()
+    torch.save(gfpgan, base / "models" / "facerestore_models" / "GFPGANv1.4.pth")
     return base
 
 
@@ -200,8 +207,8 @@ def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
         workflow = json.loads((ROOT / "example_workflows" / "halo_lipsy_restore.json").read_text())
         restore_prompt = workflow_to_prompt(workflow, info)
         loader = next(k for k, v in restore_prompt.items() if v["class_type"] == "UpscaleModelLoader")
-        save = next(k for k, v in restore_prompt.items() if v["class_type"] == "SaveVideo")
-        restore_prompt[save]["inputs"]["filename_prefix"] = "video/restored"
+        restore_save = next(k for k, v in restore_prompt.items() if v["class_type"] == "SaveVideo")
+        restore_prompt[restore_save]["inputs"]["filename_prefix"] = "video/restored"
         run_prompt(url, restore_prompt, tmp_path)
         video_prompt = workflow_to_prompt(json.loads((ROOT / "example_workflows" / "halo_lipsy_video_node.json")
                                                      .read_text()), info)
@@ -211,7 +218,19 @@ def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
         save = next(k for k, v in video_prompt.items() if v["class_type"] == "SaveVideo")
         video_prompt[save]["inputs"]["filename_prefix"] = "video/restored-stream"
         run_prompt(url, video_prompt, tmp_path)
+        # a face restoration model: through core's loader on the IMAGE node, from the node's own
+        # facerestore_models list on the VIDEO node
+        restore_prompt[loader]["inputs"]["model_name"] = "GFPGANv1.4.pth"
+        restore_prompt[restore_save]["inputs"]["filename_prefix"] = "video/face-restored"
+        run_prompt(url, restore_prompt, tmp_path)
+        choices = info["HaloLipsyVideo"]["input"]["optional"]["restore_model_file"][0]
+        assert "facerestore_models/GFPGANv1.4.pth" in choices, choices
+        del video_prompt[lipsy_video]["inputs"]["restore_model"]
+        video_prompt[lipsy_video]["inputs"]["restore_model_file"] = "facerestore_models/GFPGANv1.4.pth"
+        video_prompt[save]["inputs"]["filename_prefix"] = "video/face-restored-stream"
+        run_prompt(url, video_prompt, tmp_path)
         restored = sorted((comfy_base / "output" / "video").glob("restored*.mp4"))
+        face_restored = sorted((comfy_base / "output" / "video").glob("face-restored*.mp4"))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -232,3 +251,5 @@ def test_example_workflow_runs_in_a_real_comfyui(comfy_base, tmp_path):
     assert audio_seconds == pytest.approx(frames / FPS, abs=0.05)  # audio matches the frames
     assert "Halo-Lipsy:" in (tmp_path / "comfyui.log").read_text()  # the run's summary line
     assert len(restored) == 2 and all(probe(path)[0] == frames for path in restored)
+    assert len(face_restored) == 2 and all(probe(path)[0] == frames for path in face_restored)
+    assert (tmp_path / "comfyui.log").read_text().count("faces restored") == 2

@@ -494,8 +494,10 @@ def test_node_interface_is_the_documented_one():
     assert list(spec["required"]) == [
         "images", "audio", "checkpoint", "mode", "fps", "face_detect_batch", "inference_batch",
         "force_cpu", "sync_offset", "mel_step_multiplier", "face_padding", "smooth_box_frames",
-        "blend_edges", "blend_radius", "precision", "face", "silence", "restore_strength"]
-    assert list(spec["optional"]) == ["face_mask", "face_marker", "face_marker_image", "restore_model"]
+        "blend_edges", "blend_radius", "precision", "face", "silence", "restore_strength",
+        "codeformer_fidelity"]
+    assert list(spec["optional"]) == ["face_mask", "face_marker", "face_marker_image", "restore_model",
+                                      "restore_model_file"]
     for name, (kind, options) in {**spec["required"], **spec["optional"]}.items():
         assert options.get("tooltip"), name
     defaults = {k: v[1].get("default") for k, v in spec["required"].items()}

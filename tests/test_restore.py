@@ -1,6 +1,7 @@
-"""A restore model on the generated mouth: spandrel's own architectures with random weights (a
-Compact super-resolution model; a Compact at scale 1, which is a "Restoration" model, as one to
-refuse), through the sharpener, both routes, the nodes' input and the command line's flag."""
+"""A super-resolution restore model on the generated mouth: spandrel's own architectures with
+random weights (a Compact super-resolution model; a Compact at scale 1, which is a "Restoration"
+model, as one to refuse), through the sharpener, both routes, the nodes' input and the command
+line's flag. Face restoration models: test_face_restore.py."""
 
 import sys
 
@@ -74,13 +75,15 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_mouths(sr_model, monk
     assert sharpener.batch_size == 2  # 8, then 4, then 2
 
 
-def test_the_model_is_put_back_where_it_was_after_each_batch(sr_model):
+def test_the_model_computes_in_the_generators_precision_for_the_run_and_is_put_back_after(sr_model):
     sharpener = restore.MouthSharpener(sr_model, "cpu", torch.bfloat16, 4, 1.0)
     assert sharpener.dtype == torch.bfloat16  # Compact computes in bf16
     generator = restore.SharpenedGenerator(_Plain(), sharpener)
-    out = generator(np.zeros((3, 80, 16), np.float32), np.zeros((3, 6, 96, 96), np.float32))
-    assert out.shape == (3, 3, 192, 192)
-    assert sr_model.dtype == torch.float32 and sr_model.device.type == "cpu"  # the user's model, untouched
+    with sharpener.placed():
+        for _ in range(2):  # batch after batch, placed once
+            out = generator(np.zeros((3, 80, 16), np.float32), np.zeros((3, 6, 96, 96), np.float32))
+            assert out.shape == (3, 3, 192, 192) and sr_model.dtype == torch.bfloat16
+    assert sr_model.dtype == torch.float32 and sr_model.device.type == "cpu"  # the user's model, as it was
 
 
 class _Plain:
@@ -99,24 +102,6 @@ def test_a_model_that_does_not_draw_the_mouth_larger_is_refused_naming_it():
         restore.kind_of(one_x)
     with pytest.raises(restore.RestoreModelError, match="not an image model: connect Load Upscale Model"):
         restore.kind_of(torch.nn.Conv2d(3, 3, 1))
-
-
-class _FaceModel:
-    """What spandrel says of GFPGAN (its 512x512 network is too large to build for one message)."""
-
-    purpose, scale, input_channels, output_channels = "FaceSR", 1, 3, 3
-    model = torch.nn.Identity()
-
-    class architecture:  # noqa: N801 - spandrel's attribute name
-        name = "GFPGAN"
-
-    def __call__(self, image):
-        return image
-
-
-def test_a_face_restoration_model_is_refused_for_now_with_what_to_load():
-    with pytest.raises(restore.RestoreModelError, match="GFPGAN is a face restoration model.*super-resolution"):
-        restore.kind_of(_FaceModel())
 
 
 # ------------------------------------------------------------------ the routes

@@ -92,9 +92,9 @@ def test_the_output_bytes_do_not_depend_on_thread_timing(tmp_path, talking, clip
         real = getattr(owner, name)
         wait = random.Random(rng.random())
 
-        def slow(*a, real=real, wait=wait, most=most):
+        def slow(*a, real=real, wait=wait, most=most, **k):
             time.sleep(wait.uniform(0, most))
-            return real(*a)
+            return real(*a, **k)
 
         monkeypatch.setattr(owner, name, staticmethod(slow) if is_classmethod else slow)
     slowed = tmp_path / "slowed.mp4"
@@ -109,9 +109,9 @@ def test_the_progress_bar_moves_forward_from_the_first_frames_to_the_end(tmp_pat
     batches, seen = [0], []
     real_paste = output_mod.paste_mouths
 
-    def paste(*a):
+    def paste(*a, **k):
         batches[0] += 1
-        return real_paste(*a)
+        return real_paste(*a, **k)
 
     monkeypatch.setattr(output_mod, "paste_mouths", paste)
     lip_sync(talking, tmp_path / "out.mp4", clip, fixture_checkpoint,
@@ -419,9 +419,9 @@ def test_the_one_pass_lip_syncs_with_the_whole_clip_trackers_boxes(tmp_path, peo
     used = []
     real_of = output_mod.OutputFrame.of.__func__
 
-    def record(cls, picture, box, info):
+    def record(cls, picture, box, info, margin):
         used.append(None if box is None else tuple(int(v) for v in box))
-        return real_of(cls, picture, box, info)
+        return real_of(cls, picture, box, info, margin)
 
     monkeypatch.setattr(output_mod.OutputFrame, "of", classmethod(record))
     # which boxes, not what the mouth looks like: the generator hands back the face it was given

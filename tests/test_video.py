@@ -348,10 +348,12 @@ def test_the_video_node_interface():
     spec = nodes.HaloLipsyVideo.INPUT_TYPES()
     image_spec = nodes.HaloLipsy.INPUT_TYPES()["required"]
     shared = [k for k in image_spec if k not in ("images", "audio", "fps")]
-    assert list(spec["required"]) == ["video"] + shared[:-3] + ["quality"] + shared[-3:-1] + ["output_sound",
-                                                                                              "restore_strength"]
-    assert shared[-3:] == ["face", "silence", "restore_strength"]  # new settings last: saved workflows keep their values
-    assert list(spec["optional"]) == ["audio", "face_mask", "face_marker", "face_marker_image", "restore_model"]
+    assert list(spec["required"]) == ["video"] + shared[:-4] + ["quality"] + shared[-4:-2] + [
+        "output_sound", "restore_strength", "codeformer_fidelity"]
+    # new settings last: saved workflows keep their values
+    assert shared[-4:] == ["face", "silence", "restore_strength", "codeformer_fidelity"]
+    assert list(spec["optional"]) == ["audio", "face_mask", "face_marker", "face_marker_image", "restore_model",
+                                      "restore_model_file"]
     for name, (_, options) in {**spec["required"], **spec["optional"]}.items():
         assert options.get("tooltip"), name
     assert nodes.HaloLipsyVideo.RETURN_TYPES == ("VIDEO",)
