@@ -17,6 +17,7 @@ from .placement import PlacedModel
 
 FACE_ACTIVATIONS = 1 << 29  # bytes a 512 px face takes of GFPGAN's activations in fp32, about
 FACE_BATCH = 8  # faces a forward pass at most
+CPU_FACE_BATCH = 2  # on a CPU a larger pass is no faster a face (measured), only larger in memory
 # how far past the face box the layout reaches, in box sides on each side: about 0.45 for a face
 # seen from the front, twice that turned by 45 degrees (the VIDEO route converts that much of
 # the frame to RGB around each face, so the model sees what it would in the whole frame)
@@ -30,7 +31,7 @@ MOUTH = FFHQ_POINTS[3:].mean(axis=0)  # the mouth's middle in the layout
 class FaceRestorer(PlacedModel):
     """`descriptor` (a spandrel ImageModelDescriptor of a face restoration architecture the pack
     knows) run on `device` in `dtype` where the architecture computes in it (else fp32),
-    `batch_size` faces a pass at most (FACE_BATCH at most); `fidelity` is CodeFormer's weight
+    `batch_size` faces a pass at most (FACE_BATCH, on a CPU CPU_FACE_BATCH); `fidelity` is CodeFormer's weight
     (0: the model's own face, 1: the closest to the input); `landmarks(grey, box)` gives dlib's
     five points of the face in `box` of a grey uint8 picture."""
 
@@ -38,7 +39,8 @@ class FaceRestorer(PlacedModel):
                  landmarks):
         self.architecture = FACE_ARCHITECTURES[descriptor.architecture.id]
         super().__init__(descriptor, device, dtype if dtype in self.architecture.precisions else torch.float32)
-        self.batch_size = max(1, min(int(batch_size), FACE_BATCH))
+        most = CPU_FACE_BATCH if self.device.type == "cpu" else FACE_BATCH
+        self.batch_size = max(1, min(int(batch_size), most))
         self.fidelity, self.landmarks = float(fidelity), landmarks
         self.faces_restored = self.faces_unaligned = 0  # this run's, for its report
 
