@@ -346,3 +346,40 @@ def test_the_nodes_list_facerestore_models_and_use_the_chosen_file(tmp_path, mon
         nodes._restore_model_from_file("facerestore_models/gone.pth", None)
     nodes.release_models()
     assert not nodes._restore_models
+
+
+def test_progress_moves_through_the_restoration_and_a_cancel_there_stops_the_run(
+        tmp_path, scene, fixture_checkpoint, monkeypatch):
+    import dataclasses
+
+    # a quick stand-in for the network: the run's own steps around it are what is checked
+    monkeypatch.setitem(face_model_mod.FACE_ARCHITECTURES, "GFPGAN",
+                        face_model_mod.FaceArchitecture("GFPGAN", lambda model, x, f: -x, ()))
+    source = write_video(tmp_path / "in.mp4", _AsClip(scene), audio=speech_wave(FRAMES / FPS), audio_rate=16000,
+                         pix_fmt="yuv420p")
+    seen, restoring = [], []
+    real = face_mod.FaceRestorer._forward
+    monkeypatch.setattr(face_mod.FaceRestorer, "_forward", lambda self, faces: restoring.append(1) or real(self, faces))
+    hooks = dataclasses.replace(hooks_with([fixture_checkpoint.parent], SceneDetector(scene)),
+                                progress=lambda f: seen.append((len(restoring), f)))
+    settings = Settings(quality=1, inference_batch=2)  # two batches: the bar moves between them
+    routes.lipsync_video(str(source), str(tmp_path / "out.mp4"), settings, hooks,
+                         restore_model=face_models.descriptor("GFPGAN"))
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert len({f for n, f in seen if 0 < n < len(restoring)}) >= 2  # it moved while faces were restored
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_once_restoring():
+        if restoring:
+            raise Cancelled
+
+    restoring.clear()
+    with pytest.raises(Cancelled):
+        routes.lipsync_video(str(source), str(tmp_path / "cancelled.mp4"), settings,
+                             dataclasses.replace(hooks, check_interrupt=cancel_once_restoring),
+                             restore_model=face_models.descriptor("GFPGAN"))
+    assert len(restoring) == 1 and not (tmp_path / "cancelled.mp4").exists()
+    assert face_models.descriptor("GFPGAN").dtype == torch.float32  # put back however the run ended
