@@ -86,7 +86,9 @@ def main():
     results = {}
 
     def hooks(clip):
-        """The clip's true boxes (None: a detector that finds nobody)."""
+        """The clip's true boxes (None: a detector that finds nobody). A run's renders its
+        detector never took (the tracker looks ahead) must not answer the next run's looks."""
+        RENDERED.pending.clear()
         return dataclasses.replace(find("plain_hooks")([work]), detector=lambda batch: (
             NoFace(batch) if clip is None else TruthDetector(clip, batch)))
 
