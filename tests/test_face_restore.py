@@ -56,9 +56,7 @@ def reference_restore(name, face_rgb_uint8, fidelity):
     x = (x - 0.5) / 0.5
     model = face_models.descriptor(name).model
     with torch.inference_mode():
-        if name == "GFPGAN":
-            out = model(x, return_rgb=False, weight=0.5)[0]
-        elif name == "RestoreFormer":  # GFPGANer(arch="RestoreFormer") calls it the same way
+        if name in ("GFPGAN", "RestoreFormer"):  # GFPGANer(arch="RestoreFormer") calls both alike
             out = model(x, return_rgb=False, weight=0.5)[0]
         else:  # CodeFormer's `w` (spandrel's port names the argument `weight`)
             out = model(x, weight=fidelity)[0]
