@@ -40,16 +40,6 @@ def faces():
         yield "carphone", f"carphone{k}", people.photo(f"carphone{k}")
 
 
-def reference_points(predictor, rgb, box) -> np.ndarray:
-    """The template's five points by dlib's 68-point model: eye centres (the mean of each eye's
-    six points), nose tip, mouth corners, in the template's order (the picture's left first)."""
-    import dlib
-
-    shape = predictor(rgb, dlib.rectangle(box[0], box[1], box[2] - 1, box[3] - 1))
-    p = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], np.float64)
-    return np.array([p[36:42].mean(axis=0), p[42:48].mean(axis=0), p[30], p[48], p[54]])
-
-
 def apply(matrix, points):
     return points @ matrix[:, :2].T + matrix[:, 2]
 
@@ -67,14 +57,11 @@ def mirrored(template: np.ndarray, middle: float) -> np.ndarray:
 
 
 def main():
-    import dlib
-
     mod = load_pack()
     align = mod("restore.align")
     similarity = mod("common.geometry").similarity
     landmarks_mod = mod("face_detect.recognition.landmarks")
     ours = landmarks_mod.load_shape_predictor((people.weights_dir() / "shape_predictor_5_face_landmarks.dat").read_bytes())
-    reference = dlib.shape_predictor(str(people.weights_dir() / "shape_predictor_68_face_landmarks.dat"))
     template = align.FFHQ_POINTS
     rows = []
     for person, name, rgb in faces():
@@ -83,7 +70,7 @@ def main():
             print(f"{name}: no face found by dlib's detector; left out")
             continue
         grey = (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
-        points, ref = ours(grey, box), reference_points(reference, rgb, box)
+        points, ref = ours(grey, box), people.template_points(rgb, box)
         rows.append((person, name, points, ref, box, apply(similarity(ref, template), points)))
 
     def fitted(chosen):

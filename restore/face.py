@@ -32,8 +32,9 @@ class FaceRestorer(PlacedModel):
     """`descriptor` (a spandrel ImageModelDescriptor of a face restoration architecture the pack
     knows) run on `device` in `dtype` where the architecture computes in it (else fp32),
     `batch_size` faces a pass at most (FACE_BATCH, on a CPU CPU_FACE_BATCH); `fidelity` is CodeFormer's weight
-    (0: the model's own face, 1: the closest to the input); `landmarks(grey, box)` gives dlib's
-    five points of the face in `box` of a grey uint8 picture."""
+    (0: the model's own face, 1: the closest to the input); `landmarks(rgb, box)` gives dlib's
+    five points of the face in `box` of an RGB picture (uint8, or float in [0, 1]): the face
+    recognizer's `points`."""
 
     def __init__(self, descriptor, device, dtype: torch.dtype, batch_size: int, fidelity: float,
                  landmarks):
@@ -46,8 +47,7 @@ class FaceRestorer(PlacedModel):
 
     def bytes_needed(self) -> int:
         """What the model takes on its device in this precision, and a batch of faces."""
-        item = torch.empty((), dtype=self.dtype).element_size()
-        return self.weights_bytes() + self.batch_size * FACE_ACTIVATIONS * item // 4
+        return self.weights_bytes() + self.batch_size * FACE_ACTIVATIONS * self.item_bytes // 4
 
     def layout(self, frame: np.ndarray, box):
         """The 2x3 transform from `frame`'s pixels to the 512 px layout for the face in `box`
@@ -60,9 +60,8 @@ class FaceRestorer(PlacedModel):
         cx2, cy2 = min(width, x2 + side // 2), min(height, y2 + side // 2)
         rgb = frame[cy1:cy2, cx1:cx2, :3]
         if rgb.dtype != np.uint8:
-            rgb = (np.clip(np.nan_to_num(rgb), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        grey = (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
-        points = self.landmarks(grey, (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)) + (cx1, cy1)
+            rgb = np.nan_to_num(rgb)  # a NaN pixel reads as black
+        points = self.landmarks(rgb, (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)) + (cx1, cy1)
         apart = float(np.linalg.norm(points[0:2].mean(axis=0) - points[2:4].mean(axis=0)))
         if not EYES_APART[0] <= apart / max(1, x2 - x1) <= EYES_APART[1]:
             return None

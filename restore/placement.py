@@ -14,9 +14,13 @@ class PlacedModel:
     def __init__(self, descriptor, device, dtype: torch.dtype):
         self.descriptor, self.device, self.dtype = descriptor, torch.device(device), dtype
 
+    @property
+    def item_bytes(self) -> int:
+        """Bytes a number takes in the run's precision."""
+        return torch.empty((), dtype=self.dtype).element_size()
+
     def weights_bytes(self) -> int:
-        item = torch.empty((), dtype=self.dtype).element_size()
-        return sum(p.numel() for p in self.descriptor.model.parameters()) * item
+        return sum(p.numel() for p in self.descriptor.model.parameters()) * self.item_bytes
 
     @contextlib.contextmanager
     def placed(self):

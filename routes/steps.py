@@ -233,7 +233,7 @@ def timeline(mode: str, frame_times, audio_end: float, fps: float,
 class _Stages:
     """What every route sets up the same way: the audio, the generator, the box settings, and a
     restore model's step (`restoring`: a restore.MouthSharpener inside the generator, or a
-    restore.FaceRestorer after the paste, `face_restorer`; None without a model)."""
+    restore.FaceRestorer after the paste; None without a model)."""
 
     features: object
     generator: object
@@ -242,8 +242,14 @@ class _Stages:
     box_settings: object
     make_room: Callable[[int, object], None]
     restoring: object = None
-    face_restorer: object = None
     setup_s: float = 0.0
+
+    @property
+    def face_restorer(self):
+        """The restore step when it restores faces after the paste (None otherwise)."""
+        from ..restore import FaceRestorer
+
+        return self.restoring if isinstance(self.restoring, FaceRestorer) else None
 
     @property
     def region_margin(self) -> float:
@@ -304,7 +310,7 @@ def set_up(audio, fps, settings: Settings, hooks: Hooks, restore_model=None) -> 
                                                       settings.restore_strength)
             stages.generator = restore.SharpenedGenerator(generator, stages.restoring)
         else:
-            stages.restoring = stages.face_restorer = restore.FaceRestorer(
+            stages.restoring = restore.FaceRestorer(
                 restore_model, device, dtype, generator.batch_size, settings.codeformer_fidelity,
                 _landmarks(hooks))
     stages.setup_s = time.perf_counter() - started
@@ -322,7 +328,7 @@ def _landmarks(hooks: Hooks):
             "not installed: python -m pip install face_recognition_models (or put "
             "shape_predictor_5_face_landmarks.dat in models/wav2lip), or use a super-resolution "
             "restore model.")
-    return recognizer.landmarks
+    return recognizer.points
 
 
 @contextlib.contextmanager

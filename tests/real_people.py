@@ -68,6 +68,23 @@ def dlib_box(rgb: np.ndarray):
     return (r.left(), r.top(), r.right() + 1, r.bottom() + 1)
 
 
+def template_points(rgb: np.ndarray, box) -> np.ndarray:
+    """The five points face restoration aligns by (facexlib's template: the eye centres, the nose
+    tip, the mouth corners, the picture's left first), found by dlib's 68-point model in `box`
+    (x1, y1, x2, y2, exclusive): each eye's centre the mean of its six points."""
+    import dlib
+
+    shape = _predictor_68()(rgb, dlib.rectangle(box[0], box[1], box[2] - 1, box[3] - 1))
+    p = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], np.float64)
+    return np.array([p[36:42].mean(axis=0), p[42:48].mean(axis=0), p[30], p[48], p[54]])
+
+
+@functools.cache
+def _predictor_68():
+    import dlib
+    return dlib.shape_predictor(str(weights_dir() / "shape_predictor_68_face_landmarks.dat"))
+
+
 @functools.cache
 def _hog():
     import dlib

@@ -13,7 +13,7 @@ import face_models
 import ffmpeg_reference as ref
 from comfy_stand_ins import FakeComfy
 from conftest import face_recognizer, hooks_with, pack_module
-from real_people import dlib_box, photo, relit, turned, weights_dir
+from real_people import dlib_box, photo, relit, template_points, turned
 from real_scenes import Scene, SceneDetector
 from video_files import speech_wave, write_video
 
@@ -36,7 +36,7 @@ def _models_released():
 
 def restorer(name, dtype=torch.float32, fidelity=0.5, batch=8):
     return restore.FaceRestorer(face_models.descriptor(name), "cpu", dtype, batch, fidelity,
-                                face_recognizer().landmarks)
+                                face_recognizer().points)
 
 
 def aligned_face():
@@ -117,15 +117,10 @@ def test_gfpgan_gives_the_same_face_the_same_texture_in_every_frame():
 
 
 def reference_framing(rgb, box):
-    """The reference's framing: the template's own five points (eye centres, nose tip, mouth
-    corners) found by dlib's 68-point model, fitted onto facexlib's template. Returns (its
-    transform, the points)."""
-    import dlib
-
-    predictor = dlib.shape_predictor(str(weights_dir() / "shape_predictor_68_face_landmarks.dat"))
-    shape = predictor(rgb, dlib.rectangle(box[0], box[1], box[2] - 1, box[3] - 1))
-    p = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], np.float64)
-    points = np.array([p[36:42].mean(axis=0), p[42:48].mean(axis=0), p[30], p[48], p[54]])
+    """The reference's framing: the template's own five points (real_people.template_points,
+    by dlib's 68-point model) fitted onto facexlib's template. Returns (its transform, the
+    points)."""
+    points = template_points(rgb, box)
     return similarity(points, align.FFHQ_POINTS), points
 
 
@@ -156,10 +151,10 @@ def test_the_framing_by_dlibs_five_points_lands_near_the_reference_framing_on_re
 def test_a_face_the_landmarks_cannot_read_keeps_the_plain_mouth():
     frame = np.full((200, 200, 3), 0.5, np.float32)
     huddled = restore.FaceRestorer(face_models.descriptor("GFPGAN"), "cpu", torch.float32, 4, 0.5,
-                                   lambda grey, box: np.full((5, 2), 30.0))  # every point on one spot
+                                   lambda rgb, box: np.full((5, 2), 30.0))  # every point on one spot
     assert huddled.layout(frame, (40, 40, 160, 160)) is None
     elsewhere = restore.FaceRestorer(face_models.descriptor("GFPGAN"), "cpu", torch.float32, 4, 0.5,
-                                     lambda grey, box: align.DLIB5_IN_FFHQ / 4 + 150)  # a face beside the box
+                                     lambda rgb, box: align.DLIB5_IN_FFHQ / 4 + 150)  # a face beside the box
     assert elsewhere.layout(frame, (0, 0, 100, 100)) is None
     assert huddled.restored([frame], [(40, 40, 160, 160)], [None]) == [None]
 

@@ -59,6 +59,14 @@ class FaceRecognizer:
                 out[n] = descriptor
         return out
 
+    def points(self, rgb: np.ndarray, box) -> np.ndarray:
+        """dlib's five points (5, 2) of the face in `box` (x1, y1, x2, y2) of `rgb` (H, W, 3+:
+        uint8, or float in [0, 1]), read as dlib reads a picture: a pixel's intensity is the
+        integer mean of its R, G and B."""
+        rgb = as_uint8(rgb[..., :3])
+        grey = (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
+        return self.landmarks(grey, box)
+
     def chip(self, frames, index: int, box) -> np.ndarray | None:
         """The aligned 150x150 uint8 RGB face in `box`, or None."""
         x1, y1, x2, y2 = (float(v) for v in box[:4])
@@ -75,7 +83,6 @@ class FaceRecognizer:
         rgb = as_uint8(frames.resized(index, (rx1, ry1, rx2, ry2), width, height))
         sx, sy = width / (rx2 - rx1), height / (ry2 - ry1)
         local = ((x1 - rx1) * sx, (y1 - ry1) * sy, (x2 - rx1) * sx, (y2 - ry1) * sy)
-        grey = (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
         # dlib's landmarks are whole pixels, and its network learned from chips aligned on them
-        points = np.round(self.landmarks(grey, local))
+        points = np.round(self.points(rgb, local))
         return face_chip(np.ascontiguousarray(rgb), points)
