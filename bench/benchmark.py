@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
 from pathlib import Path
@@ -72,6 +73,42 @@ def cpu_name() -> str:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+class RssTimeline:
+    """This process's resident memory sampled every `every` seconds while in the `with` block
+    (Linux), so one run shows whether it keeps rising, not only its peak."""
+
+    def __init__(self, every: float = 0.2):
+        self.every, self.samples = every, []  # (seconds since start, MB)
+        self._done = threading.Event()
+
+    @staticmethod
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _sample(self):
+        start = time.perf_counter()
+        while not self._done.wait(self.every):
+            self.samples.append((time.perf_counter() - start, self.rss_mb()))
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+    def peaks(self, parts: int) -> list:
+        """The highest sample in each of `parts` equal spans of the run's time, in MB."""
+        end = self.samples[-1][0] if self.samples else 0.0
+        spans = [[] for _ in range(parts)]
+        for t, mb in self.samples:
+            spans[min(parts - 1, int(parts * t / end))].append(mb)
+        return [round(max(span, default=0.0)) for span in spans]
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -693,8 +730,9 @@ def restore_worker(path: Path, workdir: Path, width: int, height: int, fps: floa
     hooks = routes.plain_hooks([workdir])
     if route == "video":
         start = time.perf_counter()
-        run = routes.lipsync_video(str(path), str(workdir / f"out_{kind}.mp4"), settings, hooks,
-                                   face_mask=face_mask, restore_model=restore_model)
+        with RssTimeline() as memory:
+            run = routes.lipsync_video(str(path), str(workdir / f"out_{kind}.mp4"), settings, hooks,
+                                       face_mask=face_mask, restore_model=restore_model)
     else:
         info = video.probe(str(path))
         images = torch.stack([torch.from_numpy(video.to_rgb(frame, info)).float() / 255.0
@@ -702,11 +740,13 @@ def restore_worker(path: Path, workdir: Path, width: int, height: int, fps: floa
         track = video.read_audio(str(path))
         audio = {"waveform": torch.from_numpy(track.samples[None]), "sample_rate": track.rate}
         start = time.perf_counter()
-        run = routes.lipsync_images(images, audio, settings, hooks, face_mask=face_mask,
-                                    restore_model=restore_model).report
+        with RssTimeline() as memory:
+            run = routes.lipsync_images(images, audio, settings, hooks, face_mask=face_mask,
+                                        restore_model=restore_model).report
     seconds = time.perf_counter() - start
     return {"kind": kind, "route": route, "seconds": seconds, "frames_out": run.frames_out,
-            "ms_per_frame": 1000 * seconds / run.frames_out, "peak_rss_mb": peak_rss_mb(), "dtype": run.dtype}
+            "ms_per_frame": 1000 * seconds / run.frames_out, "peak_rss_mb": peak_rss_mb(), "dtype": run.dtype,
+            "rss_by_sixth_mb": memory.peaks(6)}
 
 
 def restore_benchmark(args):
@@ -728,7 +768,8 @@ def restore_benchmark(args):
                                          what=kind)
                         row["size"] = f"{width}x{height}"
                         print(f"{row['size']} {route} {kind:>13} ({row['dtype']}): {row['seconds']:.1f} s for "
-                              f"{row['frames_out']} frames, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+                              f"{row['frames_out']} frames, peak RSS {row['peak_rss_mb']:.0f} MB (the run's highest "
+                              f"in each sixth of its time: {row['rss_by_sixth_mb']} MB)", flush=True)
                         key = (row["size"], route, kind)
                         if key not in best or row["seconds"] < best[key]["seconds"]:
                             best[key] = row

@@ -72,26 +72,24 @@ class FaceRestorer(PlacedModel):
             return None
         return matrix
 
-    def restored(self, frames, boxes, layouts, on_slice=None) -> list:
-        """For each frame with a layout, the restored face drawn back over its box ((h, w, 3)
-        float32 RGB in [0, 1]); None for the others. `frames` are read, not written."""
+    def restore(self, frames, boxes, layouts, keep, on_slice=None) -> None:
+        """Each face of `frames` with a layout restored and drawn back over its box, handed to
+        `keep(index, face)` ((h, w, 3) float32 RGB in [0, 1]) a slice at a time: what is held
+        is one slice's faces, however large the batch. `frames` are read here (a frame just
+        before its own `keep`), written only by `keep`."""
         which = [k for k, m in enumerate(layouts) if m is not None]
         self.faces_unaligned += len(layouts) - len(which)
-        out: list = [None] * len(layouts)
-        if not which:
-            return out
-        faces = np.stack([cut_out(frames[k], layouts[k]) for k in which])  # (n, 512, 512, 3)
 
         def forward(start, stop):
-            faces[start:stop] = self._forward(faces[start:stop])
+            faces = self._forward(np.stack([cut_out(frames[k], layouts[k]) for k in which[start:stop]]))
+            for face, k in zip(faces, which[start:stop]):
+                keep(k, drawn_back(face, layouts[k], boxes[k]))
+            self.faces_restored += stop - start
 
-        self.batch_size = in_batches(len(which), self.batch_size, self.device, forward, RestoreModelError(
-            f"Out of memory on {self.device} restoring even one face. Free memory (unload other "
-            "models), or disconnect the restore model."), on_slice, "faces")
-        for face, k in zip(faces, which):
-            out[k] = drawn_back(face, layouts[k], boxes[k])
-        self.faces_restored += len(which)
-        return out
+        if which:
+            self.batch_size = in_batches(len(which), self.batch_size, self.device, forward, RestoreModelError(
+                f"Out of memory on {self.device} restoring even one face. Free memory (unload other "
+                "models), or disconnect the restore model."), on_slice, "faces")
 
     def _forward(self, faces_rgb: np.ndarray) -> np.ndarray:
         """(n, 512, 512, 3) RGB in [0, 1] -> the restored faces, the same."""

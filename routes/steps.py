@@ -404,20 +404,19 @@ def paste_mouths(stages: _Stages, settings: Settings, frames, boxes, strengths, 
 
     side_by_side(paste_one, range(len(work.faced)))
     if stages.face_restorer is not None:
-        restored = stages.face_restorer.restored([frames[k] for k in work.faced],
-                                                 [boxes[k] for k in work.faced], work.layouts, on_slice)
-
-        def keep_one(j):
+        def keep(j, restored):
             k = work.faced[j]
             strength = float(strengths[k]) * settings.restore_strength
-            if restored[j] is None or strength <= 0:  # landmarks not believable: the plain mouth
+            if strength <= 0:
                 return
             x1, y1, x2, y2 = boxes[k]
             weight, rows = blend_weight(y2 - y1, x2 - x1, settings.blend_edges, settings.blend_radius,
                                         strength)
-            blend_into(frames[k][y1:y2, x1:x2, :3], restored[j], weight, rows)
+            blend_into(frames[k][y1:y2, x1:x2, :3], restored, weight, rows)
 
-        side_by_side(keep_one, range(len(work.faced)))
+        # faces whose landmarks are not believable (no layout) keep the plain mouth
+        stages.face_restorer.restore([frames[k] for k in work.faced], [boxes[k] for k in work.faced],
+                                     work.layouts, keep, on_slice)
     return len(work.faced)
 
 

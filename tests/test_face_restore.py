@@ -156,7 +156,19 @@ def test_a_face_the_landmarks_cannot_read_keeps_the_plain_mouth():
     elsewhere = restore.FaceRestorer(face_models.descriptor("GFPGAN"), "cpu", torch.float32, 4, 0.5,
                                      lambda rgb, box: align.DLIB5_IN_FFHQ / 4 + 150)  # a face beside the box
     assert elsewhere.layout(frame, (0, 0, 100, 100)) is None
-    assert huddled.restored([frame], [(40, 40, 160, 160)], [None]) == [None]
+    assert restored_faces(huddled, [frame], [(40, 40, 160, 160)], [None]) == {}
+
+
+def restored_faces(restorer, frames, boxes, layouts) -> dict:
+    """What `restorer.restore` hands over, by index (each face once)."""
+    kept = {}
+
+    def keep(k, face):
+        assert k not in kept
+        kept[k] = face
+
+    restorer.restore(frames, boxes, layouts, keep)
+    return kept
 
 
 # ------------------------------------------------------------------ the routes
@@ -238,7 +250,7 @@ def test_out_of_memory_halves_the_faces_batch_and_gives_the_same_faces(monkeypat
     whole = restorer("GFPGAN", batch=8)
     whole.architecture = quick
     layouts = [whole.layout(f, b) for f, b in zip(frames, boxes)]
-    expected = whole.restored(frames, boxes, layouts)
+    expected = restored_faces(whole, frames, boxes, layouts)
     halved = restorer("GFPGAN", batch=8)
     halved.architecture = quick
     real, refused = halved._forward, []
@@ -250,10 +262,11 @@ def test_out_of_memory_halves_the_faces_batch_and_gives_the_same_faces(monkeypat
         return real(batch)
 
     monkeypatch.setattr(halved, "_forward", forward)
-    got = halved.restored(frames, boxes, layouts)
+    got = restored_faces(halved, frames, boxes, layouts)
     assert refused == [2] and halved.batch_size == 1  # the CPU's 2 faces a pass, then 1
-    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
-    assert all(g.shape == (b[3] - b[1], b[2] - b[0], 3) for g, b in zip(got, boxes))
+    assert sorted(got) == sorted(expected) == list(range(5)) and halved.faces_restored == 5
+    assert all(np.array_equal(got[k], expected[k]) for k in got)
+    assert all(got[k].shape == (b[3] - b[1], b[2] - b[0], 3) for k, b in enumerate(boxes))
 
 
 def test_without_the_landmark_files_a_face_restoration_model_says_what_to_install(scene, fixture_checkpoint):
