@@ -69,8 +69,7 @@ def main():
         if box is None:
             print(f"{name}: no face found by dlib's detector; left out")
             continue
-        grey = (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
-        points, ref = ours(grey, box), people.template_points(rgb, box)
+        points, ref = ours(landmarks_mod.dlib_grey(rgb), box), people.template_points(rgb, box)
         rows.append((person, name, points, ref, box, apply(similarity(ref, template), points)))
 
     def fitted(chosen):

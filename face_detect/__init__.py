@@ -16,6 +16,7 @@ import numpy as np
 from .base import DetectionRequest, DetectorError, FaceDetector, TensorFrames, WindowFrames
 from ..common.choices import FACE_CHOICES
 from .boxes import fill_gaps, pad_and_clip, pick_face, smooth
+from .recognition.landmarks import eye_distance
 from .mask import Mark, MaskInputError, boxes_from_mask, marks_from_mask
 from .tracker import DetectionStats, FaceTracker, TrackerConfig, TrackingRun
 
@@ -82,5 +83,5 @@ def mask_boxes(mask, n_frames: int, height: int, width: int, settings: BoxSettin
 __all__ = [
     "FACE_CHOICES", "BoxSettings", "BoxStream", "DetectionRequest", "DetectionStats", "DetectorError", "FaceDetector", "FaceTracker",
     "MaskInputError", "TensorFrames", "TrackerConfig", "TrackingRun", "WindowFrames", "detect_boxes",
-    "Mark", "finish_boxes", "mask_boxes", "marks_from_mask", "pick_face",
+    "Mark", "eye_distance", "finish_boxes", "mask_boxes", "marks_from_mask", "pick_face",
 ]

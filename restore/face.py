@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..face_detect import eye_distance
 from ..wav2lip import in_batches
 from .align import FFHQ_POINTS, cut_out, drawn_back, to_layout
 from .face_models import FACE_ARCHITECTURES
@@ -62,8 +63,7 @@ class FaceRestorer(PlacedModel):
         if rgb.dtype != np.uint8:
             rgb = np.nan_to_num(rgb)  # a NaN pixel reads as black
         points = self.landmarks(rgb, (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)) + (cx1, cy1)
-        apart = float(np.linalg.norm(points[0:2].mean(axis=0) - points[2:4].mean(axis=0)))
-        if not EYES_APART[0] <= apart / max(1, x2 - x1) <= EYES_APART[1]:
+        if not EYES_APART[0] <= eye_distance(points) / max(1, x2 - x1) <= EYES_APART[1]:
             return None
         matrix = to_layout(points)
         back = np.linalg.inv(np.vstack([matrix, (0, 0, 1)]))[:2]

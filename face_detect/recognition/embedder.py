@@ -21,7 +21,7 @@ import torch
 
 from ..base import as_uint8
 from .align import face_chip
-from .landmarks import ShapePredictor
+from .landmarks import ShapePredictor, dlib_grey
 from .resnet import FaceResNet
 
 FACE_SIDE = 200  # larger faces are shrunk to this: dlib's image pyramid keeps a chip's source under 2x
@@ -61,11 +61,8 @@ class FaceRecognizer:
 
     def points(self, rgb: np.ndarray, box) -> np.ndarray:
         """dlib's five points (5, 2) of the face in `box` (x1, y1, x2, y2) of `rgb` (H, W, 3+:
-        uint8, or float in [0, 1]), read as dlib reads a picture: a pixel's intensity is the
-        integer mean of its R, G and B."""
-        rgb = as_uint8(rgb[..., :3])
-        grey = (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
-        return self.landmarks(grey, box)
+        uint8, or float in [0, 1]), read as dlib reads a picture (dlib_grey)."""
+        return self.landmarks(dlib_grey(as_uint8(rgb[..., :3])), box)
 
     def chip(self, frames, index: int, box) -> np.ndarray | None:
         """The aligned 150x150 uint8 RGB face in `box`, or None."""

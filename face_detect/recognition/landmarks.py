@@ -93,6 +93,11 @@ class ShapePredictor:
         return np.stack([left + shape[:, 0] * width, top + shape[:, 1] * height], axis=1)
 
 
+def dlib_grey(rgb: np.ndarray) -> np.ndarray:
+    """(H, W) uint8: how dlib reads an RGB uint8 picture, each pixel the integer mean of R, G, B."""
+    return (rgb[..., :3].astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
+
+
 def eye_distance(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[0:2].mean(axis=0) - points[2:4].mean(axis=0)))
 
